@@ -1,0 +1,45 @@
+"""memsim: memristor crossbar simulation for neural networks.
+
+Public API::
+
+    profile = memsim.load_profile("rram_1t1r_yao2020")
+    chip = memsim.convert(model, profile, seed=0, chip_seed=7)
+    memsim.program(chip, new_weights, seed=1)   # same chip, fresh programming noise
+    memsim.drift(chip, 3600.0)
+    memsim.effective_weights(chip); memsim.tile_report(chip)
+"""
+
+from .api import (
+    LayerTiles,
+    TileReport,
+    calibrate,
+    convert,
+    drift,
+    effective_weights,
+    program,
+    target_weights,
+    tile_report,
+)
+from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
+from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
+
+__all__ = [
+    "AnalogConv2d",
+    "AnalogLayer",
+    "AnalogLinear",
+    "DeviceProfile",
+    "LayerTiles",
+    "ProfileError",
+    "TileReport",
+    "analog_layers",
+    "calibrate",
+    "convert",
+    "drift",
+    "effective_weights",
+    "list_profiles",
+    "load_profile",
+    "program",
+    "target_weights",
+    "tile_report",
+    "validate_profile",
+]

@@ -1,0 +1,474 @@
+"""Analog ``Linear`` and ``Conv2d`` layers computed on simulated crossbar tiles.
+
+Forward pass of one layer, in the normalized units of the array (a device at the
+full window driven by a full-scale input contributes 1.0):
+
+1. DAC: ``x_hat = quantize(clip(x / B))`` with the range ``B`` set by the DAC mode.
+2. Each tile column sums ``x_hat * (G+ - G-) / (g_max - g_min)`` over the tile's rows,
+   plus read noise and bit-line noise.
+3. Each partial sum is digitized by its tile's ADC.
+4. Digital: partial sums are scaled (weight scale, drift-compensation gain) and
+   accumulated over row tiles, multiplied by ``B`` and the bias is added.
+
+Read noise is per MVM.  For a state-independent Gaussian read noise of std
+``sigma`` per device, ``sum_i x_i (w_i + sigma_w eps_i)`` has *exactly* the
+distribution of ``sum_i x_i w_i + sigma_w sqrt(sum_i x_i**2) xi``, so one reduction of
+``x**2`` and one draw per output replace a draw per device per input vector
+(``sigma_w = sqrt(2) sigma`` for the two devices of a pair).  The cells of a tile
+outside every packed block are not simulated (see :mod:`memsim.tiling`).
+
+The partial sums of all tiles of a layer come from one tensor op: a grouped
+``F.conv2d`` whose groups are (layer group, row tile) pairs, or one ``bmm`` for
+``Linear``.  Everything after it (noise, ADC, digital scaling and accumulation)
+runs in place on the partial sums.  There is no Python loop over tiles or devices.
+Analog layers are inference-only: their forward runs without autograd.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import mapping
+from .periphery import uniform_quantize
+from .physics import device_model
+from .profiles import DeviceProfile, DriftCompensation, RangeMode
+from .tiling import TileLayout, make_layout
+
+log = logging.getLogger("memsim")
+
+_STREAM_CHIP, _STREAM_PROG, _STREAM_READ, _STREAM_DRIFT = 1, 2, 3, 4
+
+
+def derive_seed(*parts: int) -> int:
+    """Derive an independent 63-bit seed from integer parts (numpy SeedSequence)."""
+    return int(np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+
+
+def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+class AnalogLayer(nn.Module):
+    """Shared state and mechanics of the analog layers (not used directly)."""
+
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor | None,
+        profile: DeviceProfile,
+        groups: int,
+        layer_index: int,
+    ) -> None:
+        """Set up devices for ``weight`` (any shape with outputs first)."""
+        super().__init__()
+        self.profile = profile
+        self.physics = device_model(profile)
+        self.weight_shape = tuple(weight.shape)
+        out = weight.shape[0]
+        k = weight[0].numel()
+        kernel_elems = int(math.prod(weight.shape[2:])) if weight.dim() > 2 else 1
+        self.layout: TileLayout = make_layout(
+            out, k, groups, profile.tile.rows, profile.tile.cols, kernel_elems
+        )
+        self.layer_index = layer_index
+        self.register_buffer("target", weight.detach().reshape(out, k).clone())
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
+        f32 = dict(dtype=weight.dtype, device=weight.device)
+        self.register_buffer("scale", torch.ones(out, self.layout.row_tiles, **f32))
+        self.register_buffer("comp_gain", torch.ones(out, self.layout.row_tiles, **f32))
+        self.register_buffer("g_prog", torch.zeros(2, out, k, **f32))
+        self.register_buffer("w_norm", torch.zeros(out, k, **f32))
+        self.register_buffer("w_eff", torch.zeros(out, k, **f32))
+        self.register_buffer("fault", torch.zeros(2, out, k, dtype=torch.int8, device=weight.device))
+        self.register_buffer("gain", torch.ones(2, out, k, **f32))
+        self.register_buffer("nu", torch.zeros(2, out, k, **f32))
+        self.register_buffer("comp_ref", torch.ones(self.layout.n_tiles, **f32))
+        self.register_buffer("adc_range", torch.ones(self.layout.n_tiles, **f32))
+        self.register_buffer("dac_range", torch.ones((), **f32))
+        self.register_buffer("tile_of_partial", self.layout.tile_of_partial(weight.device))
+        self.calibrated = False
+        self.calibrating = False
+        self._cal_batches = 0
+        self._has_drift = False
+        self.t_s = 0.0
+        self.seed = 0
+        self._read_gens: dict[str, torch.Generator] = {}
+
+    # -- chip instance and programming ------------------------------------------------
+    def make_chip(self, chip_seed: int) -> None:
+        """Draw this layer's fixed defects (stuck-at faults, device-to-device gain)."""
+        f = self.profile.faults
+        gen = _generator(derive_seed(chip_seed, _STREAM_CHIP, self.layer_index))
+        shape = self.g_prog.shape
+        u = torch.rand(shape, generator=gen).to(self.fault.device)
+        fault = torch.zeros(shape, dtype=torch.int8, device=self.fault.device)
+        fault[u < f.stuck_at_gmin_rate] = 1
+        fault[(u >= f.stuck_at_gmin_rate) & (u < f.stuck_at_gmin_rate + f.stuck_at_gmax_rate)] = 2
+        self.fault.copy_(fault)
+        gain = 1.0 + f.d2d_sigma * torch.randn(shape, generator=gen)
+        self.gain.copy_(gain.clamp(min=0.0).to(self.gain.device))
+
+    @torch.no_grad()
+    def program(self, seed: int) -> None:
+        """Program the current targets with fresh programming noise from ``seed``."""
+        self.seed = int(seed)
+        p = self.profile
+        w = mapping.digital_quantize(self.target, p)
+        self.scale.copy_(mapping.weight_scales(w, self.layout, p.mapping.weight_scaling))
+        w_norm = w / mapping.expand_partial(self.scale, self.layout)
+        # Noise is drawn on the CPU so that a seed gives the same chip on any device.
+        g_target = mapping.to_conductances(w_norm, p).cpu()
+        gen = _generator(derive_seed(seed, _STREAM_PROG, self.layer_index))
+        g = self.physics.program(g_target, gen)
+        nu = self.physics.drift_exponents(g_target, gen)
+        self._has_drift = nu is not None
+        self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
+        self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
+        self._read_gens.clear()
+        self.calibrated = False
+        self._drift(0.0, reference=True)
+
+    def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
+        g_min, g_max = self.physics.g_min, self.physics.g_max
+        if with_gain:
+            g = g_min + (g - g_min) * self.gain
+        g = torch.where(self.fault == 1, torch.full_like(g, g_min), g)
+        return torch.where(self.fault == 2, torch.full_like(g, g_max), g)
+
+    @torch.no_grad()
+    def drift_to(self, t_s: float) -> None:
+        """Age the devices to ``t_s`` seconds after programming (from the programmed state)."""
+        if not math.isfinite(t_s) or t_s < 0:
+            raise ValueError(f"t_seconds must be a finite number >= 0, got {t_s}")
+        self._drift(float(t_s), reference=False)
+
+    def _drift(self, t_s: float, reference: bool) -> None:
+        self.t_s = t_s
+        g = self.g_prog
+        if self._has_drift:
+            gen = _generator(
+                derive_seed(self.seed, _STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
+            )
+            g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
+            g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
+        p = self.profile
+        if p.ir_drop.enabled:
+            r = mapping.ir_drop_series_ohm(self.layout, p).to(g.device)
+            g = g / (1.0 + g * 1e-6 * r)
+        self.w_norm.copy_(mapping.to_normalized(g, p))
+        tiles_abs = self._tile_mean_abs()
+        if reference:
+            self.comp_ref.copy_(tiles_abs)
+        if p.drift.compensation == DriftCompensation.globally:
+            gain = self.comp_ref / tiles_abs.clamp(min=1e-12)
+            self.comp_gain.copy_(gain[self.tile_of_partial])
+        self.w_eff.copy_(
+            self.w_norm * mapping.expand_partial(self.scale * self.comp_gain, self.layout)
+        )
+        self._refresh_partial_cache()
+
+    def _tile_mean_abs(self) -> Tensor:
+        tile, _, _ = self.layout.positions(self.w_norm.device)
+        n = self.layout.n_tiles
+        total = torch.zeros(n, dtype=self.w_norm.dtype, device=self.w_norm.device)
+        total.index_add_(0, tile.reshape(-1), self.w_norm.abs().reshape(-1))
+        count = torch.bincount(tile.reshape(-1), minlength=n).to(total.dtype)
+        return total / count.clamp(min=1)
+
+    def effective_weight(self) -> Tensor:
+        """The weight the chip holds now, in weight units, in the original layer shape."""
+        return self.w_eff.reshape(self.weight_shape).clone()
+
+    # -- partial-sum bookkeeping ------------------------------------------------------
+    def _to_partial_order(self, v: Tensor) -> Tensor:
+        """Reorder a per-(output, row tile) tensor to partial-sum order ``(G*T, O, 1)``."""
+        lay = self.layout
+        g, og, rt = lay.groups, lay.out_per_group, lay.row_tiles
+        return v.reshape(g, og, rt).transpose(1, 2).reshape(g * rt, og, 1).contiguous()
+
+    def _refresh_partial_cache(self) -> None:
+        self._p_scale = self._to_partial_order(self.scale * self.comp_gain)
+        self._p_tile = self._to_partial_order(self.tile_of_partial)
+        self._w_part = self._partial_weights()
+
+    def _partial_weights(self) -> Tensor:
+        """Normalized weights arranged for the layer's partial-sum op."""
+        raise NotImplementedError
+
+    # -- periphery -------------------------------------------------------------------
+    def _read_gen(self, device: torch.device) -> torch.Generator:
+        key = str(device)
+        if key not in self._read_gens:
+            seed = derive_seed(self.seed, _STREAM_READ, self.layer_index)
+            self._read_gens[key] = _generator(seed, device)
+        return self._read_gens[key]
+
+    def _dac(self, x: Tensor, sample_dims: tuple[int, ...]) -> tuple[Tensor, Tensor | float, float]:
+        """Return ``(codes, bound, u)`` with ``x ~ codes * u * bound`` (``u = 1/m``).
+
+        ``codes`` are the integer DAC codes (or ``x`` itself for an ideal DAC, with
+        ``bound = u = 1``); ``bound`` is a float, a 0-dim or a per-sample tensor.
+        """
+        dac = self.profile.dac
+        if dac.bits is None:
+            return x, 1.0, 1.0
+        if dac.mode == RangeMode.fixed:
+            bound: Tensor | float = dac.bound
+        elif dac.mode == RangeMode.dynamic:
+            bound = x.abs().amax(dim=sample_dims, keepdim=True).clamp_(min=1e-12)
+        else:
+            if self.calibrating or not self.calibrated:
+                cur = x.abs().amax().clamp(min=1e-12)
+                accumulate = self.calibrating and self._cal_batches > 0
+                self.dac_range.copy_(torch.maximum(self.dac_range, cur) if accumulate else cur)
+            bound = self.dac_range
+        if dac.bits == 1:
+            return torch.where(x >= 0, 1.0, -1.0).to(x.dtype), bound, 1.0
+        m = float(2 ** (dac.bits - 1) - 1)
+        codes = (x * (m / bound)).round_().clamp_(-m, m)
+        return codes, bound, 1.0 / m
+
+    def _epilogue(
+        self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float
+    ) -> Tensor:
+        """Noise, ADC and digital accumulation on partial sums, in place.
+
+        Args:
+            pc: Partial sums ``(B, G*T, O, L)`` in DAC-code units (``p = pc * u``).
+            sx2: Sum of squared DAC codes per MVM ``(B, G*T, 1 or O, L)``, or ``None``.
+            u: Code-to-normalized-input factor.
+            bound: DAC range (float or tensor broadcastable to ``(B, 1, 1, 1)``).
+
+        Returns:
+            Outputs ``(B, G*O, L)`` in weight units, without bias.
+        """
+        s_read, s_out = self.physics.read_sigma(), self.profile.output_noise.sigma
+        if sx2 is not None and (s_read > 0 or s_out > 0):
+            std = sx2.mul_(2.0 * s_read**2).add_(s_out**2 / u**2).sqrt_()
+            noise = torch.randn(pc.shape, generator=self._read_gen(pc.device),
+                                dtype=pc.dtype, device=pc.device)
+            pc.addcmul_(noise, std)
+        factor = self._p_scale
+        adc = self.profile.adc
+        if adc.bits is not None:
+            rng = self._adc_range(pc, u)
+            step = rng.clamp(min=1e-12)[self._p_tile]  # (G*T, O, 1), normalized units
+            if adc.bits == 1:
+                pc.copy_(torch.where(pc >= 0, 1.0, -1.0))
+                factor = factor * step
+            else:
+                m = float(2 ** (adc.bits - 1) - 1)
+                step = step / m
+                pc.mul_(u / step).round_().clamp_(-m, m)
+                factor = factor * step
+        else:
+            factor = factor * u
+        b, gt, o, n = pc.shape
+        rt = self.layout.row_tiles
+        if rt == 1:
+            y = pc.mul_(factor)
+        else:
+            y = (pc.view(b, gt // rt, rt, o, n) * factor.view(gt // rt, rt, o, 1)).sum(2)
+        y = y.reshape(b, -1, n)
+        if isinstance(bound, Tensor) and bound.dim() > 0:
+            y.mul_(bound.reshape(b, 1, 1))
+        elif isinstance(bound, Tensor) or bound != 1.0:
+            y.mul_(bound)
+        return y
+
+    def _adc_range(self, pc: Tensor, u: float) -> Tensor:
+        """Per-tile ADC range in normalized units; (re)calibrates when due."""
+        adc = self.profile.adc
+        if adc.mode == RangeMode.fixed:
+            return torch.full_like(self.adc_range, adc.bound)
+        if adc.mode == RangeMode.calibrated and self.calibrated and not self.calibrating:
+            return self.adc_range
+        col_max = pc.abs().amax(dim=(0, 3)).reshape(-1) * u
+        rng = torch.zeros_like(self.adc_range).scatter_reduce(
+            0, self._p_tile.reshape(-1), col_max, "amax"
+        ) * adc.margin
+        if adc.mode == RangeMode.calibrated:
+            if self.calibrating and self._cal_batches > 0:
+                rng = torch.maximum(rng, self.adc_range)
+            self.adc_range.copy_(rng)
+            if not self.calibrating:
+                log.info("memsim: layer %d ADC ranges calibrated on its first batch",
+                         self.layer_index)
+        return rng
+
+    def _end_forward(self) -> None:
+        if self.calibrating:
+            self._cal_batches += 1
+        else:
+            self.calibrated = True
+
+    def calibrate_begin(self) -> None:
+        """Start accumulating DAC/ADC ranges over calibration batches."""
+        self.calibrating = True
+        self._cal_batches = 0
+
+    def calibrate_end(self) -> None:
+        """Freeze the ranges accumulated since :meth:`calibrate_begin`."""
+        self.calibrating = False
+        self.calibrated = True
+
+    def _needs_sx2(self) -> bool:
+        return self.physics.read_sigma() > 0.0 or self.profile.output_noise.sigma > 0.0
+
+
+class AnalogLinear(AnalogLayer):
+    """``nn.Linear`` on crossbar tiles."""
+
+    def __init__(self, module: nn.Linear, profile: DeviceProfile, layer_index: int) -> None:
+        """Map ``module``'s weight and keep its bias digital."""
+        super().__init__(module.weight, module.bias, profile, 1, layer_index)
+        self.in_features, self.out_features = module.in_features, module.out_features
+
+    def _partial_weights(self) -> Tensor:
+        lay = self.layout
+        pad = lay.row_tiles * lay.row_span - lay.k
+        w = F.pad(self.w_norm, (0, pad)).view(lay.out, lay.row_tiles, lay.row_span)
+        return w.permute(1, 2, 0).contiguous()  # (T, span, out)
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        """Compute ``x W^T + b`` through the simulated tiles."""
+        lead = x.shape[:-1]
+        x = x.reshape(-1, self.in_features)
+        codes, bound, u = self._dac(x, (1,))
+        lay = self.layout
+        b, rt = x.shape[0], lay.row_tiles
+        if rt == 1:
+            pc = (codes @ self._w_part[0]).view(b, 1, lay.out, 1)
+            sx2 = codes.pow(2).sum(1).view(b, 1, 1, 1) if self._needs_sx2() else None
+        else:
+            xs = F.pad(codes, (0, rt * lay.row_span - lay.k)).view(b, rt, lay.row_span)
+            pc = torch.bmm(xs.transpose(0, 1), self._w_part)  # (T, B, out)
+            pc = pc.transpose(0, 1).reshape(b, rt, lay.out, 1)
+            sx2 = xs.pow(2).sum(2).view(b, rt, 1, 1) if self._needs_sx2() else None
+        y = self._epilogue(pc, sx2, u, bound).view(b, lay.out)
+        self._end_forward()
+        if self.bias is not None:
+            y.add_(self.bias)
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self) -> str:
+        """Show size and tiling."""
+        lay = self.layout
+        return (f"in={self.in_features}, out={self.out_features}, tiles={lay.n_tiles} "
+                f"({lay.rows}x{lay.cols}), profile={self.profile.name}")
+
+
+class AnalogConv2d(AnalogLayer):
+    """``nn.Conv2d`` (grouped and depthwise included) on crossbar tiles via im2col."""
+
+    def __init__(self, module: nn.Conv2d, profile: DeviceProfile, layer_index: int) -> None:
+        """Map ``module``'s im2col weight matrix; only zero padding is supported."""
+        if module.padding_mode != "zeros":
+            raise NotImplementedError(
+                f"padding_mode={module.padding_mode!r} is not supported (only 'zeros')"
+            )
+        if isinstance(module.padding, str):
+            raise NotImplementedError("string padding ('same'/'valid') is not supported yet")
+        self.in_channels, self.out_channels = module.in_channels, module.out_channels
+        self.kernel_size = tuple(module.kernel_size)
+        self.stride, self.padding = tuple(module.stride), tuple(module.padding)
+        self.dilation, self.groups = tuple(module.dilation), module.groups
+        super().__init__(module.weight, module.bias, profile, module.groups, layer_index)
+
+    def _geometry(self) -> tuple[int, int, int, int]:
+        lay = self.layout
+        in_g = self.in_channels // self.groups
+        if not lay.aligned:
+            return lay.groups, lay.row_tiles, in_g, 0
+        c_t = lay.channels_per_row_tile if lay.row_tiles > 1 else in_g
+        return lay.groups, lay.row_tiles, c_t, lay.row_tiles * c_t - in_g
+
+    def _partial_weights(self) -> Tensor:
+        lay = self.layout
+        if not lay.aligned:
+            pad = lay.row_tiles * lay.row_span - lay.k
+            w = F.pad(self.w_norm, (0, pad)).view(lay.groups, lay.out_per_group, lay.row_tiles,
+                                                  lay.row_span)
+            return w.transpose(1, 2).reshape(-1, lay.out_per_group, lay.row_span).contiguous()
+        g, rt, c_t, pad = self._geometry()
+        w = self.w_norm.view(g, lay.out_per_group, -1, *self.kernel_size)
+        if pad:
+            w = F.pad(w, (0, 0, 0, 0, 0, pad))
+        w = w.view(g, lay.out_per_group, rt, c_t, *self.kernel_size).transpose(1, 2)
+        return w.reshape(g * rt * lay.out_per_group, c_t, *self.kernel_size).contiguous()
+
+    def _conv(self, x: Tensor, w: Tensor, groups: int) -> Tensor:
+        return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, groups)
+
+    @torch.no_grad()
+    def forward(self, x: Tensor) -> Tensor:
+        """Convolve through the simulated tiles."""
+        codes, bound, u = self._dac(x, (1, 2, 3))
+        lay = self.layout
+        b = x.shape[0]
+        h_out, w_out = self._out_hw(x.shape[-2:])
+        if lay.aligned:
+            g, rt, c_t, pad = self._geometry()
+            if pad:
+                codes = F.pad(codes.view(b, g, -1, *x.shape[-2:]), (0, 0, 0, 0, 0, pad))
+                codes = codes.view(b, g * rt * c_t, *x.shape[-2:])
+            pc = self._conv(codes, self._w_part, g * rt).view(b, g * rt, lay.out_per_group, -1)
+            sx2 = self._sum_sq(codes, g * rt, c_t) if self._needs_sx2() else None
+        else:
+            pc, sx2 = self._unaligned_partials(codes)
+        y = self._epilogue(pc, sx2, u, bound).view(b, lay.out, h_out, w_out)
+        self._end_forward()
+        if self.bias is not None:
+            y.add_(self.bias.view(1, -1, 1, 1))
+        return y
+
+    def _sum_sq(self, codes: Tensor, n_groups: int, c_t: int) -> Tensor:
+        """Sum of squared inputs over each MVM's receptive field: ``(B, G*T, 1, L)``."""
+        sq = codes.pow(2)
+        ones = torch.ones(n_groups, c_t, *self.kernel_size, dtype=sq.dtype, device=sq.device)
+        s = self._conv(sq, ones, n_groups)
+        return s.view(codes.shape[0], n_groups, 1, -1)
+
+    def _unaligned_partials(self, codes: Tensor) -> tuple[Tensor, Tensor | None]:
+        """im2col path for kernels larger than a tile's rows."""
+        lay = self.layout
+        b = codes.shape[0]
+        g, rt, span = lay.groups, lay.row_tiles, lay.row_span
+        cols = F.unfold(codes, self.kernel_size, self.dilation, self.padding, self.stride)
+        n_loc = cols.shape[-1]
+        cols = cols.view(b, g, lay.k, n_loc).permute(1, 2, 0, 3).reshape(g, lay.k, b * n_loc)
+        xs = F.pad(cols, (0, 0, 0, rt * span - lay.k)).reshape(g * rt, span, b * n_loc)
+        pc = torch.bmm(self._w_part, xs).view(g * rt, lay.out_per_group, b, n_loc)
+        pc = pc.permute(2, 0, 1, 3).contiguous()
+        sx2 = None
+        if self._needs_sx2():
+            sx2 = xs.pow(2).sum(1).view(g * rt, 1, b, n_loc).permute(2, 0, 1, 3).contiguous()
+        return pc, sx2
+
+    def _out_hw(self, hw: tuple[int, ...]) -> tuple[int, int]:
+        out = []
+        for i in range(2):
+            eff = self.dilation[i] * (self.kernel_size[i] - 1) + 1
+            out.append((hw[i] + 2 * self.padding[i] - eff) // self.stride[i] + 1)
+        return out[0], out[1]
+
+    def extra_repr(self) -> str:
+        """Show geometry and tiling."""
+        lay = self.layout
+        return (f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, "
+                f"stride={self.stride}, groups={self.groups}, tiles={lay.n_tiles} "
+                f"({lay.rows}x{lay.cols}), profile={self.profile.name}")
+
+
+def analog_layers(model: nn.Module) -> list[tuple[str, AnalogLayer]]:
+    """All analog layers of ``model`` with their qualified names, in module order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, AnalogLayer)]

@@ -1,0 +1,86 @@
+"""Mapping of weights onto differential conductance pairs, and back.
+
+A weight ``w`` in a scaling group with scale ``s = max|w|`` becomes the pair
+``G+ = g_min + relu(w/s) (g_max - g_min)`` and ``G- = g_min + relu(-w/s) (g_max - g_min)``:
+one device of each pair stays at ``g_min``.  With ``levels`` per device the
+normalized magnitude ``|w|/s`` is rounded to ``levels`` evenly spaced values, so the
+weight step is ``s / (levels - 1)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .profiles import DeviceProfile, WeightQuant, WeightScaling
+from .quantization import quantize_symmetric, quantize_ternary
+from .tiling import TileLayout
+
+
+def digital_quantize(w: Tensor, profile: DeviceProfile) -> Tensor:
+    """Apply the profile's digital weight quantization (the seed paper's model)."""
+    m = profile.mapping
+    if m.weight_quant == WeightQuant.symmetric:
+        assert m.weight_bits is not None
+        return quantize_symmetric(w, m.weight_bits)
+    if m.weight_quant == WeightQuant.ternary:
+        return quantize_ternary(w)
+    return w
+
+
+def weight_scales(w: Tensor, layout: TileLayout, scaling: WeightScaling) -> Tensor:
+    """Scale ``s`` of every partial-sum column, shape ``(out, row_tiles)``.
+
+    ``s`` is the max|w| of the weights sharing one scale (the layer, a tile, or one
+    column of one tile); a group of all-zero weights gets scale 1.
+    """
+    out, k, rows, rt = layout.out, layout.k, layout.row_span, layout.row_tiles
+    aw = w.detach().abs()
+    if scaling == WeightScaling.per_layer:
+        s = aw.amax().expand(out, rt).clone()
+    else:
+        pad = rt * rows - k
+        col_max = torch.nn.functional.pad(aw, (0, pad)).view(out, rt, rows).amax(-1)
+        if scaling == WeightScaling.per_column:
+            s = col_max
+        else:
+            tiles = layout.tile_of_partial(w.device)
+            tmax = torch.zeros(layout.n_tiles, dtype=w.dtype, device=w.device)
+            tmax = tmax.scatter_reduce(0, tiles.reshape(-1), col_max.reshape(-1), "amax")
+            s = tmax[tiles]
+    return torch.where(s > 0, s, torch.ones_like(s))
+
+
+def expand_partial(v: Tensor, layout: TileLayout) -> Tensor:
+    """Broadcast a per-partial-sum tensor ``(out, row_tiles)`` to ``(out, K)``."""
+    return v.repeat_interleave(layout.row_span, dim=1)[:, : layout.k]
+
+
+def to_conductances(w_norm: Tensor, profile: DeviceProfile) -> Tensor:
+    """Target conductances ``(2, out, K)`` (G+, G-) for normalized weights in [-1, 1]."""
+    d = profile.device
+    mag = w_norm.abs().clamp(max=1.0)
+    if d.levels is not None:
+        mag = torch.round(mag * (d.levels - 1)) / (d.levels - 1)
+    window = d.g_max_uS - d.g_min_uS
+    pos = torch.where(w_norm > 0, mag, torch.zeros_like(mag))
+    neg = torch.where(w_norm < 0, mag, torch.zeros_like(mag))
+    return d.g_min_uS + torch.stack([pos, neg]) * window
+
+
+def to_normalized(g: Tensor, profile: DeviceProfile) -> Tensor:
+    """Normalized weights ``(G+ - G-) / (g_max - g_min)`` from conductances ``(2, ...)``."""
+    return (g[0] - g[1]) / profile.g_range_uS
+
+
+def ir_drop_series_ohm(layout: TileLayout, profile: DeviceProfile) -> Tensor:
+    """Series resistance (ohm) each logical weight's devices see (first-order IR drop).
+
+    Row index counts from the driver at the far side (``rows - i`` wire segments to the
+    cell) and the column from the sense amplifier (``j + 1`` segments); see
+    :class:`memsim.profiles.IRDrop`.
+    """
+    ir = profile.ir_drop
+    _, row, col = layout.positions()
+    segments = (col + 1) + (layout.rows - row)
+    return ir.r_access_ohm + ir.r_wire_ohm * segments.to(torch.float32)

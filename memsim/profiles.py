@@ -1,0 +1,416 @@
+"""Device-profile schema (pydantic v2) and loader.
+
+A profile describes one kind of crossbar chip: the devices, how weights are
+mapped onto them, every non-ideality, and the periphery (DAC/ADC).  Profiles are
+JSON files; shipped ones live in ``device_profiles/`` and are loaded by name.
+
+Units are in the field names: ``_uS`` micro-siemens, ``_s`` seconds,
+``_ohm`` ohm.  Relative quantities ("sigma") are fractions, not percent.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ProfileError(ValueError):
+    """A device profile could not be found, parsed or validated."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class WeightScaling(str, Enum):
+    """Which group of weights shares one weight-to-conductance scale."""
+
+    per_layer = "per_layer"
+    per_tile = "per_tile"
+    per_column = "per_column"
+
+
+class WeightQuant(str, Enum):
+    """Digital weight quantization applied to targets before programming."""
+
+    none = "none"
+    symmetric = "symmetric"
+    ternary = "ternary"
+
+
+class ProgNoiseModel(str, Enum):
+    """Programming-noise model."""
+
+    none = "none"
+    gaussian = "gaussian"
+    proportional = "proportional"
+    polynomial = "polynomial"
+
+
+class ReadNoiseModel(str, Enum):
+    """Per-MVM read-noise model."""
+
+    none = "none"
+    gaussian = "gaussian"
+
+
+class DriftModel(str, Enum):
+    """Conductance-drift model."""
+
+    none = "none"
+    power_law = "power_law"
+    pcm_joshi2020 = "pcm_joshi2020"
+
+
+class DriftCompensation(str, Enum):
+    """Drift compensation applied digitally to the outputs."""
+
+    none = "none"
+    globally = "global"
+
+
+class RangeMode(str, Enum):
+    """How the range of a DAC or ADC is set."""
+
+    fixed = "fixed"
+    calibrated = "calibrated"
+    dynamic = "dynamic"
+
+
+class Device(_Section):
+    """The conductance window of one memristive device."""
+
+    g_min_uS: float = Field(0.0, ge=0.0, le=1e6)
+    """Lowest programmable conductance in µS (the "off" device of a pair)."""
+    g_max_uS: float = Field(25.0, gt=0.0, le=1e6)
+    """Highest programmable conductance in µS."""
+    levels: int | None = Field(None, ge=2, le=65536)
+    """Programmable conductance levels per device, evenly spaced in [g_min, g_max];
+    ``null`` means analog (continuous)."""
+
+    @model_validator(mode="after")
+    def _window(self) -> Device:
+        if self.g_min_uS >= self.g_max_uS:
+            raise ValueError(
+                f"g_min_uS ({self.g_min_uS}) must be < g_max_uS ({self.g_max_uS})"
+            )
+        return self
+
+
+class Mapping(_Section):
+    """How weights become differential pairs G+ - G- (one device of each pair at g_min)."""
+
+    weight_scaling: WeightScaling = WeightScaling.per_layer
+    """Group sharing one scale: max|w| of the group maps to g_max - g_min."""
+    weight_quant: WeightQuant = WeightQuant.none
+    """Digital quantization of target weights before programming (the seed paper's
+    model; see ``memsim.quantization``)."""
+    weight_bits: int | None = Field(None, ge=1, le=16)
+    """Bits for ``weight_quant = symmetric``, 1..16."""
+
+    @model_validator(mode="after")
+    def _bits(self) -> Mapping:
+        if self.weight_quant == WeightQuant.symmetric and self.weight_bits is None:
+            raise ValueError("weight_bits (1..16) is required when weight_quant is 'symmetric'")
+        return self
+
+
+class ProgrammingNoise(_Section):
+    """Error of a programmed conductance around its target (write-verify residual)."""
+
+    model: ProgNoiseModel = ProgNoiseModel.none
+    """none | gaussian (sigma x (g_max - g_min)) | proportional (sigma x G_target) |
+    polynomial (sigma(ĝ) = sum_i coeffs_uS[i] * ĝ**i µS, ĝ = G_target / g_max)."""
+    sigma: float = Field(0.0, ge=0.0, le=10.0)
+    """Relative std (fraction) for the gaussian and proportional models."""
+    coeffs_uS: list[float] = Field(default_factory=list, max_length=16)
+    """Polynomial coefficients in µS, lowest order first."""
+    coeffs_g_max_ref_uS: float | None = Field(None, gt=0.0)
+    """g_max (µS) at which ``coeffs_uS`` were fitted; sigma is scaled by
+    g_max / reference (aihwkit's convention).  ``null``: the profile's g_max."""
+
+    @model_validator(mode="after")
+    def _coeffs(self) -> ProgrammingNoise:
+        if self.model == ProgNoiseModel.polynomial and not self.coeffs_uS:
+            raise ValueError("coeffs_uS must be non-empty for the polynomial model")
+        return self
+
+
+class ReadNoise(_Section):
+    """Read noise, drawn independently for every device and every MVM."""
+
+    model: ReadNoiseModel = ReadNoiseModel.none
+    """none | gaussian (state-independent)."""
+    sigma: float = Field(0.0, ge=0.0, le=10.0)
+    """Std of each device's read conductance as a fraction of g_max - g_min."""
+
+
+class Drift(_Section):
+    """Power-law drift G(t) = G(t0) * (t / t0) ** -nu, nu drawn per device."""
+
+    model: DriftModel = DriftModel.none
+    """none | power_law (nu ~ N(nu_mean, nu_std)) | pcm_joshi2020 (state-dependent nu and
+    accumulated 1/f noise, the formulas of aihwkit's PCMLikeNoiseModel)."""
+    t0_s: float = Field(20.0, gt=0.0, le=1e9)
+    """Time after programming of the first read (s); drift is measured from it."""
+    nu_mean: float = Field(0.0, ge=0.0, le=1.0)
+    """Mean drift exponent (power_law)."""
+    nu_std: float = Field(0.0, ge=0.0, le=1.0)
+    """Device-to-device std of the drift exponent (power_law)."""
+    t_read_s: float = Field(250e-9, gt=0.0, le=1.0)
+    """Read pulse width (s) of the 1/f accumulated-noise fit (pcm_joshi2020)."""
+    compensation: DriftCompensation = DriftCompensation.none
+    """none | global: one digital gain per tile from a reference read of the tile."""
+
+
+class Faults(_Section):
+    """Defects fixed per chip instance (drawn from the chip seed)."""
+
+    stuck_at_gmin_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of devices stuck at g_min."""
+    stuck_at_gmax_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Fraction of devices stuck at g_max."""
+    d2d_sigma: float = Field(0.0, ge=0.0, le=1.0)
+    """Device-to-device variation: relative std of each device's fixed gain on
+    G - g_min (fixed per chip, not corrected by programming)."""
+
+    @model_validator(mode="after")
+    def _rates(self) -> Faults:
+        if self.stuck_at_gmin_rate + self.stuck_at_gmax_rate > 1.0:
+            raise ValueError("stuck_at_gmin_rate + stuck_at_gmax_rate must be <= 1")
+        return self
+
+
+class Tile(_Section):
+    """Crossbar tile size; each cell is one differential pair (two 1T1R devices)."""
+
+    rows: int = Field(256, ge=1, le=65536)
+    """Word lines (inputs) per tile."""
+    cols: int = Field(256, ge=1, le=65536)
+    """Weight columns (outputs) per tile; each uses two physical bit lines."""
+
+
+class DAC(_Section):
+    """Input digital-to-analog converter."""
+
+    bits: int | None = Field(None, ge=1, le=16)
+    """Resolution, 1..16; ``null`` = ideal (no quantization, no clipping)."""
+    mode: RangeMode = RangeMode.dynamic
+    """fixed: clip at ``bound``; dynamic: per input vector max|x|; calibrated: per-layer
+    max|x| over a calibration batch."""
+    bound: float = Field(1.0, gt=0.0, le=1e6)
+    """Input full scale for the fixed mode (activation units)."""
+
+
+class ADC(_Section):
+    """Per-tile output analog-to-digital converter."""
+
+    bits: int | None = Field(None, ge=1, le=16)
+    """Resolution, 1..16; ``null`` = ideal."""
+    mode: RangeMode = RangeMode.calibrated
+    """fixed: ``bound``; calibrated: per tile, max|partial sum| over a calibration batch
+    times ``margin``; dynamic: per tile max over the current batch."""
+    bound: float = Field(10.0, gt=0.0, le=1e9)
+    """Full scale for the fixed mode, in normalized units (one device at full window
+    driven by input 1.0 gives 1.0)."""
+    margin: float = Field(1.0, gt=0.0, le=100.0)
+    """Multiplier on the calibrated range."""
+
+
+class OutputNoise(_Section):
+    """Additive Gaussian noise on each bit-line partial sum, before the ADC."""
+
+    sigma: float = Field(0.0, ge=0.0, le=100.0)
+    """Std in normalized output units (aihwkit's ``out_noise``)."""
+
+
+class IRDrop(_Section):
+    """First-order IR drop of the 1T1R array (no nodal solve).
+
+    A device at row i (from the driver) and column j (from the sense amplifier)
+    sees a series resistance ``R = r_access_ohm + r_wire_ohm * ((j + 1) + (rows - i))``
+    and conducts ``G / (1 + G R)``.  Current sharing between cells is ignored, so
+    this overestimates the drop of sparse inputs and underestimates it when many rows
+    are driven.
+    """
+
+    enabled: bool = False
+    """Apply the IR-drop correction."""
+    r_wire_ohm: float = Field(0.0, ge=0.0, le=1e4)
+    """Wire resistance per cell segment (ohm)."""
+    r_access_ohm: float = Field(0.0, ge=0.0, le=1e7)
+    """Access transistor on-resistance (ohm)."""
+
+
+class DeviceProfile(_Section):
+    """A complete chip description."""
+
+    name: str = Field(min_length=1)
+    """Short identifier."""
+    description: str = ""
+    """Human-readable summary."""
+    extends: str | None = None
+    """Shipped profile this one overrides (resolved by the loader)."""
+    source: dict[str, str] = Field(default_factory=dict)
+    """Citations: field path (or "general") -> published source of the numbers."""
+    device: Device = Device()
+    """Conductance window and levels."""
+    mapping: Mapping = Mapping()
+    """Weight-to-conductance mapping."""
+    programming_noise: ProgrammingNoise = ProgrammingNoise()
+    """Programming error."""
+    read_noise: ReadNoise = ReadNoise()
+    """Per-MVM read noise."""
+    drift: Drift = Drift()
+    """Conductance drift and its compensation."""
+    faults: Faults = Faults()
+    """Stuck-at faults and device-to-device variation."""
+    tile: Tile = Tile()
+    """Tile size."""
+    dac: DAC = DAC()
+    """Input DAC."""
+    adc: ADC = ADC()
+    """Output ADC."""
+    output_noise: OutputNoise = OutputNoise()
+    """Bit-line noise."""
+    ir_drop: IRDrop = IRDrop()
+    """Optional first-order IR drop."""
+
+    @property
+    def g_range_uS(self) -> float:
+        """Conductance window g_max - g_min in µS."""
+        return self.device.g_max_uS - self.device.g_min_uS
+
+
+_PROFILE_PKG = "memsim.device_profiles"
+
+
+def _profile_dir() -> Path:
+    # A source checkout keeps the JSON files at the repo root; an installed wheel
+    # ships them as the package ``memsim.device_profiles``.
+    local = Path(__file__).resolve().parent.parent / "device_profiles"
+    if local.is_dir():
+        return local
+    return Path(str(resources.files(_PROFILE_PKG)))
+
+
+def list_profiles() -> list[str]:
+    """Return the names of the shipped profiles, sorted."""
+    return sorted(p.stem for p in _profile_dir().glob("*.json"))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileError(f"{path}: cannot read profile file: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(
+            f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise ProfileError(f"{path}: the top level must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, val in over.items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict) and key != "source":
+            out[key] = _deep_merge(out[key], val)
+        elif key == "source" and isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **val}
+        else:
+            out[key] = val
+    return out
+
+
+def _resolve_path(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    if text.endswith(".json") or "/" in text or "\\" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise ProfileError(f"{path}: profile file not found")
+        return path
+    path = _profile_dir() / f"{text}.json"
+    if not path.is_file():
+        raise ProfileError(
+            f"unknown profile name {text!r}; known profiles: {', '.join(list_profiles())} "
+            "(or pass a path to a .json file)"
+        )
+    return path
+
+
+def _raw_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ProfileError(f"{path}: field 'extends': cycle {chain}")
+    data = _read_json(path)
+    parent = data.get("extends")
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ProfileError(f"{path}: field 'extends': must be a profile name (string)")
+    try:
+        base_path = _resolve_path(parent)
+    except ProfileError as exc:
+        raise ProfileError(f"{path}: field 'extends': {exc}") from exc
+    base = _raw_profile(base_path, (*seen, path.resolve()))
+    merged = _deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
+    merged["extends"] = parent
+    return merged
+
+
+def _describe(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """Return the docstring of the field at ``loc`` (for error messages)."""
+    cls: Any = model
+    info = None
+    for part in loc:
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
+            return ""
+        info = cls.model_fields.get(str(part))
+        if info is None:
+            return ""
+        cls = info.annotation
+    return (info.description or "").split("\n")[0] if info else ""
+
+
+def validate_profile(data: dict[str, Any], origin: str = "<dict>") -> DeviceProfile:
+    """Validate a raw profile dict; raise :class:`ProfileError` naming each bad field."""
+    try:
+        return DeviceProfile.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown field (not part of the profile schema)"
+            hint = _describe(DeviceProfile, err["loc"])
+            got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
+            lines.append(f"field '{loc}': {msg}{got}" + (f" — {hint}" if hint else ""))
+        raise ProfileError(f"{origin}: invalid profile:\n  " + "\n  ".join(lines)) from None
+
+
+def load_profile(name_or_path: str | Path | DeviceProfile) -> DeviceProfile:
+    """Load a shipped profile by name, or a profile JSON file by path.
+
+    Args:
+        name_or_path: A shipped name (see :func:`list_profiles`), a path to a
+            ``.json`` file, or an already-built profile (returned unchanged).
+
+    Raises:
+        ProfileError: For an unknown name, unreadable or malformed file, or any
+            field that fails validation; the message names file and field.
+    """
+    if isinstance(name_or_path, DeviceProfile):
+        return name_or_path
+    path = _resolve_path(name_or_path)
+    return validate_profile(_raw_profile(path), str(path))
