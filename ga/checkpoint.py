@@ -1,0 +1,136 @@
+"""Atomic per-generation checkpoints.
+
+A checkpoint is one ``torch.save`` file (tensors, numbers, strings, lists and
+dicts only, so it loads with ``weights_only=True``) written to a temporary
+file in the run folder, flushed to disk and moved over the previous one with
+``os.replace``: a ``kill -9`` at any instant leaves either the old or the new
+checkpoint, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_NAME = "checkpoint.pt"
+FORMAT_VERSION = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint belongs to a different config or problem than the resuming run."""
+
+
+def _fsync_dir(path: Path) -> None:
+    # the rename itself must reach the disk for the checkpoint to survive a crash
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_text_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=1))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
+    """Atomically write ``state`` as the run's checkpoint; return its path."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / CHECKPOINT_NAME
+    atomic_torch_save({"format": FORMAT_VERSION, **state}, path)
+    return path
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """Load the run's checkpoint.
+
+    Raises:
+        FileNotFoundError: If the folder has no checkpoint.
+        CheckpointMismatchError: If it was written by another format version.
+
+    """
+    path = Path(run_dir) / CHECKPOINT_NAME
+    # temp files of writes interrupted by a kill are garbage; the checkpoint itself is whole
+    for stale in Path(run_dir).glob(".*.tmp.*"):
+        stale.unlink(missing_ok=True)
+    if not path.exists():
+        raise FileNotFoundError(f"no GA checkpoint to resume at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("format") != FORMAT_VERSION:
+        raise CheckpointMismatchError(
+            f"{path}: checkpoint format {state.get('format')} != supported {FORMAT_VERSION}"
+        )
+    return state
+
+
+def check_compatible(
+    state: dict[str, Any], config_hash: str, config_json: dict[str, Any], problem: str
+) -> None:
+    """Refuse a checkpoint written with another config or another problem.
+
+    Args:
+        state: Loaded checkpoint.
+        config_hash: Hash of the resuming config's semantic fields.
+        config_json: Those fields, to name what differs.
+        problem: Fingerprint of the resuming genome/baseline/references.
+
+    Raises:
+        CheckpointMismatchError: Naming the differing config fields.
+
+    """
+    if state["config_hash"] != config_hash:
+        saved = json.loads(state["config_json"])
+        diff = {
+            k: (saved.get(k), config_json.get(k))
+            for k in sorted(set(saved) | set(config_json))
+            if saved.get(k) != config_json.get(k)
+        }
+        detail = ", ".join(f"{k}: checkpoint={a!r} now={b!r}" for k, (a, b) in diff.items())
+        raise CheckpointMismatchError(
+            f"refusing to resume: the checkpoint was written with a different GAConfig ({detail})"
+        )
+    if state["problem"] != problem:
+        raise CheckpointMismatchError(
+            "refusing to resume: the checkpoint was written for a different genome, initial "
+            "solution or reference models"
+        )

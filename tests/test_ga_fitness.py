@@ -1,0 +1,80 @@
+import pytest
+import torch
+from torch import nn
+
+from ga import GAConfig, GATrainer, Genome
+from ga.fitness import ChipFitness, deployed_test_fn
+from models.data import load_dataset, train_val_split
+from models.evaluate import paper_profile
+
+
+@pytest.fixture(scope="module")
+def digits():
+    train, test = load_dataset("digits")
+    train, val = train_val_split(train, 0.2, seed=0)
+    return train, val.subset(torch.arange(120)), test.subset(torch.arange(120))
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
+
+
+def _cfg(**kw) -> GAConfig:
+    base = dict(
+        population_size=4,
+        generations=1,
+        fitness_draws=2,
+        finetune_steps=2,
+        finetune_lr=1e-2,
+        weight_bits=2,
+        progress=False,
+    )
+    base.update(kw)
+    return GAConfig(**base)
+
+
+def test_chip_fitness_is_deterministic_and_writes_back(digits):
+    train, val, _ = digits
+    model = _model()
+    genome = Genome.from_model(model)
+    profile = paper_profile(2, 0.05)
+    pop = genome.from_module(model).repeat(3, 1)
+    pop[1:] *= 1.1
+    out = []
+    for _ in range(2):
+        fit = ChipFitness(model, genome, profile, _cfg(), train=train, val=val)
+        out.append(fit.evaluate_population(pop, 0, torch.Generator().manual_seed(5)))
+    (f1, t1), (f2, t2) = out
+    assert torch.equal(f1, f2) and torch.equal(t1, t2)
+    assert ((f1 >= 0) & (f1 <= 1)).all()
+    assert t1.shape == pop.shape and not torch.equal(t1, pop)
+    # baseline model untouched
+    assert torch.equal(genome.from_module(model), pop[0])
+
+
+def test_batched_mode_is_refused(digits):
+    train, val, _ = digits
+    model = _model()
+    with pytest.raises(NotImplementedError):
+        ChipFitness(
+            model,
+            Genome.from_model(model),
+            paper_profile(2, 0.05),
+            _cfg(evaluation="batched"),
+            train=train,
+            val=val,
+        )
+
+
+def test_trainer_end_to_end_with_chip_fitness(digits):
+    train, val, test = digits
+    model = _model()
+    genome = Genome.from_model(model)
+    profile = paper_profile(2, 0.05)
+    cfg = _cfg()
+    fitness = ChipFitness(model, genome, profile, cfg, train=train, val=val)
+    test_fn = deployed_test_fn(model, genome, test, profile, draws=2)
+    r = GATrainer.from_model(cfg, fitness, model, test_fn=test_fn).run()
+    assert len(r.history) == 2
+    assert len(r.test_accuracies) == 2 and 0 <= r.test_accuracy_mean <= 1
