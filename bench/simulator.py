@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--profile", default="rram_1t1r_yao2020")
+    ap.add_argument("--samplers", default="exact,bank", help="read-noise samplers to time")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -47,20 +48,27 @@ def main() -> None:
         ("MobileNetV2-CIFAR", mobilenet_v2_cifar(num_classes=10, width_mult=1.0), (128, 3, 32, 32)),
     ]
     profile = memsim.load_profile(args.profile)
-    print(f"profile {profile.name}: tiles {profile.tile.rows}x{profile.tile.cols}, "
-          f"DAC {profile.dac.bits} bit, ADC {profile.adc.bits} bit; "
-          f"threads {args.threads}; device {dev}; median of {args.repeats}")
-    print(f"{'model':<22} {'batch':>5} {'digital ms':>11} {'memsim ms':>10} {'ratio':>7}")
+    print(
+        f"profile {profile.name}: tiles {profile.tile.rows}x{profile.tile.cols}, "
+        f"DAC {profile.dac.bits} bit, ADC {profile.adc.bits} bit; "
+        f"threads {args.threads}; device {dev}; median of {args.repeats}"
+    )
+    print(
+        f"{'model':<22} {'batch':>5} {'noise':>6} {'digital ms':>11} {'memsim ms':>10} {'ratio':>7}"
+    )
     for name, model, shape in cases:
         model = model.to(dev).eval()
         x = torch.randn(*shape, device=dev)
-        analog = memsim.convert(model, profile, seed=0).to(dev).eval()
-        with torch.no_grad():
-            memsim.calibrate(analog, x)
-            t_dig = _time(lambda: model(x), args.repeats)
-            t_sim = _time(lambda: analog(x), args.repeats)
-        print(f"{name:<22} {shape[0]:>5} {t_dig * 1e3:>11.1f} {t_sim * 1e3:>10.1f} "
-              f"{t_sim / t_dig:>6.2f}x")
+        for sampler in args.samplers.split(","):
+            analog = memsim.convert(model, profile, seed=0, noise_sampler=sampler).to(dev).eval()
+            with torch.no_grad():
+                memsim.calibrate(analog, x)
+                t_dig = _time(lambda m=model, x=x: m(x), args.repeats)
+                t_sim = _time(lambda a=analog, x=x: a(x), args.repeats)
+            print(
+                f"{name:<22} {shape[0]:>5} {sampler:>6} {t_dig * 1e3:>11.1f} "
+                f"{t_sim * 1e3:>10.1f} {t_sim / t_dig:>6.2f}x"
+            )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:.0f} MiB")
     if dev.type == "cuda":

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, load_profile
+from .sampling import NoiseSampler
 
 
 def _fresh_seed() -> int:
@@ -30,6 +31,7 @@ def convert(
     *,
     seed: int | None = None,
     chip_seed: int | None = None,
+    noise_sampler: NoiseSampler | str = NoiseSampler.exact,
 ) -> nn.Module:
     """Return a deep copy of ``model`` with every Linear and Conv2d on analog tiles.
 
@@ -43,20 +45,22 @@ def convert(
         chip_seed: Seed of the chip instance: stuck-at faults and device-to-device
             variation.  Defaults to ``seed``.  The same chip seed always gives the same
             defective devices.
+        noise_sampler: ``"exact"`` (fresh normals every MVM) or ``"bank"`` (a reused
+            pool at random offsets; faster on CPU, see :mod:`memsim.sampling`).
+
     """
     prof = load_profile(profile)
     seed = _fresh_seed() if seed is None else int(seed)
     chip_seed = seed if chip_seed is None else int(chip_seed)
     analog = copy.deepcopy(model)
-    targets = [
-        (n, m) for n, m in analog.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))
-    ]
+    targets = [(n, m) for n, m in analog.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
     if not targets:
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
     for index, (name, module) in enumerate(targets):
         cls = AnalogLinear if isinstance(module, nn.Linear) else AnalogConv2d
         layer = cls(module, prof, index)  # type: ignore[arg-type]
         layer.train(module.training)
+        layer.noise_sampler = NoiseSampler(noise_sampler)
         layer.make_chip(chip_seed)
         layer.program(seed)
         if name:
@@ -93,6 +97,7 @@ def program(
 
     Returns:
         ``model`` (modified in place).
+
     """
     layers = _layers(model)
     seed = _fresh_seed() if seed is None else int(seed)
@@ -130,6 +135,15 @@ def effective_weights(model: nn.Module) -> dict[str, Tensor]:
     return {
         (f"{n}.weight" if n else "weight"): layer.effective_weight() for n, layer in _layers(model)
     }
+
+
+def conductances(model: nn.Module) -> dict[str, Tensor]:
+    """Device conductances now (µS), ``(2, out, K)`` per layer: ``[G+, G-]``.
+
+    Logical layout (outputs x inputs per group); see ``layout.positions()`` of each
+    layer for the physical tile, row and column.  IR drop is not included.
+    """
+    return {(f"{n}.weight" if n else "weight"): layer.g_now.clone() for n, layer in _layers(model)}
 
 
 def target_weights(model: nn.Module) -> dict[str, Tensor]:

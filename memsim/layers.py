@@ -35,9 +35,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import mapping
-from .periphery import uniform_quantize
 from .physics import device_model
 from .profiles import DeviceProfile, DriftCompensation, RangeMode
+from .sampling import NoiseSampler, standard_normal
 from .tiling import TileLayout, make_layout
 
 log = logging.getLogger("memsim")
@@ -47,7 +47,10 @@ _STREAM_CHIP, _STREAM_PROG, _STREAM_READ, _STREAM_DRIFT = 1, 2, 3, 4
 
 def derive_seed(*parts: int) -> int:
     """Derive an independent 63-bit seed from integer parts (numpy SeedSequence)."""
-    return int(np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
+    return int(
+        np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)[0]
+        >> 1
+    )
 
 
 def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -87,19 +90,27 @@ class AnalogLayer(nn.Module):
         self.register_buffer("g_prog", torch.zeros(2, out, k, **f32))
         self.register_buffer("w_norm", torch.zeros(out, k, **f32))
         self.register_buffer("w_eff", torch.zeros(out, k, **f32))
-        self.register_buffer("fault", torch.zeros(2, out, k, dtype=torch.int8, device=weight.device))
+        self.register_buffer(
+            "fault", torch.zeros(2, out, k, dtype=torch.int8, device=weight.device)
+        )
         self.register_buffer("gain", torch.ones(2, out, k, **f32))
         self.register_buffer("nu", torch.zeros(2, out, k, **f32))
         self.register_buffer("comp_ref", torch.ones(self.layout.n_tiles, **f32))
         self.register_buffer("adc_range", torch.ones(self.layout.n_tiles, **f32))
         self.register_buffer("dac_range", torch.ones((), **f32))
         self.register_buffer("tile_of_partial", self.layout.tile_of_partial(weight.device))
+        self.register_buffer("g_now", torch.zeros(2, out, k, **f32), persistent=False)
+        # caches derived from the state above, laid out for the forward pass
+        self.register_buffer("_w_part", None, persistent=False)
+        self.register_buffer("_p_scale", None, persistent=False)
+        self.register_buffer("_p_tile", None, persistent=False)
         self.calibrated = False
         self.calibrating = False
         self._cal_batches = 0
         self._has_drift = False
         self.t_s = 0.0
         self.seed = 0
+        self.noise_sampler = NoiseSampler.exact
         self._read_gens: dict[str, torch.Generator] = {}
 
     # -- chip instance and programming ------------------------------------------------
@@ -120,12 +131,8 @@ class AnalogLayer(nn.Module):
     def program(self, seed: int) -> None:
         """Program the current targets with fresh programming noise from ``seed``."""
         self.seed = int(seed)
-        p = self.profile
-        w = mapping.digital_quantize(self.target, p)
-        self.scale.copy_(mapping.weight_scales(w, self.layout, p.mapping.weight_scaling))
-        w_norm = w / mapping.expand_partial(self.scale, self.layout)
         # Noise is drawn on the CPU so that a seed gives the same chip on any device.
-        g_target = mapping.to_conductances(w_norm, p).cpu()
+        g_target = self.target_conductances().cpu()
         gen = _generator(derive_seed(seed, _STREAM_PROG, self.layer_index))
         g = self.physics.program(g_target, gen)
         nu = self.physics.drift_exponents(g_target, gen)
@@ -135,6 +142,15 @@ class AnalogLayer(nn.Module):
         self._read_gens.clear()
         self.calibrated = False
         self._drift(0.0, reference=True)
+
+    @torch.no_grad()
+    def target_conductances(self) -> Tensor:
+        """Target conductances ``(2, out, K)`` (µS) of the current targets; sets the scales."""
+        p = self.profile
+        w = mapping.digital_quantize(self.target, p)
+        self.scale.copy_(mapping.weight_scales(w, self.layout, p.mapping.weight_scaling))
+        w_norm = w / mapping.expand_partial(self.scale, self.layout)
+        return mapping.to_conductances(w_norm, p)
 
     def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
         g_min, g_max = self.physics.g_min, self.physics.g_max
@@ -159,6 +175,7 @@ class AnalogLayer(nn.Module):
             )
             g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
             g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
+        self.g_now.copy_(g)
         p = self.profile
         if p.ir_drop.enabled:
             r = mapping.ir_drop_series_ohm(self.layout, p).to(g.device)
@@ -236,9 +253,7 @@ class AnalogLayer(nn.Module):
         codes = (x * (m / bound)).round_().clamp_(-m, m)
         return codes, bound, 1.0 / m
 
-    def _epilogue(
-        self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float
-    ) -> Tensor:
+    def _epilogue(self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float) -> Tensor:
         """Noise, ADC and digital accumulation on partial sums, in place.
 
         Args:
@@ -249,12 +264,14 @@ class AnalogLayer(nn.Module):
 
         Returns:
             Outputs ``(B, G*O, L)`` in weight units, without bias.
+
         """
         s_read, s_out = self.physics.read_sigma(), self.profile.output_noise.sigma
         if sx2 is not None and (s_read > 0 or s_out > 0):
             std = sx2.mul_(2.0 * s_read**2).add_(s_out**2 / u**2).sqrt_()
-            noise = torch.randn(pc.shape, generator=self._read_gen(pc.device),
-                                dtype=pc.dtype, device=pc.device)
+            noise = standard_normal(
+                pc.shape, self._read_gen(pc.device), self.noise_sampler, pc.device, pc.dtype
+            )
             pc.addcmul_(noise, std)
         factor = self._p_scale
         adc = self.profile.adc
@@ -292,16 +309,20 @@ class AnalogLayer(nn.Module):
         if adc.mode == RangeMode.calibrated and self.calibrated and not self.calibrating:
             return self.adc_range
         col_max = pc.abs().amax(dim=(0, 3)).reshape(-1) * u
-        rng = torch.zeros_like(self.adc_range).scatter_reduce(
-            0, self._p_tile.reshape(-1), col_max, "amax"
-        ) * adc.margin
+        rng = (
+            torch.zeros_like(self.adc_range).scatter_reduce(
+                0, self._p_tile.reshape(-1), col_max, "amax"
+            )
+            * adc.margin
+        )
         if adc.mode == RangeMode.calibrated:
             if self.calibrating and self._cal_batches > 0:
                 rng = torch.maximum(rng, self.adc_range)
             self.adc_range.copy_(rng)
             if not self.calibrating:
-                log.info("memsim: layer %d ADC ranges calibrated on its first batch",
-                         self.layer_index)
+                log.info(
+                    "memsim: layer %d ADC ranges calibrated on its first batch", self.layer_index
+                )
         return rng
 
     def _end_forward(self) -> None:
@@ -363,8 +384,10 @@ class AnalogLinear(AnalogLayer):
     def extra_repr(self) -> str:
         """Show size and tiling."""
         lay = self.layout
-        return (f"in={self.in_features}, out={self.out_features}, tiles={lay.n_tiles} "
-                f"({lay.rows}x{lay.cols}), profile={self.profile.name}")
+        return (
+            f"in={self.in_features}, out={self.out_features}, tiles={lay.n_tiles} "
+            f"({lay.rows}x{lay.cols}), profile={self.profile.name}"
+        )
 
 
 class AnalogConv2d(AnalogLayer):
@@ -396,8 +419,9 @@ class AnalogConv2d(AnalogLayer):
         lay = self.layout
         if not lay.aligned:
             pad = lay.row_tiles * lay.row_span - lay.k
-            w = F.pad(self.w_norm, (0, pad)).view(lay.groups, lay.out_per_group, lay.row_tiles,
-                                                  lay.row_span)
+            w = F.pad(self.w_norm, (0, pad)).view(
+                lay.groups, lay.out_per_group, lay.row_tiles, lay.row_span
+            )
             return w.transpose(1, 2).reshape(-1, lay.out_per_group, lay.row_span).contiguous()
         g, rt, c_t, pad = self._geometry()
         w = self.w_norm.view(g, lay.out_per_group, -1, *self.kernel_size)
@@ -464,9 +488,11 @@ class AnalogConv2d(AnalogLayer):
     def extra_repr(self) -> str:
         """Show geometry and tiling."""
         lay = self.layout
-        return (f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, "
-                f"stride={self.stride}, groups={self.groups}, tiles={lay.n_tiles} "
-                f"({lay.rows}x{lay.cols}), profile={self.profile.name}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, "
+            f"stride={self.stride}, groups={self.groups}, tiles={lay.n_tiles} "
+            f"({lay.rows}x{lay.cols}), profile={self.profile.name}"
+        )
 
 
 def analog_layers(model: nn.Module) -> list[tuple[str, AnalogLayer]]:

@@ -65,9 +65,7 @@ class DeviceModel:
             return None
         return (d.nu_mean + d.nu_std * _randn(g_target, gen)).clamp(min=0.0)
 
-    def drift(
-        self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator
-    ) -> Tensor:
+    def drift(self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator) -> Tensor:
         """Conductance ``t_s`` seconds after programming: ``G (t / t0) ** -nu`` for t > t0."""
         if nu is None:
             return g_prog
@@ -103,9 +101,7 @@ class PCMJoshi2020(DeviceModel):
         sig = (-0.0125 * torch.log(ghat) - 0.0059).clamp(0.008, 0.045)
         return (mu + sig * _randn(ghat, gen)).abs()
 
-    def drift(
-        self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator
-    ) -> Tensor:
+    def drift(self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator) -> Tensor:
         """Drifted conductance plus the 1/f noise accumulated up to ``t_s``."""
         d = self.profile.drift
         t = t_s + d.t0_s

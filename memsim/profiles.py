@@ -96,9 +96,7 @@ class Device(_Section):
     @model_validator(mode="after")
     def _window(self) -> Device:
         if self.g_min_uS >= self.g_max_uS:
-            raise ValueError(
-                f"g_min_uS ({self.g_min_uS}) must be < g_max_uS ({self.g_max_uS})"
-            )
+            raise ValueError(f"g_min_uS ({self.g_min_uS}) must be < g_max_uS ({self.g_max_uS})")
         return self
 
 
@@ -316,7 +314,9 @@ def _read_json(path: Path) -> dict[str, Any]:
             f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
     if not isinstance(data, dict):
-        raise ProfileError(f"{path}: the top level must be a JSON object, got {type(data).__name__}")
+        raise ProfileError(
+            f"{path}: the top level must be a JSON object, got {type(data).__name__}"
+        )
     return data
 
 
@@ -409,6 +409,7 @@ def load_profile(name_or_path: str | Path | DeviceProfile) -> DeviceProfile:
     Raises:
         ProfileError: For an unknown name, unreadable or malformed file, or any
             field that fails validation; the message names file and field.
+
     """
     if isinstance(name_or_path, DeviceProfile):
         return name_or_path

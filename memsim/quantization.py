@@ -32,6 +32,7 @@ def symmetric_levels(bits: int, scale: float | Tensor = 1.0) -> Tensor:
 
     Returns:
         1-D tensor of the sorted levels.
+
     """
     if not 1 <= bits <= 16:
         raise ValueError(f"bits must be in 1..16, got {bits}")
@@ -50,6 +51,7 @@ def quantize_symmetric(w: Tensor, bits: int, scale: Tensor | None = None) -> Ten
 
     Returns:
         The quantized weights (same shape and dtype). No gradient handling.
+
     """
     if not 1 <= bits <= 16:
         raise ValueError(f"bits must be in 1..16, got {bits}")

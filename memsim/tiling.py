@@ -133,6 +133,7 @@ def make_layout(
         rows: Tile rows.
         cols: Tile columns.
         kernel_elems: Rows per input channel (``kh * kw``), kept together in a tile.
+
     """
     if out % groups:
         raise ValueError(f"out ({out}) must be divisible by groups ({groups})")

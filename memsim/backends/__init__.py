@@ -1,0 +1,1 @@
+"""Bridges from memsim device profiles to other crossbar simulators (optional extras)."""

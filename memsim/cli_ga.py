@@ -1,0 +1,181 @@
+"""``memsim ga CONFIG.toml`` and ``memsim demo``: run (or resume) one GA experiment."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .cli_common import CliError, add_run_options, user_errors
+
+GA_EPILOG = """\
+The run folder <run-root>/ga/<name>-<timestamp>/ holds config.json (resolved),
+run.json (versions, git commit, seeds, profile, dataset sha256, wall times),
+ga/ (checkpoint, history.csv, snapshots), ga_best.pt and control.pt (evaluable with
+'memsim evaluate'), scores.json, results.json and the plots.
+
+Examples:
+  memsim ga experiments/table1/protonet_mnist.toml --scale quick
+  memsim ga experiments/table1/protonet_mnist.toml --set ga.population_size=6 --set ga.seed=3
+  memsim ga --resume runs/ga/table1-protonet-mnist-20250101-120000
+"""
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """``--scale`` and repeatable ``--set``."""
+    p.add_argument(
+        "--scale",
+        choices=("quick", "paper"),
+        default=None,
+        help="apply the config's [quick] table (quick) or ignore it (paper); default: the "
+        "scale written in the config",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value (TOML syntax), e.g. --set ga.generations=5; repeatable",
+    )
+
+
+def register_ga(sub: Any) -> None:
+    """Add the ``ga`` subcommand."""
+    p = sub.add_parser(
+        "ga",
+        help="run a GA experiment from a TOML config (baseline, GA, control, test scores)",
+        description="Run a GA experiment: baseline -> GA on a simulated chip -> extra-QAT "
+        "control -> test accuracy of all three on fresh programming draws.",
+        epilog=GA_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", nargs="?", default=None, help="experiment TOML file")
+    add_config_options(p)
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        default=None,
+        metavar="RUN_DIR",
+        help="continue RUN_DIR (default: the newest unfinished run of CONFIG's name)",
+    )
+    add_run_options(p)
+    p.set_defaults(func=cmd_ga)
+
+
+def register_demo(sub: Any) -> None:
+    """Add the ``demo`` subcommand."""
+    p = sub.add_parser(
+        "demo",
+        help="train a ProtoNet on bundled digits, GA-train it on a simulated RRAM chip",
+        description="The README demo (about 1-2 minutes on 2 CPU cores, no files or "
+        "network): a ProtoNet on scikit-learn's digits, deployed on the Yao-2020 1T1R RRAM "
+        "profile, a small GA on chip 1, the extra-QAT control, and the test accuracy of "
+        "baseline, GA and control on chip 1 and on a second chip.",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a demo setting, e.g. --set ga.generations=3",
+    )
+    add_run_options(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def _latest_unfinished(parent: Path, name: str) -> Path:
+    from ga.run_folder import read_json
+
+    candidates = sorted(parent.glob(f"{name}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for path in candidates:
+        run = path / "run.json"
+        if (path / "config.json").exists() and (
+            not run.exists() or read_json(run).get("status") != "complete"
+        ):
+            return path
+    raise CliError(f"no unfinished run folder {parent}/{name}-* to resume")
+
+
+def _run(
+    config: Any,
+    args: argparse.Namespace,
+    *,
+    resume_dir: Path | None,
+    source_text: str | None,
+) -> int:
+    from ga.experiment import format_results, run_experiment
+
+    start = time.perf_counter()
+    with user_errors():
+        results, run_dir = run_experiment(
+            config,
+            run_root=args.run_root,
+            resume_dir=resume_dir,
+            data_root=args.data_root,
+            progress=args.progress,
+            echo=lambda s: print(s, file=sys.stderr, flush=True),
+            source_text=source_text,
+        )
+    print(format_results(results))
+    print(f"run folder: {run_dir}  (wall time {time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def cmd_ga(args: argparse.Namespace) -> int:
+    """Load/override/validate the config, then run or resume the experiment."""
+    from ga.experiment import CONFIG_JSON
+    from ga.experiment_config import ExperimentConfig, build_config, read_toml
+    from ga.run_folder import read_json
+
+    with user_errors():
+        config = None
+        source = None
+        if args.config is not None:
+            source = (
+                Path(args.config).read_text(encoding="utf-8")
+                if Path(args.config).is_file()
+                else None
+            )
+            config = build_config(
+                read_toml(args.config),
+                scale=args.scale,
+                overrides=args.overrides,
+                origin=args.config,
+            )
+        if args.resume is None:
+            if config is None:
+                raise CliError("give a CONFIG.toml to start a run, or --resume RUN_DIR")
+            return _run(config, args, resume_dir=None, source_text=source)
+        if args.resume == "latest":
+            if config is None:
+                raise CliError("--resume without RUN_DIR needs CONFIG to find the run")
+            resume_dir = _latest_unfinished(Path(args.run_root) / "ga", config.experiment.name)
+        else:
+            resume_dir = Path(args.resume)
+        if config is None:
+            # resuming from the folder alone: its saved config, plus any --set
+            saved = (
+                read_json(resume_dir / CONFIG_JSON) if (resume_dir / CONFIG_JSON).exists() else None
+            )
+            if saved is None:
+                raise CliError(f"{resume_dir} is not an experiment run folder (no {CONFIG_JSON})")
+            config = build_config(saved, overrides=args.overrides, origin=str(resume_dir))
+        assert isinstance(config, ExperimentConfig)
+        return _run(config, args, resume_dir=resume_dir, source_text=None)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the built-in demo experiment and print baseline vs GA vs control."""
+    import tomllib
+
+    from ga.demo import DEMO_TOML
+    from ga.experiment_config import build_config
+
+    with user_errors():
+        config = build_config(tomllib.loads(DEMO_TOML), overrides=args.overrides, origin="demo")
+    return _run(config, args, resume_dir=None, source_text=DEMO_TOML)

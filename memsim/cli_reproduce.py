@@ -1,0 +1,133 @@
+"""``memsim reproduce table1`` and ``memsim sweep figures``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .cli_common import CliError, add_run_options, user_errors
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scale",
+        choices=("quick", "paper"),
+        default="quick",
+        help="quick: the configs' [quick] smoke settings; paper: the paper's (default quick)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a value in every experiment (repeatable)",
+    )
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue an earlier folder")
+    add_run_options(p)
+
+
+def register_reproduce(sub: Any) -> None:
+    """Add ``reproduce table1``."""
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce the paper's Table 1 (baseline, GA and the extra-QAT control)",
+        description="Reproduce a table of the paper.",
+    )
+    ps = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    t = ps.add_parser(
+        "table1",
+        help="every Table 1 row: baseline, GA, control, beside the paper's numbers",
+        description="Run every experiments/table1/*.toml row and write table1.md and "
+        "table1.json under <run-root>/table1/. Rows whose data is unavailable are reported "
+        "as skipped with the reason.",
+    )
+    _common(t)
+    t.add_argument("--configs", default=None, help="folder of row configs (experiments/table1)")
+    t.add_argument(
+        "--rows", default=None, help="comma-separated row config names (default: all rows)"
+    )
+    t.set_defaults(func=cmd_table1)
+
+
+def register_sweep(sub: Any) -> None:
+    """Add ``sweep figures``."""
+    p = sub.add_parser(
+        "sweep",
+        help="parameter sweeps of the paper's Figures 4-7",
+        description="Parameter sweeps.",
+    )
+    ps = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    f = ps.add_parser(
+        "figures",
+        help="Figures 4-7: accuracy vs generations, population, CP x MP, strategies",
+        description="Run experiments/sweeps/*.toml; write a PNG and a CSV per figure under "
+        "<run-root>/sweeps/.",
+    )
+    _common(f)
+    f.add_argument("--sweeps", default=None, help="folder of sweep configs (experiments/sweeps)")
+    f.add_argument(
+        "--only", default=None, help="comma-separated figure names, e.g. fig4,fig6 (default all)"
+    )
+    f.set_defaults(func=cmd_figures)
+
+
+def _echo(s: str) -> None:
+    print(s, file=sys.stderr, flush=True)
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def cmd_table1(args: argparse.Namespace) -> int:
+    """Run the Table 1 rows; print table1.md."""
+    from ga.table1 import CONFIG_DIR, TABLE_MD, run_table1
+
+    with user_errors():
+        try:
+            _, out = run_table1(
+                args.scale,
+                config_dir=args.configs or CONFIG_DIR,
+                rows=_split(args.rows),
+                run_root=args.run_root,
+                resume_dir=args.resume,
+                data_root=args.data_root,
+                overrides=args.overrides,
+                progress=args.progress,
+                echo=_echo,
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            raise CliError(str(exc)) from exc
+    print((out / TABLE_MD).read_text(encoding="utf-8"))
+    print(f"wrote {out / TABLE_MD} and {out / 'table1.json'}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    """Run the figure sweeps; list the PNG/CSV files written."""
+    from ga.sweeps import SWEEP_DIR, run_figures
+
+    with user_errors():
+        try:
+            state, out = run_figures(
+                args.scale,
+                sweep_dir=args.sweeps or SWEEP_DIR,
+                only=_split(args.only),
+                run_root=args.run_root,
+                resume_dir=args.resume,
+                data_root=args.data_root,
+                overrides=args.overrides,
+                progress=args.progress,
+                echo=_echo,
+            )
+        except FileNotFoundError as exc:
+            raise CliError(str(exc)) from exc
+    for name, fig in state["figures"].items():
+        print(f"{name}: {fig['title']}")
+        for ext in ("png", "csv"):
+            print(f"  {Path(out) / name / f'{name}.{ext}'}")
+    print(f"sweep folder: {out}  (wall time {state['wall_time_s'] / 60:.1f} min)")
+    return 0

@@ -1,0 +1,59 @@
+"""Samplers for the per-MVM Gaussian read noise.
+
+``exact`` draws fresh ``torch.randn`` numbers for every partial sum of every MVM.  On a
+CPU this random-number generation costs more than the matrix products themselves
+(about 3 ns per number here), so there is also:
+
+``bank``: one pool of ``2**22`` standard normals per device and dtype, generated once;
+each MVM batch reads a contiguous window at a fresh random offset.  Within one call
+the numbers are i.i.d. N(0, 1); across calls, windows can overlap, so the same
+numbers may reappear *at other positions* (other samples/columns).  Means and
+variances over many draws are unbiased, but draws are not independent across calls
+in the strict sense.  Use it for throughput (GA fitness, sweeps), and ``exact`` for
+noise statistics.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+from torch import Tensor
+
+BANK_SIZE = 2**22
+_BANK_SEED = 0x5EED_BA4C
+_banks: dict[tuple[str, torch.dtype], Tensor] = {}
+
+
+class NoiseSampler(str, Enum):
+    """How read-noise normals are drawn."""
+
+    exact = "exact"
+    bank = "bank"
+
+
+def _bank(device: torch.device, dtype: torch.dtype) -> Tensor:
+    key = (str(device), dtype)
+    if key not in _banks:
+        gen = torch.Generator().manual_seed(_BANK_SEED)
+        _banks[key] = torch.randn(BANK_SIZE, generator=gen).to(device=device, dtype=dtype)
+    return _banks[key]
+
+
+def standard_normal(
+    shape: torch.Size | tuple[int, ...],
+    gen: torch.Generator,
+    sampler: NoiseSampler,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Tensor:
+    """Return N(0, 1) numbers of ``shape`` (a read-only view for the bank sampler)."""
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if sampler == NoiseSampler.bank and n <= BANK_SIZE // 2:
+        bank = _bank(device, dtype)
+        # the offset comes from the layer's own stream, so runs stay reproducible
+        off = int(torch.randint(0, BANK_SIZE - n + 1, (1,), generator=gen, device=gen.device))
+        return bank[off : off + n].view(shape)
+    return torch.randn(shape, generator=gen, dtype=dtype, device=device)
