@@ -114,3 +114,24 @@ def test_output_noise_std():
         y = chip(x)
     scale = lin[0].weight.abs().max()
     assert torch.allclose(y.std(0), (0.1 * scale).expand(2), rtol=0.03)
+
+
+def test_bank_sampler_statistics_and_reproducibility():
+    from memsim.sampling import NoiseSampler, standard_normal
+
+    gen = torch.Generator().manual_seed(0)
+    a = standard_normal((500, 400), gen, NoiseSampler.bank, torch.device("cpu"), torch.float32)
+    b = standard_normal((500, 400), gen, NoiseSampler.bank, torch.device("cpu"), torch.float32)
+    assert abs(a.mean().item()) < 0.01 and a.std().item() == pytest.approx(1.0, abs=0.01)
+    assert not torch.equal(a, b)  # a fresh window each call
+    gen2 = torch.Generator().manual_seed(0)
+    a2 = standard_normal((500, 400), gen2, NoiseSampler.bank, torch.device("cpu"), torch.float32)
+    assert torch.equal(a, a2)
+    prof = _profile(read_noise={"model": "gaussian", "sigma": 0.02})
+    lin = nn.Sequential(nn.Linear(100, 3, bias=False))
+    chip = memsim.convert(lin, prof, seed=0, noise_sampler="bank")
+    x = torch.randn(1, 100).expand(20000, -1).contiguous()
+    with torch.no_grad():
+        y = chip(x)
+    expected = math.sqrt(2) * 0.02 * x[0].norm() * lin[0].weight.abs().max()
+    assert torch.allclose(y.std(0), expected.expand(3), rtol=0.03)
