@@ -1,0 +1,408 @@
+"""The paper's baselines: train, deploy through the simulator, checkpoint.
+
+Tasks (``python -m models.baselines TASK --scale quick|paper``):
+
+==========================  ==============  =============  =====  =====  ==================
+task                        model           data           bits   noise  deployed with
+==========================  ==============  =============  =====  =====  ==================
+protonet-mnist              ProtoNet Conv-4 mnist          2      5 %    paper_2bit_5pct
+protonet-fashion-mnist      ProtoNet Conv-4 fashion_mnist  3      20 %   paper_3bit_20pct
+mobilenetv2-cifar10         MobileNetV2     cifar10        2      5 %    paper_2bit_5pct
+micronet-cifar100           MicroNet-M0     cifar100       tern.  5 %    paper_ternary_5pct
+protonet-digits             ProtoNet Conv-4 digits         2      5 %    paper_2bit_5pct
+==========================  ==============  =============  =====  =====  ==================
+
+ProtoNet tasks train on episodes of 5 random classes x 20 images (5 support + 15 query)
+and are tested 10-way on the whole test split with prototypes from ``K = 5`` support images
+per class drawn from the training split. MobileNetV2 trains each epoch on a fresh random
+50 % of the training set. Every training step uses the deployment's weight quantizer and
+noise (see :mod:`models.quant`), and every reported accuracy is measured on simulated chips
+(:func:`models.evaluate.evaluate_deployed`): mean ± sample std over ``eval_draws``
+programming-noise draws (times ``support_draws`` support draws for ProtoNet).
+
+Scales: ``paper`` is the full recipe. ``quick`` keeps the protocol (episode shape, bits,
+noise, deployment) but trains far less (fewer episodes/epochs; for the CIFAR tasks a smaller
+network on a stratified 20 % of the training set, evaluated on a stratified 20 % of the test
+set; ProtoNet tasks keep the full test set) so it finishes in minutes on 2 CPU cores.
+Hyper-parameters the source does not state (optimizers, learning rates, episode and epoch
+counts) are our choices and are written into every checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from memsim.quantization import TERNARY
+from models.checkpoint import build_model, save_checkpoint
+from models.data import ImageDataset, load_dataset, train_val_split
+from models.evaluate import evaluate_deployed, paper_profile
+from models.protonet import DEFAULT_TEST_SHOT
+from models.train import ClassifierConfig, EpisodeConfig, train_classifier, train_protonet
+
+log = logging.getLogger(__name__)
+
+SCALES = ("quick", "paper")
+TASKS = (
+    "protonet-mnist",
+    "protonet-fashion-mnist",
+    "mobilenetv2-cifar10",
+    "micronet-cifar100",
+    "protonet-digits",
+)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that defines one baseline run at one scale.
+
+    Attributes:
+        task: Task name.
+        scale: ``"quick"`` or ``"paper"``.
+        dataset: Dataset name for :func:`models.data.load_dataset`.
+        arch: Architecture registry name (:data:`models.checkpoint.ARCHITECTURES`).
+        model_kwargs: Constructor arguments.
+        bits: Weight bits (``TERNARY`` = 0 for ternary).
+        sigma: Relative weight noise, in training and in the deployment profile.
+        train: Training hyper-parameters.
+        train_fraction: Fraction of the training split used (stratified, seeded); 1.0 = all.
+        test_fraction: Fraction of the test split evaluated (stratified, seeded); 1.0 = all.
+        eval_draws: Programming-noise draws for the reported accuracy.
+        support_draws: Support-set draws per noise draw (ProtoNet).
+        k_shot: Test-time support images per class (ProtoNet).
+
+    """
+
+    task: str
+    scale: str
+    dataset: str
+    arch: str
+    model_kwargs: dict[str, Any]
+    bits: int
+    sigma: float
+    train: EpisodeConfig | ClassifierConfig
+    train_fraction: float = 1.0
+    test_fraction: float = 1.0
+    eval_draws: int = 5
+    support_draws: int = 5
+    k_shot: int = DEFAULT_TEST_SHOT
+
+    @property
+    def is_protonet(self) -> bool:
+        """Whether the task is episodic (ProtoNet)."""
+        return self.arch == "protonet"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly description (stored in checkpoints)."""
+        out = dataclasses.asdict(self)
+        out["train"] = dataclasses.asdict(self.train)
+        return out
+
+
+def _protonet(task: str, scale: str, dataset: str, bits: int, sigma: float) -> Recipe:
+    # paper: Snell et al.'s Adam 1e-3 halved every 2000 episodes
+    episodes = {"quick": 300, "paper": 6000}[scale]
+    if dataset == "digits":
+        episodes = {"quick": 200, "paper": 2000}[scale]
+    cfg = EpisodeConfig(episodes=episodes, lr_step=2000, bits=bits, sigma=sigma)
+    return Recipe(
+        task=task,
+        scale=scale,
+        dataset=dataset,
+        arch="protonet",
+        model_kwargs={"in_channels": 1, "hidden": 64, "blocks": 4},
+        bits=bits,
+        sigma=sigma,
+        train=cfg,
+    )
+
+
+def get_recipe(task: str, scale: str = "quick") -> Recipe:
+    """Return the recipe of ``task`` at ``scale``.
+
+    Raises:
+        ValueError: Unknown task or scale.
+
+    """
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose from {SCALES}")
+    if task == "protonet-mnist":
+        return _protonet(task, scale, "mnist", 2, 0.05)
+    if task == "protonet-fashion-mnist":
+        return _protonet(task, scale, "fashion_mnist", 3, 0.20)
+    if task == "protonet-digits":
+        return _protonet(task, scale, "digits", 2, 0.05)
+    if task == "mobilenetv2-cifar10":
+        quick = scale == "quick"
+        return Recipe(
+            task=task,
+            scale=scale,
+            dataset="cifar10",
+            arch="mobilenet_v2_cifar",
+            model_kwargs={"num_classes": 10, "width_mult": 0.25 if quick else 1.0},
+            bits=2,
+            sigma=0.05,
+            train=ClassifierConfig(
+                epochs=4 if quick else 200,
+                batch_size=128,
+                lr=0.05,
+                weight_decay=4e-5,
+                epoch_fraction=0.5,
+                bits=2,
+                sigma=0.05,
+            ),
+            train_fraction=0.2 if quick else 1.0,
+            # evaluating 10k images on 5 simulated chips takes ~10 min on 2 cores at quick
+            # width; 2000 stratified test images keep the quick run in minutes
+            test_fraction=0.2 if quick else 1.0,
+        )
+    if task == "micronet-cifar100":
+        quick = scale == "quick"
+        return Recipe(
+            task=task,
+            scale=scale,
+            dataset="cifar100",
+            arch="micronet",
+            model_kwargs={"num_classes": 100, "variant": "m0"},
+            bits=TERNARY,
+            sigma=0.05,
+            train=ClassifierConfig(
+                epochs=3 if quick else 200,
+                batch_size=128,
+                lr=0.1,
+                weight_decay=3e-5,
+                bits=TERNARY,
+                sigma=0.05,
+            ),
+            train_fraction=0.2 if quick else 1.0,
+            test_fraction=0.2 if quick else 1.0,
+        )
+    raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
+
+
+def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
+    """Return ``recipe`` with fields replaced (recipe fields or training-config fields).
+
+    Names are looked up first among :class:`Recipe` fields, then among the fields of its
+    training config (e.g. ``episodes``, ``epochs``, ``lr``). Values are taken as given.
+
+    Raises:
+        KeyError: A name that is neither.
+
+    """
+    top: dict[str, Any] = {}
+    inner: dict[str, Any] = {}
+    recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - {"train"}
+    train_fields = {f.name for f in dataclasses.fields(recipe.train)}
+    for key, value in overrides.items():
+        if key in recipe_fields:
+            top[key] = value
+        elif key in train_fields:
+            inner[key] = value
+        else:
+            raise KeyError(
+                f"unknown override {key!r}; recipe fields: {sorted(recipe_fields)}, "
+                f"training fields: {sorted(train_fields)}"
+            )
+    return replace(recipe, **top, train=replace(recipe.train, **inner))
+
+
+def _subset(train: ImageDataset, fraction: float, seed: int) -> ImageDataset:
+    if fraction >= 1.0:
+        return train
+    # the validation part of a stratified split is a class-balanced random subset
+    return train_val_split(train, fraction, seed)[1]
+
+
+def train_baseline(
+    task: str,
+    scale: str = "quick",
+    seed: int = 0,
+    data_root: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] = "checkpoints",
+    *,
+    overrides: dict[str, Any] | None = None,
+    profile: Any = None,
+) -> tuple[nn.Module, Path, dict[str, Any]]:
+    """Train one baseline, evaluate it on simulated chips and write a checkpoint.
+
+    Args:
+        task: One of :data:`TASKS`.
+        scale: ``"quick"`` or ``"paper"``.
+        seed: Seeds model init, data subset, training and evaluation.
+        data_root: Folder with ``<dataset>.npz`` (see :func:`models.data.load_dataset`).
+        out_dir: Folder for ``<task>-<scale>-seed<seed>.pt``.
+        overrides: Recipe or training-config fields to change (see :func:`apply_overrides`).
+        profile: Deployment profile (object, name or path); default: the matching
+            ``paper_*`` profile from :func:`models.evaluate.paper_profile`.
+
+    Returns:
+        ``(model, checkpoint_path, metrics)`` with the trained full-precision model; metrics
+        hold the deployed accuracy (``accuracy_mean``, ``accuracy_std``, ``accuracies``),
+        the accuracy with quantized weights but no programming noise
+        (``quantized_noiseless_accuracy``, profile ``paper_profile(bits, 0.0)``) and wall
+        times.
+
+    """
+    recipe = apply_overrides(get_recipe(task, scale), overrides or {})
+    torch.manual_seed(seed)  # model initialisation
+    train, test = load_dataset(recipe.dataset, root=data_root)
+    train_used = _subset(train, recipe.train_fraction, seed)
+    test = _subset(test, recipe.test_fraction, seed)
+    model_kwargs = dict(recipe.model_kwargs)
+    if recipe.is_protonet:
+        model_kwargs["in_channels"] = train.images.shape[1]
+    model = build_model(recipe.arch, model_kwargs)
+    log.info("%s/%s: %d training images, %d test images", task, scale, len(train_used), len(test))
+
+    start = time.perf_counter()
+    if recipe.is_protonet:
+        assert isinstance(recipe.train, EpisodeConfig)
+        losses = train_protonet(model, train_used, recipe.train, seed=seed)
+    else:
+        assert isinstance(recipe.train, ClassifierConfig)
+        losses = train_classifier(model, train_used, recipe.train, seed=seed)
+    train_time = time.perf_counter() - start
+
+    start = time.perf_counter()
+    prof = profile if profile is not None else paper_profile(recipe.bits, recipe.sigma)
+    support = train if recipe.is_protonet else None  # prototypes come from the train split
+    deployed = evaluate_deployed(
+        model,
+        test,
+        prof,
+        draws=recipe.eval_draws,
+        seed=seed,
+        support=support,
+        k_shot=recipe.k_shot,
+        support_draws=recipe.support_draws,
+    )
+    eval_time = time.perf_counter() - start
+    # the paper chip without programming noise separates the cost of noise from that of
+    # quantization (the latent float weights say little after QAT: BatchNorm statistics
+    # were collected under quantized weights)
+    noiseless = evaluate_deployed(
+        model,
+        test,
+        paper_profile(recipe.bits, 0.0),
+        draws=1,
+        seed=seed,
+        support=support,
+        k_shot=recipe.k_shot,
+        support_draws=recipe.support_draws,
+    )
+
+    metrics: dict[str, Any] = {
+        "accuracy_mean": deployed.mean,
+        "accuracy_std": deployed.std,
+        "accuracies": deployed.accuracies,
+        "profile": deployed.profile,
+        "noise_draws": deployed.noise_draws,
+        "support_draws": deployed.support_draws,
+        "k_shot": deployed.k_shot,
+        "quantized_noiseless_accuracy": noiseless.mean,
+        # classifier: mean loss of the last epoch; ProtoNet: of the last 50 episodes
+        "final_train_loss": statistics.fmean(losses[-50:] if recipe.is_protonet else losses[-1:]),
+        "train_time_s": train_time,
+        "eval_time_s": eval_time,
+        "train_images": len(train_used),
+        "test_images": len(test),
+    }
+    meta: dict[str, Any] = {
+        "task": task,
+        "scale": scale,
+        "seed": seed,
+        "bits": recipe.bits,
+        "ternary": recipe.bits == TERNARY,
+        "noise": recipe.sigma,
+        "dataset": recipe.dataset,
+        "dataset_sha256": train.sha256,
+        "dataset_source": train.source,
+        "accuracy": deployed.mean,
+        "accuracy_std": deployed.std,
+        "metrics": metrics,
+        "recipe": recipe.as_dict(),
+        "torch_version": str(torch.__version__),
+    }
+    path = save_checkpoint(Path(out_dir) / f"{task}-{scale}-seed{seed}.pt", model, meta)
+    log.info("%s/%s deployed accuracy %s, checkpoint %s", task, scale, deployed, path)
+    return model, path, metrics
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the baseline options to ``parser`` (shared with the ``memsim`` CLI)."""
+    parser.add_argument("task", choices=TASKS, help="baseline to train")
+    parser.add_argument("--scale", choices=SCALES, default="quick", help="recipe size")
+    parser.add_argument("--seed", type=int, default=0, help="seed of everything")
+    parser.add_argument(
+        "--data-root", default=None, help="folder with <dataset>.npz (else MEMSIM_DATA, cache)"
+    )
+    parser.add_argument("--out", default="checkpoints", help="checkpoint folder")
+    parser.add_argument("--profile", default=None, help="deployment profile name or path")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe/training field, e.g. --set episodes=100 (repeatable)",
+    )
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run :func:`train_baseline` from parsed arguments; print the metrics as JSON."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = _parse_value(value)
+    _, path, metrics = train_baseline(
+        args.task,
+        args.scale,
+        args.seed,
+        args.data_root,
+        args.out,
+        overrides=overrides,
+        profile=args.profile,
+    )
+    print(json.dumps({"checkpoint": str(path), **metrics}, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: ``python -m models.baselines TASK [options]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m models.baselines", description=__doc__.split("\n")[0]
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    return run_from_args(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
