@@ -4,6 +4,7 @@ Run::
 
     .venv/bin/python bench/vs_aihwkit.py [--repeats N] [--batch B] [--threads T]
     .venv/bin/python bench/vs_aihwkit.py --accuracy [--draws 10] [--drift 1h 1d]
+    .venv/bin/python bench/vs_aihwkit.py --physics
 
 Speed: the same MLP (784-256-256-10) and LeNet-5 are deployed with the same profile
 (``pcm_joshi2020`` aligned to aihwkit: 256x256 tiles, 8-bit DAC/ADC, PCM programming noise,
@@ -15,6 +16,10 @@ aihwkit / memsim (the target is >= 3x on CPU).
 Accuracy: both networks are trained on MNIST (2 epochs, cached under
 ``runs/aihwkit_compare/``) and :func:`memsim.compare.compare` runs them through both
 simulators (10 draws, full test set); the tables and JSON/PNG go to ``runs/aihwkit_compare``.
+
+Physics: moments of the programming error and of G(t)/G(t0) of one 1024x1024 layer
+(2,097,152 devices) on the PCM profile, memsim's device model vs aihwkit's
+``PCMLikeNoiseModel`` (the same draws as ``tests/test_aihwkit_physics.py``).
 """
 
 from __future__ import annotations
@@ -102,6 +107,47 @@ def accuracy(args: argparse.Namespace) -> None:
         )
 
 
+def physics(args: argparse.Namespace) -> None:
+    """Moments of programming error and drift factor: memsim vs aihwkit's PCMLikeNoiseModel."""
+    from memsim import mapping
+    from memsim.physics import device_model
+
+    p = memsim.load_profile("pcm_joshi2020")
+    w = torch.rand(1024, 1024, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    g_t = mapping.to_conductances(w, p)
+    phys, noise = device_model(p), ab.translate(p).rpu_config.noise_model
+    gen = torch.Generator().manual_seed(1)  # one stream, as in AnalogLayer.program
+    g_m = phys.program(g_t, gen)
+    nu_m = phys.drift_exponents(g_t, gen)
+    torch.manual_seed(2)
+    g_a = torch.stack([noise.apply_programming_noise_to_conductance(g) for g in g_t])
+    nu_a = torch.stack([noise.generate_drift_coefficients(g) for g in g_t])
+    print(f"pcm_joshi2020, one 1024x1024 layer = {g_t.numel():,} devices (uniform weights)")
+    print(f"{'quantity':<34} {'memsim':>10} {'aihwkit':>10} {'rel diff':>9}")
+
+    def row(name: str, a: float, b: float) -> None:
+        print(f"{name:<34} {a:>10.5f} {b:>10.5f} {abs(a - b) / abs(b):>8.2%}")
+
+    e_m, e_a = g_m - g_t, g_a - g_t
+    row("prog. error mean (uS), all", e_m.mean().item(), e_a.mean().item())
+    row("prog. error std (uS), all", e_m.std().item(), e_a.std().item())
+    on = g_t > 0
+    row("prog. error std (uS), G_target>0", e_m[on].std().item(), e_a[on].std().item())
+    row("drift exponent nu mean", nu_m.mean().item(), nu_a.mean().item())
+    row("drift exponent nu std", nu_m.std().item(), nu_a.std().item())
+    for label in ("1h", "1d", "1y"):
+        t = parse_duration(label)
+        gd_m = phys.drift(g_m, nu_m, t, torch.Generator().manual_seed(3))
+        torch.manual_seed(4)
+        gd_a = torch.stack(
+            [noise.apply_drift_noise_to_conductance(g, n, t) for g, n in zip(g_a, nu_a)]
+        )
+        sm, sa = (g_t > 1.0) & (g_m > 0.5), (g_t > 1.0) & (g_a > 0.5)
+        rm, ra = gd_m[sm] / g_m[sm], gd_a[sa] / g_a[sa]
+        row(f"G({label})/G(t0) mean", rm.mean().item(), ra.mean().item())
+        row(f"G({label})/G(t0) std", rm.std().item(), ra.std().item())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--profile", default="pcm_joshi2020")
@@ -110,6 +156,7 @@ def main() -> None:
     ap.add_argument("--at", default="1d", help="drift time of the timed chips")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--accuracy", action="store_true", help="run the MNIST accuracy comparison")
+    ap.add_argument("--physics", action="store_true", help="print the PCM physics moments")
     ap.add_argument("--draws", type=int, default=10)
     ap.add_argument("--drift", nargs="+", default=["1h", "1d"])
     ap.add_argument("--epochs", type=int, default=2)
@@ -121,6 +168,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.accuracy:
         accuracy(args)
+    elif args.physics:
+        physics(args)
     else:
         speed(args)
 

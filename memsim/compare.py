@@ -434,6 +434,8 @@ def compare(
 
 
 def _knob_report(result: dict[str, Any], dep: Any) -> str:
+    from .backends import aihwkit as ab
+
     lines = [f"# memsim vs aihwkit: {result['model']}, profile {result['profile']}", ""]
     if result["alignment"]:
         lines += [
@@ -443,7 +445,9 @@ def _knob_report(result: dict[str, Any], dep: Any) -> str:
             "|---|---|---|---|",
         ]
         lines += [
-            f"| `{c['field']}` | {c['value']} | {c['aihwkit']} | {c['note']} |"
+            f"| `{c['field']}` | "
+            + " | ".join(ab.md_cell(c[k]) for k in ("value", "aihwkit", "note"))
+            + " |"
             for c in result["alignment"]
         ]
         lines.append("")
@@ -504,10 +508,10 @@ def plot(result: dict[str, Any], path: str | Path) -> None:
     rows = result["times"]
     t = [max(r["t_s"], 1.0) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for sim, marker in (("memsim", "o"), ("aihwkit", "s")):
+    for sim, marker, shift in (("memsim", "o", 0.94), ("aihwkit", "s", 1.06)):
         for ax, key in zip(axes, ("acc", "rel_err")):
             ax.errorbar(
-                t,
+                [v * shift for v in t],  # side by side, so that the error bars do not overlap
                 [r[sim][f"{key}_mean"] for r in rows],
                 yerr=[r[sim][f"{key}_std"] for r in rows],
                 marker=marker,

@@ -79,13 +79,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 __all__ = [
     "WAN2022_COEFFS_1S",
-    "aligned_profile",
     "Deployment",
     "Knob",
     "LayerMapping",
     "Translation",
+    "aligned_profile",
     "convert",
     "drift_weights",
+    "md_cell",
     "program_weights",
     "translate",
 ]
@@ -162,11 +163,16 @@ class Translation:
         rows = self.knobs if everything else self.untranslated()
         lines = ["| profile field | value | status | aihwkit | note |", "|---|---|---|---|---|"]
         for k in rows:
-            val = k.as_dict()["value"]
-            lines.append(f"| `{k.field}` | {val} | {k.status} | {k.aihwkit} | {k.note} |")
+            cells = [k.as_dict()["value"], k.status, k.aihwkit, k.note]
+            lines.append(f"| `{k.field}` | " + " | ".join(md_cell(c) for c in cells) + " |")
         if not rows:
             lines.append("| (none) | | | | |")
         return "\n".join(lines)
+
+
+def md_cell(value: Any) -> str:
+    """``value`` as text for a markdown table cell (pipes escaped)."""
+    return str(value).replace("|", "\\|")
 
 
 def _bits_res(bits: int) -> float:
@@ -439,8 +445,8 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
                 APPROXIMATED,
                 "GlobalDriftCompensation()",
                 "both: one gain per tile = reference / current mean|W|; aihwkit reads mean|W| "
-                "through the tile's forward pass (one-hot inputs, so ADC-quantized and noisy), "
-                "memsim reads it exactly",
+                "through the tile's forward pass with one-hot inputs, so through the ADC (and "
+                "scaled down by a DAC range > 1), memsim reads it exactly",
             )
         )
     else:
@@ -698,7 +704,7 @@ def _layer_table(layers: list[LayerMapping]) -> str:
         )
         lines.append(
             f"| `{r.name}` | {r.kind} | {r.aihwkit} | {r.memsim_tiles} "
-            f"({'+'.join(map(str, r.memsim_rows))}) | {a_rows} | {r.note} |"
+            f"({'+'.join(map(str, r.memsim_rows))}) | {a_rows} | {md_cell(r.note)} |"
         )
     return "\n".join(lines)
 
