@@ -57,7 +57,8 @@ members or genes.
 
 The concrete chip-in-the-loop fitness (``ga.fitness``: load solution -> QAT
 fine-tune -> ``memsim.program`` -> validation accuracy averaged over R draws)
-plugs in through :class:`ga.trainer.FitnessFn`.
+plugs in through :class:`ga.trainer.FitnessFn`; :mod:`ga.batched` runs its fine-tune
+for the whole population in one vmapped pass (``GAConfig.evaluation``).
 """
 
 from ga.checkpoint import CheckpointMismatchError

@@ -14,14 +14,38 @@ tuned genes are returned for Lamarckian write-back.
 
 Seeds: per generation the trainer hands a generator; this fitness first draws
 ``(P, 1 + R)`` seeds from it (one for the member's fine-tune batches and noise,
-R for the programming draws) and then evaluates members one by one, so a
-member's result depends only on its genes and its own seeds.
+R for the programming draws) and then evaluates the members, so a member's result
+depends only on its genes and its own seeds (and, for a model with ``nn.Dropout``, on
+the global torch RNG, which the fine-tune's dropout draws from, member after member).
+
+Evaluation modes (``GAConfig.evaluation``):
+
+* ``serial``: fine-tune, program and measure one member after the other.
+* ``batched``: fine-tune all members at once (:class:`ga.batched.BatchedFinetuner`: one
+  vmapped forward/backward and one Adam step on stacked tensors per step), then program
+  and measure each member on the chip.  The chip is one stateful simulator instance and
+  memsim's analog layers have no population dimension, so the chip part stays serial.
+  Same seeds, same noise and data per member as ``serial``; the tuned genes agree up to
+  float rounding.  A model the batched fine-tune cannot run raises
+  :class:`ga.batched.UnsupportedModelError` at the first evaluation.
+* ``auto``: ``batched`` where :data:`ga.batched.AUTO_EVALUATION` says it was measured
+  faster on CPU for the model's class (``bench/ga.py``), else ``serial``; an unsupported
+  model also falls back to ``serial``.  The choice is a fixed table, not a timing
+  probe, so a run and its resume always use the same path.
+
+With ``finetune_steps == 0`` there is nothing to batch and every mode runs serially.
+
+BatchNorm during the fine-tune (both modes): train mode, i.e. every member's layers
+normalize with that member's batch statistics.  Running statistics are never used: the
+serial path updates them on its scratch copy and resets them to the baseline before the
+next member, the batched path does not track them; the chip keeps the baseline's.
 """
 
 from __future__ import annotations
 
 import copy
 import statistics
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,6 +53,7 @@ import torch
 from torch import Tensor, nn
 
 import memsim
+from ga.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
 from ga.config import EvaluationMode, GAConfig
 from ga.genome import Genome
 from models.data import ImageDataset
@@ -40,9 +65,14 @@ from models.train import cross_entropy_loss
 class ChipFitness:
     """``FitnessFn``: QAT fine-tune, program the simulated chip, validation accuracy.
 
-    Members are evaluated serially: each needs its own fine-tune and the chip is
-    one stateful instance.  ``evaluation="batched"`` is refused rather than
-    silently ignored; ``"auto"`` and ``"serial"`` run serially.
+    The fine-tune runs per member or batched over the population (see the module
+    docstring for ``config.evaluation``); programming and measuring the chip always run
+    per member, since the chip is one stateful instance.
+
+    Attributes:
+        finetune_s: Seconds spent fine-tuning, summed over all evaluations.
+        chip_s: Seconds spent programming and measuring the chip, likewise.
+
     """
 
     def __init__(
@@ -77,11 +107,6 @@ class ChipFitness:
             accuracy_fn: ``accuracy_fn(chip, val) -> accuracy``.
 
         """
-        if config.evaluation is EvaluationMode.BATCHED:
-            raise NotImplementedError(
-                "ChipFitness evaluates members serially (one fine-tune and one chip "
-                "programming per member); use evaluation='auto' or 'serial'"
-            )
         self.genome = genome
         self.config = config
         self.train = train
@@ -96,6 +121,53 @@ class ChipFitness:
         self._base_state = {k: v.detach().clone() for k, v in self.work.state_dict().items()}
         self.chip = memsim.convert(model, profile, seed=chip_seed, chip_seed=chip_seed)
         self.chip.eval()
+        self.finetune_s = 0.0
+        self.chip_s = 0.0
+        # resolved at the first evaluation: the probe draws batches through
+        # _draw_batch, which a subclass may only be ready to serve after its __init__
+        self._mode: EvaluationMode | None = None
+        self._batched: BatchedFinetuner | None = None
+
+    @property
+    def evaluation(self) -> EvaluationMode:
+        """The mode actually used, ``BATCHED`` or ``SERIAL`` (resolves ``AUTO`` once).
+
+        Raises:
+            ga.batched.UnsupportedModelError: ``evaluation="batched"`` was requested for a
+                model or loss the batched fine-tune cannot run.
+
+        """
+        if self._mode is None:
+            self._mode = self._resolve_evaluation()
+        return self._mode
+
+    def _resolve_evaluation(self) -> EvaluationMode:
+        requested = self.config.evaluation
+        if requested is EvaluationMode.SERIAL or self.config.finetune_steps == 0:
+            return EvaluationMode.SERIAL
+        if requested is EvaluationMode.AUTO and auto_evaluation(self.work) is EvaluationMode.SERIAL:
+            return EvaluationMode.SERIAL
+        net = copy.deepcopy(self.work)
+        net.load_state_dict(self._base_state)  # self.work may hold a member's weights
+        try:
+            self._batched = BatchedFinetuner(
+                net,
+                self.genome,
+                self.loss_fn,
+                self._draw_batch,
+                bits=self.config.weight_bits,
+                sigma=self.qat_sigma,
+            )
+        except UnsupportedModelError:
+            if requested is EvaluationMode.BATCHED:
+                raise
+            return EvaluationMode.SERIAL
+        return EvaluationMode.BATCHED
+
+    def _draw_batch(self, gen: torch.Generator) -> Any:
+        """One fine-tune batch from a member's generator (the only draw per step besides noise)."""
+        idx = torch.randint(0, len(self.train), (self.batch_size,), generator=gen)
+        return self.train.images[idx], self.train.labels[idx]
 
     def _finetune(self, genes: Tensor, seed: int) -> Tensor:
         cfg = self.config
@@ -107,16 +179,10 @@ class ChipFitness:
         params = dict(self.work.named_parameters())
         # only the genes are trained: biases/BN are not genes and the chip keeps baseline ones
         opt = torch.optim.Adam([params[k] for k in self.genome.keys], lr=cfg.finetune_lr)
-        n = len(self.train)
-
-        def batch_at(_step: int) -> tuple[Tensor, Tensor]:
-            idx = torch.randint(0, n, (self.batch_size,), generator=gen)
-            return self.train.images[idx], self.train.labels[idx]
-
         qat_finetune(
             self.work,
             self.loss_fn,
-            batch_at,
+            lambda _step: self._draw_batch(gen),
             steps=cfg.finetune_steps,
             bits=cfg.weight_bits,
             sigma=self.qat_sigma,
@@ -125,16 +191,25 @@ class ChipFitness:
         )
         return self.genome.from_module(self.work).to(genes.dtype)
 
-    def evaluate_member(self, genes: Tensor, seeds: Sequence[int]) -> tuple[float, Tensor]:
-        """Fine-tune ``genes`` with ``seeds[0]``, then measure on the chip per ``seeds[1:]``."""
-        tuned = self._finetune(genes, int(seeds[0]))
-        weights = self.genome.unflatten(tuned)
+    def measure(self, genes: Tensor, seeds: Sequence[int]) -> float:
+        """Validation accuracy of ``genes`` as they are (no fine-tune), one draw per seed."""
+        weights = self.genome.unflatten(genes)
         accs = []
-        for s in seeds[1:]:
+        for s in seeds:
             memsim.program(self.chip, weights, seed=int(s))
             self.chip.eval()
             accs.append(float(self.accuracy_fn(self.chip, self.val)))
-        return statistics.fmean(accs), tuned
+        return statistics.fmean(accs)
+
+    def evaluate_member(self, genes: Tensor, seeds: Sequence[int]) -> tuple[float, Tensor]:
+        """Fine-tune ``genes`` with ``seeds[0]``, then measure on the chip per ``seeds[1:]``."""
+        t0 = time.perf_counter()
+        tuned = self._finetune(genes, int(seeds[0]))
+        t1 = time.perf_counter()
+        fit = self.measure(tuned, seeds[1:])
+        self.finetune_s += t1 - t0
+        self.chip_s += time.perf_counter() - t1
+        return fit, tuned
 
     def evaluate_population(
         self, population: Tensor, generation: int, rng: torch.Generator
@@ -144,8 +219,23 @@ class ChipFitness:
         seeds = torch.randint(0, 2**62, (p, 1 + r), generator=rng).tolist()
         fitness = torch.empty(p, dtype=torch.float64)
         tuned = torch.empty_like(population)
-        for i in range(p):
-            fitness[i], tuned[i] = self.evaluate_member(population[i], seeds[i])
+        if self.evaluation is EvaluationMode.BATCHED:
+            assert self._batched is not None
+            t0 = time.perf_counter()
+            tuned[:] = self._batched.finetune(
+                population,
+                [s[0] for s in seeds],
+                steps=self.config.finetune_steps,
+                lr=self.config.finetune_lr,
+            )
+            t1 = time.perf_counter()
+            for i in range(p):
+                fitness[i] = self.measure(tuned[i], seeds[i][1:])
+            self.finetune_s += t1 - t0
+            self.chip_s += time.perf_counter() - t1
+        else:
+            for i in range(p):
+                fitness[i], tuned[i] = self.evaluate_member(population[i], seeds[i])
         return fitness, (tuned if self.config.finetune_steps > 0 else None)
 
 

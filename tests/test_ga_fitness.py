@@ -53,18 +53,21 @@ def test_chip_fitness_is_deterministic_and_writes_back(digits):
     assert torch.equal(genome.from_module(model), pop[0])
 
 
-def test_batched_mode_is_refused(digits):
+def test_batched_mode_matches_serial(digits):
+    # more cases in test_ga_batched.py
     train, val, _ = digits
     model = _model()
-    with pytest.raises(NotImplementedError):
-        ChipFitness(
-            model,
-            Genome.from_model(model),
-            paper_profile(2, 0.05),
-            _cfg(evaluation="batched"),
-            train=train,
-            val=val,
+    genome = Genome.from_model(model)
+    pop = genome.from_module(model).repeat(3, 1)
+    pop[1:] *= 1.1
+    out = []
+    for mode in ("serial", "batched"):
+        fit = ChipFitness(
+            model, genome, paper_profile(2, 0.05), _cfg(evaluation=mode), train=train, val=val
         )
+        out.append(fit.evaluate_population(pop, 0, torch.Generator().manual_seed(5)))
+    (fs, ts), (fb, tb) = out
+    assert torch.equal(fs, fb) and torch.allclose(ts, tb, atol=1e-6, rtol=0)
 
 
 def test_trainer_end_to_end_with_chip_fitness(digits):
