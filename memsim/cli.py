@@ -11,8 +11,8 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim compare CHECKPOINT --profile NAME ...      (needs aihwkit)
     memsim demo
 
-Each subcommand lives in its own ``memsim/cli_*.py`` module and imports the heavy
-packages (torch, models, ga) only when it runs, so ``memsim --help`` is instant.
+Each subcommand lives in its own ``memsim/cli_*.py`` module and imports ``ga`` and
+``models`` only when it runs.
 """
 
 from __future__ import annotations
@@ -60,10 +60,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _compare_split(argv: list[str]) -> int | None:
+    """Index of a ``compare`` command word, or None.
+
+    ``memsim compare``'s own options (``--help`` included) belong to ``memsim.compare``'s
+    parser; argparse cannot pass options through a subparser untouched, so the words
+    after ``compare`` are split off before parsing.
+    """
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--threads":
+            i += 2
+        elif word.startswith("--threads="):
+            i += 1
+        elif word.startswith("-"):
+            return None
+        else:
+            return i if word == "compare" else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    split = _compare_split(words)
+    if split is None:
+        args = parser.parse_args(words)
+    else:
+        args = parser.parse_args(words[: split + 1])
+        args.rest = words[split + 1 :]
     if args.global_threads:
         import torch
 
@@ -73,6 +100,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"memsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # output piped into e.g. `head`: stop quietly, like other Unix tools
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"memsim {args.command}: interrupted", file=sys.stderr)
         return 130

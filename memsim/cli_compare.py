@@ -30,7 +30,8 @@ def register(sub: Any) -> None:
         "[--data mnist] [--limit N] [--out DIR] [--no-align]. " + INSTALL_HINT.split(";")[0],
         add_help=False,
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    # the words after `compare` are split off by memsim.cli.main and put in args.rest
+    p.set_defaults(rest=[])
     p.set_defaults(func=cmd_compare)
 
 
@@ -49,8 +50,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from memsim import compare
     except ImportError as exc:
         raise CliError(f"memsim.compare cannot be imported: {exc}") from exc
+    from memsim.profiles import ProfileError
+
     try:
         return int(compare.main(rest) or 0)
+    except (FileNotFoundError, ProfileError) as exc:
+        raise CliError(str(exc)) from exc
     except SystemExit as exc:  # argparse inside compare.main: --help (0) or usage (2)
         if exc.code is None or isinstance(exc.code, int):
             return int(exc.code or 0)

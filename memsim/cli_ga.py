@@ -108,7 +108,8 @@ def _run(
     resume_dir: Path | None,
     source_text: str | None,
 ) -> int:
-    from ga.experiment import format_results, run_experiment
+    from ga.experiment import run_experiment
+    from ga.experiment_report import format_results
 
     start = time.perf_counter()
     with user_errors():
@@ -117,7 +118,8 @@ def _run(
             run_root=args.run_root,
             resume_dir=resume_dir,
             data_root=args.data_root,
-            progress=args.progress,
+            # bars only on a terminal; logs get one line per generation instead
+            progress=args.progress and sys.stderr.isatty(),
             echo=lambda s: print(s, file=sys.stderr, flush=True),
             source_text=source_text,
         )

@@ -49,6 +49,12 @@ def register_reproduce(sub: Any) -> None:
     t.add_argument(
         "--rows", default=None, help="comma-separated row config names (default: all rows)"
     )
+    t.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="rows run at once, each in a subprocess (default 1: in this process)",
+    )
     t.set_defaults(func=cmd_table1)
 
 
@@ -96,8 +102,10 @@ def cmd_table1(args: argparse.Namespace) -> int:
                 resume_dir=args.resume,
                 data_root=args.data_root,
                 overrides=args.overrides,
-                progress=args.progress,
+                progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
+                jobs=args.jobs,
+                threads=args.global_threads,
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from exc
@@ -120,7 +128,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
                 resume_dir=args.resume,
                 data_root=args.data_root,
                 overrides=args.overrides,
-                progress=args.progress,
+                progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
             )
         except FileNotFoundError as exc:

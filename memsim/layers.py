@@ -293,7 +293,7 @@ class AnalogLayer(nn.Module):
         if rt == 1:
             y = pc.mul_(factor)
         else:
-            y = (pc.view(b, gt // rt, rt, o, n) * factor.view(gt // rt, rt, o, 1)).sum(2)
+            y = (pc.reshape(b, gt // rt, rt, o, n) * factor.view(gt // rt, rt, o, 1)).sum(2)
         y = y.reshape(b, -1, n)
         if isinstance(bound, Tensor) and bound.dim() > 0:
             y.mul_(bound.reshape(b, 1, 1))
@@ -369,12 +369,12 @@ class AnalogLinear(AnalogLayer):
         b, rt = x.shape[0], lay.row_tiles
         if rt == 1:
             pc = (codes @ self._w_part[0]).view(b, 1, lay.out, 1)
-            sx2 = codes.pow(2).sum(1).view(b, 1, 1, 1) if self._needs_sx2() else None
+            sx2 = (codes * codes).sum(1).view(b, 1, 1, 1) if self._needs_sx2() else None
         else:
             xs = F.pad(codes, (0, rt * lay.row_span - lay.k)).view(b, rt, lay.row_span)
             pc = torch.bmm(xs.transpose(0, 1), self._w_part)  # (T, B, out)
-            pc = pc.transpose(0, 1).reshape(b, rt, lay.out, 1)
-            sx2 = xs.pow(2).sum(2).view(b, rt, 1, 1) if self._needs_sx2() else None
+            pc = pc.transpose(0, 1).unsqueeze(-1)  # (B, T, out, 1) view, no copy
+            sx2 = (xs * xs).sum(2).view(b, rt, 1, 1) if self._needs_sx2() else None
         y = self._epilogue(pc, sx2, u, bound).view(b, lay.out)
         self._end_forward()
         if self.bias is not None:
@@ -457,10 +457,17 @@ class AnalogConv2d(AnalogLayer):
 
     def _sum_sq(self, codes: Tensor, n_groups: int, c_t: int) -> Tensor:
         """Sum of squared inputs over each MVM's receptive field: ``(B, G*T, 1, L)``."""
-        sq = codes.pow(2)
-        ones = torch.ones(n_groups, c_t, *self.kernel_size, dtype=sq.dtype, device=sq.device)
+        b, _, h, w = codes.shape
+        if self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0):
+            # a fused norm reduction over each tile's channels, no x**2 tensor
+            s = torch.linalg.vector_norm(codes.view(b, n_groups, c_t, h * w), dim=2).square_()
+            return s.view(b, n_groups, 1, -1)
+        sq = codes * codes
+        if c_t > 1:
+            sq = sq.view(b, n_groups, c_t, h, w).sum(2)
+        ones = torch.ones(n_groups, 1, *self.kernel_size, dtype=sq.dtype, device=sq.device)
         s = self._conv(sq, ones, n_groups)
-        return s.view(codes.shape[0], n_groups, 1, -1)
+        return s.view(b, n_groups, 1, -1)
 
     def _unaligned_partials(self, codes: Tensor) -> tuple[Tensor, Tensor | None]:
         """im2col path for kernels larger than a tile's rows."""
@@ -475,7 +482,7 @@ class AnalogConv2d(AnalogLayer):
         pc = pc.permute(2, 0, 1, 3).contiguous()
         sx2 = None
         if self._needs_sx2():
-            sx2 = xs.pow(2).sum(1).view(g * rt, 1, b, n_loc).permute(2, 0, 1, 3).contiguous()
+            sx2 = (xs * xs).sum(1).view(g * rt, 1, b, n_loc).permute(2, 0, 1, 3).contiguous()
         return pc, sx2
 
     def _out_hw(self, hw: tuple[int, ...]) -> tuple[int, int]:

@@ -4,8 +4,9 @@
 CPU this random-number generation costs more than the matrix products themselves
 (about 3 ns per number here), so there is also:
 
-``bank``: one pool of ``2**22`` standard normals per device and dtype, generated once;
-each MVM batch reads a contiguous window at a fresh random offset.  Within one call
+``bank``: one pool of standard normals per device and dtype (at least ``2**22``, and
+twice the largest request; it grows when needed), generated once; each MVM batch
+reads a contiguous window at a fresh random offset.  Within one call
 the numbers are i.i.d. N(0, 1); across calls, windows can overlap, so the same
 numbers may reappear *at other positions* (other samples/columns).  Means and
 variances over many draws are unbiased, but draws are not independent across calls
@@ -32,12 +33,15 @@ class NoiseSampler(str, Enum):
     bank = "bank"
 
 
-def _bank(device: torch.device, dtype: torch.dtype) -> Tensor:
+def _bank(device: torch.device, dtype: torch.dtype, n: int) -> Tensor:
     key = (str(device), dtype)
-    if key not in _banks:
+    bank = _banks.get(key)
+    if bank is None or bank.numel() < 2 * n:
+        size = max(BANK_SIZE, 2 * n)
         gen = torch.Generator().manual_seed(_BANK_SEED)
-        _banks[key] = torch.randn(BANK_SIZE, generator=gen).to(device=device, dtype=dtype)
-    return _banks[key]
+        bank = torch.randn(size, generator=gen).to(device=device, dtype=dtype)
+        _banks[key] = bank
+    return bank
 
 
 def standard_normal(
@@ -51,9 +55,9 @@ def standard_normal(
     n = 1
     for s in shape:
         n *= int(s)
-    if sampler == NoiseSampler.bank and n <= BANK_SIZE // 2:
-        bank = _bank(device, dtype)
+    if sampler == NoiseSampler.bank:
+        bank = _bank(device, dtype, n)
         # the offset comes from the layer's own stream, so runs stay reproducible
-        off = int(torch.randint(0, BANK_SIZE - n + 1, (1,), generator=gen, device=gen.device))
+        off = int(torch.randint(0, bank.numel() - n + 1, (1,), generator=gen, device=gen.device))
         return bank[off : off + n].view(shape)
     return torch.randn(shape, generator=gen, dtype=dtype, device=device)

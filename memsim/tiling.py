@@ -13,9 +13,10 @@ Packing:
   tile, each on its own rows and columns.  This is how depthwise and grouped convs
   reach useful utilization.
 * A larger group gets its own grid of row tiles x ``ceil(out_g / cols)`` column tiles.
-  Row tiles keep convolution kernels whole: each holds ``rows // (kh * kw)`` input
-  channels (``row_span`` rows), so that the partial sums of all row tiles are one
-  grouped convolution.  Only a kernel larger than a tile is split at ``rows``.
+  Row tiles keep convolution kernels whole and share the input channels equally: each
+  holds at most ``rows // (kh * kw)`` channels (``row_span`` rows), so that the partial
+  sums of all row tiles are one grouped convolution.  Only a kernel larger than a tile
+  is split at ``rows``.
 
 Cells of a tile outside every block are left in the zero state (both devices at
 g_min) and are not simulated: their read noise and faults do not reach the outputs
@@ -143,7 +144,10 @@ def make_layout(
     if k <= rows:
         span = k
     elif kernel_elems <= rows:
-        span = rows // kernel_elems * kernel_elems
+        # balance whole channels over the fewest row tiles (as aihwkit splits equally):
+        # the same tile count as filling tiles, and rarely a ragged last tile to pad
+        channels, per_tile = k // kernel_elems, rows // kernel_elems
+        span = math.ceil(channels / math.ceil(channels / per_tile)) * kernel_elems
     else:
         span = rows
     row_tiles, col_tiles = math.ceil(k / span), math.ceil(out_g / cols)

@@ -43,5 +43,8 @@ def test_map_unmap_round_trip(groups, out_g, channels, kernel, rows, cols):
 
 def test_row_tiles_keep_kernels_whole():
     lay = make_layout(out=32, k=64 * 9, groups=1, rows=128, cols=64, kernel_elems=9)
-    assert lay.row_span == 126 and lay.channels_per_row_tile == 14
+    # 64 channels, at most 14 per 128-row tile: 5 tiles of 13 channels (117 rows)
+    assert lay.row_span == 117 and lay.channels_per_row_tile == 13
     assert lay.row_tiles == 5 and lay.aligned
+    lin = make_layout(out=10, k=784, groups=1, rows=128, cols=64)
+    assert lin.row_tiles == 7 and lin.row_span == 112
