@@ -1,0 +1,121 @@
+"""The experiment's baseline checkpoint: reused from the run root, or trained.
+
+Two kinds, both under ``<run_root>/baselines/``:
+
+* ``<task>-<scale>-seed<k>.pt``: the standard baseline of :mod:`models.baselines`
+  (trained on the whole training split).
+* ``<task>-<scale>-seed<k>-holdout<N>.pt``: the same recipe trained without the ``N``
+  validation images of the experiment's split (``train_val_split(train, N / len(train),
+  seed)``, the split :mod:`ga.experiment` uses), so the GA's fitness is measured on
+  images the baseline never trained on.  A fitness measured on training images
+  favours members close to the baseline, which memorized them.
+
+The hold-out trainer reuses the recipe, model registry and training loops of
+``models``; it skips the recipe's own deployed evaluation because the experiment
+scores the baseline itself, on the same chips and draws as the GA.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ga.experiment_config import ExperimentConfig
+
+BASELINE_DIR = "baselines"
+
+
+def baseline_path(cfg: ExperimentConfig, run_root: str | os.PathLike[str]) -> Path:
+    """Checkpoint path of the experiment's baseline under ``<run_root>/baselines``."""
+    e = cfg.experiment
+    stem = f"{e.task}-{e.scale}-seed{e.seed}"
+    if cfg.data.baseline_holdout:
+        stem += f"-holdout{cfg.data.val_size}"
+    return Path(run_root) / BASELINE_DIR / f"{stem}.pt"
+
+
+def train_holdout_baseline(
+    cfg: ExperimentConfig, train_part: Any, path: Path
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train the task's recipe on ``train_part`` (train minus validation) and save it.
+
+    Args:
+        cfg: The experiment (task, scale, seed, val_size).
+        train_part: The training split without the validation images.
+        path: Where to write the checkpoint.
+
+    Returns:
+        ``(model, meta)``.
+
+    """
+    from models.baselines import _subset, get_recipe
+    from models.checkpoint import build_model, save_checkpoint
+    from models.train import ClassifierConfig, EpisodeConfig, train_classifier, train_protonet
+
+    e = cfg.experiment
+    recipe = get_recipe(e.task, e.scale)
+    torch.manual_seed(e.seed)  # model initialisation, as models.baselines does
+    used = _subset(train_part, recipe.train_fraction, e.seed)
+    kwargs = dict(recipe.model_kwargs)
+    if recipe.is_protonet:
+        kwargs["in_channels"] = train_part.images.shape[1]
+    model = build_model(recipe.arch, kwargs)
+    start = time.perf_counter()
+    if recipe.is_protonet:
+        assert isinstance(recipe.train, EpisodeConfig)
+        losses = train_protonet(model, used, recipe.train, seed=e.seed)
+    else:
+        assert isinstance(recipe.train, ClassifierConfig)
+        losses = train_classifier(model, used, recipe.train, seed=e.seed)
+    meta: dict[str, Any] = {
+        "task": e.task,
+        "scale": e.scale,
+        "seed": e.seed,
+        "bits": recipe.bits,
+        "noise": recipe.sigma,
+        "dataset": recipe.dataset,
+        "dataset_sha256": train_part.sha256,
+        "holdout_val_size": cfg.data.val_size,
+        "holdout_split_seed": e.seed,
+        "train_images": len(used),
+        "final_train_loss": float(sum(losses[-50:]) / max(1, len(losses[-50:]))),
+        "train_time_s": time.perf_counter() - start,
+        "recipe": recipe.as_dict(),
+        "torch_version": str(torch.__version__),
+    }
+    save_checkpoint(path, model, meta)
+    model.eval()
+    return model, meta
+
+
+def load_or_train(
+    cfg: ExperimentConfig,
+    run_root: str | os.PathLike[str],
+    data_root: str | None,
+    train_part: Any,
+    echo: Any,
+) -> tuple[nn.Module, dict[str, Any], Path]:
+    """Reuse the run root's baseline checkpoint, or train and save it there."""
+    from models.baselines import train_baseline
+    from models.checkpoint import load_checkpoint
+
+    path = baseline_path(cfg, run_root)
+    e = cfg.experiment
+    if path.exists():
+        echo(f"baseline: reusing {path}")
+    elif cfg.data.baseline_holdout:
+        echo(
+            f"baseline: training {e.task} ({e.scale} recipe, seed {e.seed}) without the "
+            f"{cfg.data.val_size} validation images -> {path}"
+        )
+        train_holdout_baseline(cfg, train_part, path)
+    else:
+        echo(f"baseline: training {e.task} ({e.scale} recipe, seed {e.seed}) -> {path}")
+        train_baseline(e.task, e.scale, e.seed, data_root, path.parent)
+    model, meta = load_checkpoint(path)
+    return model, meta, path

@@ -1,0 +1,306 @@
+"""``ExperimentConfig``: one GA experiment as a validated TOML file.
+
+A config has one table per concern; ``[ga]`` is a :class:`ga.GAConfig`::
+
+    [experiment]  name, task (baseline task), scale (baseline recipe), seed, paper numbers
+    [data]        validation split size, optional test subset
+    [chip]        device profile, chip seed(s), QAT noise of the fine-tunes
+    [fitness]     fine-tune batches / episodes, support draws of the ProtoNet fitness
+    [evaluation]  test draws (>= 5), support draws, drift times, test_every
+    [control]     the extra-QAT control (same QAT steps as the GA, no GA)
+    [ga]          GAConfig
+
+Every table forbids unknown keys, so a typo is an error naming the key.  An optional
+``[quick]`` table holds overrides (same layout) applied by ``scale="quick"``: the file
+states the paper's settings and, next to them, what the quick smoke run changes.
+``--set section.key=value`` overrides anything after that; values are parsed as TOML
+(``3``, ``0.5``, ``true``, ``"text"``, ``[1, 2]``) and fall back to plain strings.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ga.config import GAConfig
+
+TASKS = (
+    "protonet-mnist",
+    "protonet-fashion-mnist",
+    "mobilenetv2-cifar10",
+    "micronet-cifar100",
+    "protonet-digits",
+)
+"""Baseline tasks of :mod:`models.baselines` (kept literal so the config imports no torch)."""
+
+Scale = Literal["quick", "paper"]
+TaskName = Literal[
+    "protonet-mnist",
+    "protonet-fashion-mnist",
+    "mobilenetv2-cifar10",
+    "micronet-cifar100",
+    "protonet-digits",
+]
+
+
+class ConfigError(ValueError):
+    """An experiment config could not be read, overridden or validated."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExperimentSection(_Section):
+    """What is run, and the paper's numbers it is compared with."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="Run-folder prefix.")
+    description: str = Field("", description="Human-readable summary.")
+    task: TaskName = Field(description="Baseline task of models.baselines.")
+    scale: Scale = Field("paper", description="Baseline recipe scale.")
+    seed: int = Field(0, ge=0, description="Baseline seed (checkpoint name) and split seed.")
+    paper_baseline: float | None = Field(None, description="Paper's baseline accuracy (%).")
+    paper_ga: float | None = Field(None, description="Paper's GA accuracy (%).")
+
+
+class DataSection(_Section):
+    """Dataset location and splits."""
+
+    root: str | None = Field(
+        None, description="Folder with <dataset>.npz; None: $MEMSIM_DATA, shared/data, cache."
+    )
+    val_size: int = Field(
+        1000, ge=10, description="Images carved (stratified) out of train for the fitness."
+    )
+    test_size: int | None = Field(
+        None, ge=10, description="Stratified test subset size; None = the whole test set."
+    )
+    download: bool = Field(
+        True, description="Let torchvision download a dataset found nowhere locally."
+    )
+    baseline_holdout: bool = Field(
+        True,
+        description="Train the baseline without the validation images (checkpoint "
+        "<task>-<scale>-seed<k>-holdout<val_size>.pt), so the fitness is measured on images "
+        "the baseline never saw; false reuses the standard <task>-<scale>-seed<k>.pt of "
+        "models.baselines, whose training data include the validation split.",
+    )
+
+
+class ChipSection(_Section):
+    """The simulated chip the GA is trained on, and the chips it is tested on."""
+
+    profile: str = Field(
+        "auto", description="Profile name or JSON path; 'auto' = the task's paper_* profile."
+    )
+    chip_seed: int = Field(0, ge=0, description="Chip instance (faults, d2d) of the fitness.")
+    transfer_chip_seeds: list[int] = Field(
+        default_factory=list, description="Other chip instances the results are also tested on."
+    )
+    qat_sigma: float | None = Field(
+        None, ge=0.0, le=1.0, description="Relative noise of every QAT fine-tune; None = task's."
+    )
+
+    @model_validator(mode="after")
+    def _distinct_chips(self) -> ChipSection:
+        if self.chip_seed in self.transfer_chip_seeds:
+            raise ValueError("transfer_chip_seeds must differ from chip_seed")
+        return self
+
+
+class FitnessSection(_Section):
+    """Task details of the chip-in-the-loop fitness (the GA knobs are in ``[ga]``)."""
+
+    batch_size: int = Field(64, ge=1, description="Images per fine-tune step (classifiers).")
+    n_way: int = Field(5, ge=2, description="Classes per fine-tune episode (ProtoNet).")
+    k_shot: int = Field(5, ge=1, description="Support images per class (episodes and fitness).")
+    n_query: int = Field(15, ge=1, description="Query images per class per episode (ProtoNet).")
+    support_draws: int = Field(
+        1, ge=1, description="ProtoNet: support sets drawn per programming draw of the fitness."
+    )
+
+
+class EvaluationSection(_Section):
+    """How baseline, GA and control are scored on the test set."""
+
+    draws: int = Field(5, ge=5, description="Fresh programming/read-noise draws per chip (>= 5).")
+    support_draws: int = Field(5, ge=1, description="ProtoNet: support sets per draw.")
+    k_shot: int = Field(5, ge=1, description="ProtoNet: test support images per class.")
+    seed: int = Field(
+        1_000_003, ge=0, description="Seed of the test draws; independent of the fitness streams."
+    )
+    drift_times_s: list[float] = Field(
+        default_factory=list, description="Also score after these drift times (s)."
+    )
+    test_every: int = Field(
+        0, ge=0, description="Also score the best-ever solution every N generations (0: off)."
+    )
+
+
+class ControlSection(_Section):
+    """The control: the baseline QAT-fine-tuned as long as the GA fine-tuned, without GA."""
+
+    enabled: bool = Field(True, description="Run the extra-QAT control.")
+    steps: int | None = Field(
+        None,
+        ge=0,
+        description="QAT steps; None = P x evaluated generations x finetune_steps of the GA.",
+    )
+
+
+class ExperimentConfig(_Section):
+    """A complete GA experiment."""
+
+    experiment: ExperimentSection
+    data: DataSection = DataSection()
+    chip: ChipSection = ChipSection()
+    fitness: FitnessSection = FitnessSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    control: ControlSection = ControlSection()
+    ga: GAConfig = GAConfig()
+
+    @model_validator(mode="after")
+    def _runner_owned(self) -> ExperimentConfig:
+        if self.ga.checkpoint_dir is not None:
+            raise ValueError("ga.checkpoint_dir is set by the experiment runner (the run folder)")
+        return self
+
+    def resolved(self) -> dict[str, Any]:
+        """JSON-able dict of every value, defaults included."""
+        return self.model_dump(mode="json")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def parse_value(text: str) -> Any:
+    """Parse one ``--set`` value as a TOML value, or keep it as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``over`` merged in, tables recursively."""
+    out = copy.deepcopy(base)
+    for key, val in over.items():
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], val)
+        else:
+            out[key] = copy.deepcopy(val)
+    return out
+
+
+def _known_keys(model: type[BaseModel]) -> dict[str, Any]:
+    return {name: info.annotation for name, info in model.model_fields.items()}
+
+
+def apply_set(raw: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """Apply one ``section.key=value`` override to a raw config dict.
+
+    Raises:
+        ConfigError: Malformed assignment, or a section/key the schema does not have.
+
+    """
+    key, sep, value = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
+    parts = key.split(".")
+    if len(parts) != 2:
+        raise ConfigError(f"--set key {key!r} must be section.key (e.g. ga.population_size)")
+    section, field = parts
+    sections = ExperimentConfig.model_fields
+    if section not in sections:
+        raise ConfigError(f"--set {key}: unknown section {section!r}; known: {sorted(sections)}")
+    fields = _known_keys(sections[section].annotation)  # type: ignore[arg-type]
+    if field not in fields:
+        raise ConfigError(
+            f"--set {key}: unknown key {field!r} in [{section}]; known: {sorted(fields)}"
+        )
+    out = copy.deepcopy(raw)
+    out.setdefault(section, {})[field] = parse_value(value.strip())
+    return out
+
+
+def format_validation_error(exc: ValidationError, origin: str) -> str:
+    """One line per bad field, ``section.key: message (got value)``."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the experiment config schema)"
+        got = f" (got {err['input']!r})" if err["type"] not in ("missing",) else ""
+        lines.append(f"{loc}: {msg}{got}")
+    return f"{origin}: invalid experiment config:\n  " + "\n  ".join(lines)
+
+
+def build_config(
+    raw: dict[str, Any],
+    *,
+    scale: Scale | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    origin: str = "<config>",
+) -> ExperimentConfig:
+    """Validate a raw config dict after the ``[quick]`` table and ``--set`` overrides.
+
+    Args:
+        raw: Parsed TOML (may hold a ``[quick]`` table).
+        scale: ``"quick"`` merges ``[quick]`` and sets ``experiment.scale``; ``"paper"``
+            drops it; ``None`` keeps ``experiment.scale`` as written (and drops ``[quick]``).
+        overrides: ``section.key=value`` strings, applied last, in order.
+        origin: Where ``raw`` came from (for messages).
+
+    Raises:
+        ConfigError: Naming the bad key or value.
+
+    """
+    data = copy.deepcopy(raw)
+    quick = data.pop("quick", {})
+    if not isinstance(quick, dict):
+        raise ConfigError(f"{origin}: [quick] must be a table")
+    if scale == "quick":
+        data = deep_merge(data, quick)
+        data.setdefault("experiment", {})["scale"] = "quick"
+    elif scale == "paper":
+        data.setdefault("experiment", {})["scale"] = "paper"
+    for item in overrides:
+        data = apply_set(data, item)
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, origin)) from None
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML file into a dict.
+
+    Raises:
+        ConfigError: Missing file or a TOML syntax error (with its position).
+
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
+
+
+def load_config(
+    path: str | Path,
+    *,
+    scale: Scale | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> ExperimentConfig:
+    """Read, override and validate an experiment TOML file (see :func:`build_config`)."""
+    return build_config(read_toml(path), scale=scale, overrides=overrides, origin=str(path))

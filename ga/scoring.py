@@ -1,0 +1,133 @@
+"""Test-set scoring of weight vectors on one simulated chip, paired across models.
+
+Every reported accuracy of an experiment comes from :func:`score_on_chip`: the weights
+are loaded into the baseline network (digital biases / BN are the baseline's), the
+network is converted onto the chip instance ``chip_seed`` and then programmed
+``draws`` times with fresh programming/read noise.  Draw ``i`` uses the same seeds
+for every model scored (baseline, GA, control), so differences between models are
+paired: the same noise streams and the same ProtoNet support sets.  The seeds come
+from ``evaluation.seed``, a stream the fitness never uses, so test support sets
+differ from every support set the fitness saw.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import memsim
+from ga.genome import Genome
+from ga.tasks import Task, with_genes
+from models.data import ImageDataset
+
+NO_DRIFT = "t0"
+"""Key of the accuracies measured right after programming (no ``memsim.drift`` call)."""
+
+
+def derive_seed(*parts: int) -> int:
+    """An independent 62-bit seed from integer parts (numpy ``SeedSequence``)."""
+    state = np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)
+    return int(state[0] >> 2)
+
+
+def drift_key(t_s: float | None) -> str:
+    """Key of a drift time in score dicts (``"t0"`` or e.g. ``"3600s"``)."""
+    return NO_DRIFT if t_s is None else f"{t_s:g}s"
+
+
+@dataclass(frozen=True)
+class Score:
+    """Accuracies (fractions) of one model on one chip at one drift time."""
+
+    accuracies: list[float]
+
+    @property
+    def mean(self) -> float:
+        """Mean accuracy."""
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (0 for one value)."""
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able dict in percent, with the raw fractions."""
+        return {
+            "mean_pct": 100 * self.mean,
+            "std_pct": 100 * self.std,
+            "n": len(self.accuracies),
+            **asdict(self),
+        }
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f} %"
+
+
+def paired_delta(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Mean and std error (percentage points) of ``a - b`` over paired draws."""
+    if len(a) != len(b):
+        raise ValueError(f"paired scores need equal lengths, got {len(a)} and {len(b)}")
+    d = [100 * (x - y) for x, y in zip(a, b)]
+    mean = statistics.fmean(d)
+    sem = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else 0.0
+    return {"mean_pp": mean, "sem_pp": sem, "n": len(d)}
+
+
+@torch.no_grad()
+def score_on_chip(
+    model: nn.Module,
+    genome: Genome,
+    genes: Tensor,
+    profile: Any,
+    *,
+    chip_seed: int,
+    task: Task,
+    test: ImageDataset,
+    support: ImageDataset | None,
+    draws: int,
+    support_draws: int,
+    seed: int,
+    drift_times_s: Sequence[float] = (),
+) -> dict[str, Score]:
+    """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
+
+    Args:
+        model: Baseline network (its biases / BN are used; not modified).
+        genome: Gene layout of ``model``.
+        genes: The weights to score.
+        profile: Device profile.
+        chip_seed: Chip instance (faults, device-to-device variation).
+        task: Accuracy protocol.
+        test: Held-out test data (the queries).
+        support: Training split the ProtoNet support sets are drawn from.
+        draws: Programming/read-noise draws (fresh noise, same chip).
+        support_draws: ProtoNet support sets per programming draw.
+        seed: Seed of the draws (shared by every model scored in an experiment).
+        drift_times_s: Extra times after programming to score at (``memsim.drift``).
+
+    Returns:
+        ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
+        ``draws * support_draws`` values, a classifier's ``draws``.
+
+    """
+    net = with_genes(model, genome, genes)
+    chip = memsim.convert(net, profile, seed=derive_seed(seed, chip_seed), chip_seed=chip_seed)
+    times: list[float | None] = [None, *sorted(drift_times_s)]
+    out: dict[str, list[float]] = {drift_key(t): [] for t in times}
+    for i in range(draws):
+        memsim.program(chip, seed=derive_seed(seed, i))
+        chip.eval()
+        for t in times:
+            if t is not None:
+                memsim.drift(chip, float(t))
+            gen = torch.Generator().manual_seed(derive_seed(seed, i, 1))
+            out[drift_key(t)] += task.accuracies(chip, test, support, gen, support_draws)
+    return {k: Score(v) for k, v in out.items()}

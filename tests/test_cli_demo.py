@@ -1,0 +1,133 @@
+"""``memsim demo`` end to end, and ``memsim evaluate`` on the checkpoint it writes."""
+
+import statistics
+import time
+
+import pytest
+from cli_support import cli, read, run_folder, run_root
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, capsys_module):
+    root = run_root(tmp_path_factory)
+    start = time.process_time()
+    rc, out, err = capsys_module("demo", "--run-root", root, "--no-progress")
+    return rc, out, err, time.process_time() - start
+
+
+@pytest.fixture(scope="module")
+def capsys_module():
+    # a module-scoped stand-in for capsys: run main() and capture with contextlib
+    import contextlib
+    import io
+
+    from memsim.cli import main
+
+    def run(*argv):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main([str(a) for a in argv])
+        return rc, out.getvalue(), err.getvalue()
+
+    return run
+
+
+def test_demo_runs_end_to_end_and_reports_test_accuracies(demo):
+    rc, out, err, cpu = demo
+    assert rc == 0, err
+    # CPU seconds, not wall time: a regression guard that holds on a busy machine too
+    # (the demo needs about 1 minute of wall time on 2 idle cores)
+    assert cpu < 300, f"memsim demo used {cpu:.0f} CPU seconds"
+    assert "chip 1 (fitness chip)" in out and "chip 2 (transfer chip)" in out
+    for label in ("baseline", "ga", "control", "ga - baseline", "ga - control"):
+        assert f"    {label} " in out
+    # one progress line per generation when there is no terminal
+    assert err.count("GA generation") == 6
+
+
+def test_demo_run_folder_is_self_describing(demo):
+    _, out, _, _ = demo
+    folder = run_folder(out)
+    for name in (
+        "config.json",
+        "config.source.toml",
+        "run.json",
+        "results.json",
+        "scores.json",
+        "ga_best.pt",
+        "control.pt",
+        "ga/history.csv",
+        "ga/checkpoint.pt",
+        "ga_history.png",
+        "tiles.png",
+        "tiles.txt",
+    ):
+        assert (folder / name).is_file(), name
+    run = read(folder / "run.json")
+    assert run["status"] == "complete"
+    assert run["profile"]["name"] == "rram_1t1r_yao2020"
+    assert run["profile"]["tile"] == {"rows": 128, "cols": 8}
+    assert len(run["dataset"]["sha256"]) == 64
+    assert run["seeds"]["fitness_chip"] == 1 and run["seeds"]["transfer_chips"] == [2]
+    session = run["sessions"][0]
+    assert session["packages"]["torch"] and "git_commit" in session
+    assert run["wall_time_s"]["total"] > 0
+    assert read(folder / "config.json")["ga"]["population_size"] == 6
+
+
+def test_demo_results_are_paired_test_scores(demo):
+    _, out, _, _ = demo
+    res = read(run_folder(out) / "results.json")
+    assert "best_fitness" not in str(res)  # fitness is never reported as a result
+    block = res["chips"]["1"]["t0"]
+    n = 5 * 4  # 5 programming draws x 4 support sets
+    for model in ("baseline", "ga", "control"):
+        accs = block[model]["accuracies"]
+        assert len(accs) == n and all(0.5 < a <= 1.0 for a in accs)
+        assert block[model]["mean_pct"] == pytest.approx(100 * statistics.fmean(accs))
+    pairs = zip(block["ga"]["accuracies"], block["baseline"]["accuracies"])
+    diff = [100 * (g - b) for g, b in pairs]
+    assert block["ga_minus_baseline"]["mean_pp"] == pytest.approx(statistics.fmean(diff))
+    assert res["headline"]["ga_pct"] == block["ga"]["mean_pct"]
+    # the control spent exactly the GA's QAT steps: P x evaluated generations x steps
+    assert res["control"]["qat_steps"] == res["ga"]["qat_steps"] == 6 * 6 * 5
+    # the transfer chip is a different chip: same draws, different numbers
+    assert res["chips"]["2"]["t0"]["baseline"]["accuracies"] != block["baseline"]["accuracies"]
+
+
+def test_evaluate_the_demo_checkpoint_per_drift_time(demo, capsys, tmp_path):
+    _, out, _, _ = demo
+    ckpt = run_folder(out) / "ga_best.pt"
+    target = tmp_path / "eval.json"
+    rc, out, err = cli(
+        capsys,
+        "evaluate",
+        ckpt,
+        "--profile",
+        "rram_1t1r_yao2020",
+        "--drift",
+        "1,86400",
+        "--draws",
+        "2",
+        "--chip-seed",
+        "1",
+        "--support-draws",
+        "1",
+        "--test-size",
+        "100",
+        "--out",
+        target,
+    )
+    assert rc == 0, err
+    assert "t = 1 s" in out and "t = 86400 s" in out
+    data = read(target)
+    assert [r["drift_s"] for r in data["results"]] == [1.0, 86400.0]
+    assert all(len(r["accuracies"]) == 2 for r in data["results"])
+    assert data["profile_json"]["name"] == "rram_1t1r_yao2020" and data["chip_seed"] == 1
+    assert (tmp_path / "eval_drift.png").is_file() and (tmp_path / "eval_tiles.png").is_file()
+
+
+def test_evaluate_rejects_an_unknown_profile(demo, capsys):
+    _, out, _, _ = demo
+    rc, _, err = cli(capsys, "evaluate", run_folder(out) / "ga_best.pt", "--profile", "nope")
+    assert rc == 2 and "unknown profile name 'nope'" in err
