@@ -61,15 +61,20 @@ def test_grouped_and_depthwise_convs_stay_digital_layer_by_layer():
 
 
 def test_layer_report_shows_how_tilings_differ():
+    # Linear layers: both codes share the inputs equally over the fewest row tiles
     dep = ab.convert(mlp(), "pcm_joshi2020", seed=0)
     first = dep.layers[0]
-    assert first.memsim_rows == (256, 256, 256, 16)
-    assert first.aihwkit_rows == (196, 196, 196, 196)
+    assert first.memsim_rows == first.aihwkit_rows == (196, 196, 196, 196)
     assert first.memsim_tiles == first.aihwkit_tiles == 4
-    assert dep.layers[1].note == ""  # 256 x 256: one tile in both
+    assert first.note == "" and dep.layers[1].note == ""
     le = ab.convert(lenet5(), "pcm_joshi2020", seed=0)
     fc1 = [r for r in le.layers if r.name == "7"][0]
-    assert fc1.memsim_rows == (256, 144) and fc1.aihwkit_rows == (200, 200)
+    assert fc1.memsim_rows == fc1.aihwkit_rows == (200, 200)
+    # convs: memsim keeps 3x3 kernels whole (22 channels = 198 rows), aihwkit does not
+    conv = ab.convert(torch.nn.Sequential(torch.nn.Conv2d(64, 32, 3)), "pcm_joshi2020", seed=0)
+    row = conv.layers[0]
+    assert row.memsim_rows == (198, 198, 180) and row.aihwkit_rows == (192, 192, 192)
+    assert "row tiles differ" in row.note
 
 
 def test_programming_and_drift_are_seeded_and_leave_the_caller_rng_alone():

@@ -364,8 +364,8 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
             f"{p.tile.rows}x{p.tile.cols}",
             TRANSLATED,
             f"mapping.max_input_size={p.tile.rows}, max_output_size={p.tile.cols}",
-            "aihwkit splits a larger layer into equal parts; memsim fills tiles and keeps conv "
-            "kernels whole (see the layer report)",
+            "both split a larger layer into equal row tiles; memsim keeps conv kernels whole, "
+            "so conv splits can differ (see the layer report)",
         )
     )
     cfg.mapping.weight_scaling_omega = 1.0
