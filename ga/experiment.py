@@ -58,7 +58,14 @@ from ga.scoring import derive_seed, score_on_chip
 from ga.task_fitness import TaskFitness
 from ga.tasks import Task, baseline_state, make_task, qat_tune
 from ga.trainer import GATrainer
-from models.data import ImageDataset, file_sha256, load_dataset, train_val_split
+from models.data import (
+    CALIBRATION_SIZE,
+    ImageDataset,
+    calibration_images,
+    file_sha256,
+    load_dataset,
+    train_val_split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ GA_DIR = "ga"
 SNAPSHOT_DIR = "snapshots"
 
 # independent streams derived from the configured seeds
-_STREAM_TEST_SUBSET, _STREAM_CONTROL, _STREAM_BASELINE_FITNESS = 11, 12, 13
+_STREAM_TEST_SUBSET, _STREAM_CONTROL, _STREAM_BASELINE_FITNESS, _STREAM_CALIBRATION = 11, 12, 13, 14
 
 Echo = Callable[[str], None]
 
@@ -113,6 +120,11 @@ class Inputs:
     genome: Genome
     base_genes: Tensor
     qat_sigma: float
+
+    @property
+    def calibration(self) -> Tensor:
+        """Training images that set a calibrated chip's converter ranges when scoring."""
+        return calibration_images(self.train, seed=_STREAM_CALIBRATION)
 
     @property
     def support(self) -> ImageDataset | None:
@@ -463,6 +475,7 @@ class Experiment:
                 support_draws=ev.support_draws,
                 seed=ev.seed,
                 drift_times_s=drifts,
+                calibration=inputs.calibration,
             )
             cache[key] = {k: s.accuracies for k, s in scores.items()}
             write_json(path, cache)  # a kill while scoring loses at most one model
@@ -488,6 +501,7 @@ class Experiment:
             ),
             "test": [inputs.test.sha256, len(inputs.test), cfg.data.test_size, cfg.experiment.seed],
             "task": repr(inputs.task),
+            "calibration": f"train{CALIBRATION_SIZE}",
         }
 
     def _shared_baseline_score(self, inputs: Inputs, chip: int) -> Path:

@@ -56,7 +56,7 @@ import memsim
 from ga.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
 from ga.config import EvaluationMode, GAConfig
 from ga.genome import Genome
-from models.data import ImageDataset
+from models.data import ImageDataset, calibration_images
 from models.evaluate import classifier_accuracy, evaluate_deployed
 from models.quant import LossFn, qat_finetune
 from models.train import cross_entropy_loss
@@ -121,6 +121,11 @@ class ChipFitness:
         self._base_state = {k: v.detach().clone() for k, v in self.work.state_dict().items()}
         self.chip = memsim.convert(model, profile, seed=chip_seed, chip_seed=chip_seed)
         self.chip.eval()
+        # calibrated converters take their ranges from training images, never from the
+        # validation images the fitness is measured on
+        self.calibration: Tensor | None = None
+        if memsim.needs_calibration(self.chip):
+            self.calibration = calibration_images(train, seed=chip_seed)
         self.finetune_s = 0.0
         self.chip_s = 0.0
         # resolved at the first evaluation: the probe draws batches through
@@ -191,13 +196,19 @@ class ChipFitness:
         )
         return self.genome.from_module(self.work).to(genes.dtype)
 
+    def program(self, weights: dict[str, Tensor], seed: int) -> None:
+        """Program ``weights`` into the chip with ``seed``, then calibrate its converters."""
+        memsim.program(self.chip, weights, seed=seed)
+        if self.calibration is not None:
+            memsim.calibrate(self.chip, self.calibration)
+        self.chip.eval()
+
     def measure(self, genes: Tensor, seeds: Sequence[int]) -> float:
         """Validation accuracy of ``genes`` as they are (no fine-tune), one draw per seed."""
         weights = self.genome.unflatten(genes)
         accs = []
         for s in seeds:
-            memsim.program(self.chip, weights, seed=int(s))
-            self.chip.eval()
+            self.program(weights, int(s))
             accs.append(float(self.accuracy_fn(self.chip, self.val)))
         return statistics.fmean(accs)
 

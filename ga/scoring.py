@@ -96,6 +96,7 @@ def score_on_chip(
     support_draws: int,
     seed: int,
     drift_times_s: Sequence[float] = (),
+    calibration: Tensor | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -112,6 +113,9 @@ def score_on_chip(
         support_draws: ProtoNet support sets per programming draw.
         seed: Seed of the draws (shared by every model scored in an experiment).
         drift_times_s: Extra times after programming to score at (``memsim.drift``).
+        calibration: Training images that set calibrated DAC/ADC ranges after every
+            programming (as a deployed chip is calibrated once, before it drifts); without
+            them a calibrated chip would take its ranges from the first test batch.
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
@@ -124,6 +128,8 @@ def score_on_chip(
     out: dict[str, list[float]] = {drift_key(t): [] for t in times}
     for i in range(draws):
         memsim.program(chip, seed=derive_seed(seed, i))
+        if calibration is not None and memsim.needs_calibration(chip):
+            memsim.calibrate(chip, calibration)
         chip.eval()
         for t in times:
             if t is not None:

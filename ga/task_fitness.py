@@ -25,7 +25,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import memsim
 from ga.config import GAConfig
 from ga.fitness import ChipFitness
 from ga.genome import Genome
@@ -108,8 +107,7 @@ class TaskFitness(ChipFitness):
         weights = self.genome.unflatten(genes)
         accs: list[float] = []
         for s in seeds:
-            memsim.program(self.chip, weights, seed=int(s))
-            self.chip.eval()
+            self.program(weights, int(s))
             gen = torch.Generator().manual_seed(int(s) ^ SUPPORT_SALT)
             accs += self.task.accuracies(self.chip, self.val, self.train, gen, self.support_draws)
         return statistics.fmean(accs)

@@ -116,8 +116,9 @@ class ProtoNetTask(Task):
         """Nearest-prototype accuracy over all classes, one value per support draw."""
         if support is None:
             raise ValueError("ProtoNet accuracy needs a support (training) split")
-        # queries are embedded first: with calibrated converters, the first batch after
-        # programming sets the ranges, and it is then the same for every support draw
+        # queries are embedded first: a calibrated chip that the caller did not calibrate
+        # (memsim.calibrate) takes its ranges from the first batch after programming, and
+        # that batch is then the same for every support draw
         query_emb = embed(chip, queries.images)
         return nearest_prototype_accuracy(
             chip,

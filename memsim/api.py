@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
-from .profiles import DeviceProfile, load_profile
+from .profiles import DeviceProfile, RangeMode, load_profile
 from .sampling import NoiseSampler
 
 
@@ -174,6 +174,19 @@ def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor]) -> nn.Module
             layer.calibrate_end()
         model.train(was_training)
     return model
+
+
+def needs_calibration(model: nn.Module) -> bool:
+    """Whether any analog layer of ``model`` has a quantizing DAC or ADC in ``calibrated`` mode.
+
+    Such a chip sets its converter ranges from data after every programming; see
+    :func:`calibrate`.
+    """
+    for _, layer in _layers(model):
+        for conv in (layer.profile.dac, layer.profile.adc):
+            if conv.bits is not None and conv.mode == RangeMode.calibrated:
+                return True
+    return False
 
 
 @dataclass(frozen=True)

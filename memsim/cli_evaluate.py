@@ -3,7 +3,8 @@
 For each draw ``i`` the checkpoint's model is converted onto a chip and programmed
 with fresh noise (seed ``seed + i``).  Without ``--chip-seed`` every draw is a new chip
 instance (chip seed ``seed + i``, as :func:`models.evaluate.evaluate_deployed`); with it,
-every draw programs the same chip.  The chip is then aged to each ``--drift`` time
+every draw programs the same chip.  Calibrated converters are set from 256 training
+images after programming.  The chip is then aged to each ``--drift`` time
 (absolute seconds after programming) and scored on the test split.  ProtoNet
 checkpoints use the nearest-prototype protocol with support sets from the training
 split.
@@ -83,7 +84,7 @@ def evaluate_checkpoint(
     from ga.scoring import derive_seed
     from ga.tasks import make_task
     from models.checkpoint import load_checkpoint
-    from models.data import load_dataset
+    from models.data import calibration_images, load_dataset
 
     model, meta = load_checkpoint(checkpoint)
     dataset = meta.get("dataset")
@@ -100,6 +101,8 @@ def evaluate_checkpoint(
     for i in range(draws):
         cs = chip_seed if chip_seed is not None else seed + i
         chip = memsim.convert(model, prof, seed=seed + i, chip_seed=cs)
+        if memsim.needs_calibration(chip):
+            memsim.calibrate(chip, calibration_images(train))
         chip.eval()
         for t in times:
             if t is not None:

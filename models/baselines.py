@@ -48,7 +48,7 @@ from torch import nn
 
 from memsim.quantization import TERNARY
 from models.checkpoint import build_model, save_checkpoint
-from models.data import ImageDataset, load_dataset, train_val_split
+from models.data import ImageDataset, calibration_images, load_dataset, train_val_split
 from models.evaluate import evaluate_deployed, paper_profile
 from models.protonet import DEFAULT_TEST_SHOT
 from models.train import ClassifierConfig, EpisodeConfig, train_classifier, train_protonet
@@ -289,6 +289,7 @@ def train_baseline(
         support=support,
         k_shot=recipe.k_shot,
         support_draws=recipe.support_draws,
+        calibration=calibration_images(train_used),
     )
     eval_time = time.perf_counter() - start
     # the paper chip without programming noise separates the cost of noise from that of
@@ -303,6 +304,7 @@ def train_baseline(
         support=support,
         k_shot=recipe.k_shot,
         support_draws=recipe.support_draws,
+        calibration=calibration_images(train_used),
     )
 
     metrics: dict[str, Any] = {

@@ -348,3 +348,25 @@ def train_val_split(
     mask[val_idx] = False
     train_idx = torch.nonzero(mask).flatten()
     return dataset.subset(train_idx), dataset.subset(val_idx)
+
+
+CALIBRATION_SIZE = 256
+"""Training images used to set a chip's calibrated DAC/ADC ranges after programming."""
+
+
+def calibration_images(
+    dataset: ImageDataset, size: int = CALIBRATION_SIZE, seed: int = 0
+) -> Tensor:
+    """A fixed random batch of ``size`` images of ``dataset`` (all if it is smaller).
+
+    A chip with ``calibrated`` converters sets its ranges from these (``memsim.calibrate``)
+    rather than from the first batch it happens to see, which in an evaluation would be
+    validation or test images.
+    """
+    if size < 1:
+        raise ValueError(f"calibration size must be >= 1, got {size}")
+    if size >= len(dataset):
+        return dataset.images
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(dataset), generator=gen)[:size]
+    return dataset.images[torch.sort(idx).values]

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 import memsim
 from memsim.quantization import TERNARY
@@ -130,6 +130,7 @@ def evaluate_deployed(
     k_shot: int = DEFAULT_TEST_SHOT,
     support_draws: int = 5,
     batch_size: int = 1000,
+    calibration: Tensor | None = None,
 ) -> DeployedAccuracy:
     """Accuracy of ``model`` deployed with ``profile``, over ``draws`` chips.
 
@@ -152,6 +153,9 @@ def evaluate_deployed(
         k_shot: Support images per class (ProtoNet).
         support_draws: Support draws per chip (ProtoNet).
         batch_size: Evaluation batch size.
+        calibration: Training images that set a calibrated chip's DAC/ADC ranges
+            (``memsim.calibrate``); without them such a chip calibrates itself on the first
+            test batch.
 
     Returns:
         A :class:`DeployedAccuracy`.
@@ -165,6 +169,8 @@ def evaluate_deployed(
     accs: list[float] = []
     for i in range(draws):
         chip = memsim.convert(model, prof, seed=seed + i, chip_seed=seed + i)
+        if calibration is not None and memsim.needs_calibration(chip):
+            memsim.calibrate(chip, calibration)
         accs += accuracies(
             chip,
             test,

@@ -81,3 +81,36 @@ def test_trainer_end_to_end_with_chip_fitness(digits):
     r = GATrainer.from_model(cfg, fitness, model, test_fn=test_fn).run()
     assert len(r.history) == 2
     assert len(r.test_accuracies) == 2 and 0 <= r.test_accuracy_mean <= 1
+
+
+def _adc_ranges(chip: nn.Module) -> list[torch.Tensor]:
+    import memsim
+
+    return [m.adc_range.clone() for _, m in memsim.analog_layers(chip)]
+
+
+def test_calibrated_chip_takes_ranges_from_training_images_not_validation(digits):
+    import memsim
+    from models.data import calibration_images
+
+    train, val, _ = digits
+    model = _model()
+    genome = Genome.from_model(model)
+    # an ideal chip has nothing to calibrate
+    fit = ChipFitness(model, genome, "ideal", _cfg(), train=train, val=val)
+    assert fit.calibration is None
+    fit = ChipFitness(model, genome, "rram_1t1r_yao2020", _cfg(), train=train, val=val)
+    assert fit.calibration is not None and fit.calibration.shape[0] == 256
+    genes = genome.from_module(model)
+    fit.measure(genes, [3])
+    after_val = _adc_ranges(fit.chip)
+    # the same programming, calibrated on the training batch by hand, gives the same ranges
+    chip = memsim.convert(model, "rram_1t1r_yao2020", seed=0, chip_seed=0)
+    memsim.program(chip, genome.unflatten(genes), seed=3)
+    memsim.calibrate(chip, calibration_images(train, seed=0))
+    for a, b in zip(after_val, _adc_ranges(chip), strict=True):
+        assert torch.equal(a, b)
+    # and not the ranges the validation images would have set
+    memsim.program(chip, seed=3)
+    memsim.calibrate(chip, val.images)
+    assert any(not torch.equal(a, b) for a, b in zip(after_val, _adc_ranges(chip), strict=True))
