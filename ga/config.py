@@ -188,6 +188,13 @@ class GAConfig(BaseModel):
         10, ge=0, description="QAT fine-tune steps per evaluation in the fitness (project default)."
     )
     finetune_lr: float = Field(1e-3, gt=0.0, description="Learning rate of that fine-tune.")
+    finetune_chip_aware: bool = Field(
+        False,
+        description="Fine-tune through the fitness chip's fixed defects (its stuck-at devices "
+        "and device gains, memsim.defect_maps), as a chip whose defect map was read out by a "
+        "march test would allow. False (paper): the fine-tune knows only the noise model. "
+        "Runs the fine-tune serially.",
+    )
     fitness_draws: int = Field(
         1, ge=1, description="R: programming-noise draws averaged per fitness evaluation."
     )

@@ -66,6 +66,7 @@ from models.data import (
     load_dataset,
     train_val_split,
 )
+from models.quant import WeightMap
 
 log = logging.getLogger(__name__)
 
@@ -400,12 +401,15 @@ class Experiment:
             return c.steps
         return g.population_size * generations_evaluated * g.finetune_steps
 
-    def _run_control(self, inputs: Inputs, steps: int) -> Tensor:
-        path = self.run_dir / "control.pt"
+    def _run_control(
+        self, inputs: Inputs, steps: int, weight_map: WeightMap | None = None
+    ) -> Tensor:
+        name = "control" if weight_map is None else "control_chip"
+        path = self.run_dir / f"{name}.pt"
         if path.exists():
             return _load_genes(path, inputs)
         cfg = self.config
-        bar = tqdm(total=steps, desc="control QAT", unit="step", disable=not self.progress)
+        bar = tqdm(total=steps, desc=f"{name} QAT", unit="step", disable=not self.progress)
 
         def on_step(_step: int, loss: float) -> None:
             bar.update(1)
@@ -428,11 +432,12 @@ class Experiment:
                 lr=cfg.ga.finetune_lr,
                 seed=derive_seed(cfg.ga.seed, _STREAM_CONTROL),
                 on_step=on_step,
+                weight_map=weight_map,
             )
         finally:
             bar.close()
-        self._stage_time("control", time.perf_counter() - t0)
-        meta = {**inputs.baseline_meta, "weights": "control", "control_qat_steps": steps}
+        self._stage_time(name, time.perf_counter() - t0)
+        meta = {**inputs.baseline_meta, "weights": name, "control_qat_steps": steps}
         _save_weights(path, inputs, genes, meta)
         return genes
 
@@ -555,6 +560,14 @@ class Experiment:
         if cfg.control.enabled:
             self.echo(f"control: {steps} QAT steps (the GA's {self._qat_formula(evaluated)})")
             genes["control"] = self._run_control(inputs, steps)
+            if cfg.control.chip_aware:
+                defects = memsim.defect_maps(fitness.chip)
+                self.echo(
+                    f"chip-aware control: {steps} QAT steps through chip {cfg.chip.chip_seed}"
+                )
+                genes["control_chip"] = self._run_control(
+                    inputs, steps, weight_map=lambda name, w: defects[name].apply(w)
+                )
 
         snapshots = {}
         snap_dir = self.run_dir / GA_DIR / SNAPSHOT_DIR

@@ -150,6 +150,12 @@ class ControlSection(_Section):
         ge=0,
         description="QAT steps; None = P x evaluated generations x finetune_steps of the GA.",
     )
+    chip_aware: bool = Field(
+        False,
+        description="Also run a second control ('control_chip') whose QAT sees the fitness "
+        "chip's defects (memsim.defect_maps), like a GA with ga.finetune_chip_aware: it "
+        "separates what the search adds from what training through the defect map adds.",
+    )
 
 
 class ExperimentConfig(_Section):

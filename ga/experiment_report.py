@@ -20,8 +20,8 @@ from ga.experiment_config import ExperimentConfig
 from ga.history import GenerationRecord
 from ga.scoring import NO_DRIFT, Score, drift_key, paired_delta
 
-MODELS = ("baseline", "ga", "control")
-"""The models every experiment scores (``control`` only when enabled)."""
+MODELS = ("baseline", "ga", "control", "control_chip")
+"""The models an experiment scores (the controls only when enabled)."""
 
 
 def build_results(
@@ -34,7 +34,11 @@ def build_results(
     snapshots: dict[int, Tensor],
 ) -> dict[str, Any]:
     """The results dict of a finished run (test accuracies only; see the module doc)."""
-    models = [m for m in MODELS if m != "control" or cfg.control.enabled]
+    enabled = {
+        "control": cfg.control.enabled,
+        "control_chip": cfg.control.enabled and cfg.control.chip_aware,
+    }
+    models = [m for m in MODELS if enabled.get(m, True)]
     chips: dict[str, Any] = {}
     for chip in [cfg.chip.chip_seed, *cfg.chip.transfer_chip_seeds]:
         entry: dict[str, Any] = {
@@ -49,6 +53,11 @@ def build_results(
             if "control" in acc:
                 block["ga_minus_control"] = paired_delta(acc["ga"], acc["control"])
                 block["control_minus_baseline"] = paired_delta(acc["control"], acc["baseline"])
+            if "control_chip" in acc:
+                block["ga_minus_control_chip"] = paired_delta(acc["ga"], acc["control_chip"])
+                block["control_chip_minus_control"] = paired_delta(
+                    acc["control_chip"], acc["control"]
+                )
             entry[key] = block
         chips[str(chip)] = entry
     main = chips[str(cfg.chip.chip_seed)][NO_DRIFT]
@@ -64,6 +73,12 @@ def build_results(
             control_pct=main["control"]["mean_pct"],
             control_std_pct=main["control"]["std_pct"],
             ga_minus_control_pp=main["ga_minus_control"]["mean_pp"],
+        )
+    if "control_chip" in main:
+        headline.update(
+            control_chip_pct=main["control_chip"]["mean_pct"],
+            control_chip_std_pct=main["control_chip"]["std_pct"],
+            ga_minus_control_chip_pp=main["ga_minus_control_chip"]["mean_pp"],
         )
     curve = []
     for gen_idx in sorted(snapshots):
@@ -108,7 +123,11 @@ def build_results(
             "evaluations": g.population_size * evaluated,
             "qat_steps": g.population_size * evaluated * g.finetune_steps,
         },
-        "control": {"enabled": cfg.control.enabled, "qat_steps": steps},
+        "control": {
+            "enabled": cfg.control.enabled,
+            "chip_aware": enabled["control_chip"],
+            "qat_steps": steps,
+        },
         "test_curve": curve,
         "baseline_checkpoint": str(inputs.baseline_path),
     }
@@ -174,12 +193,12 @@ def format_results(results: dict[str, Any]) -> str:
             for m in MODELS:
                 if m in block:
                     b = block[m]
-                    lines.append(f"    {m:<9} {b['mean_pct']:6.2f} ± {b['std_pct']:.2f} %")
-            for d in ("ga_minus_baseline", "ga_minus_control"):
+                    lines.append(f"    {m:<12} {b['mean_pct']:6.2f} ± {b['std_pct']:.2f} %")
+            for d in ("ga_minus_baseline", "ga_minus_control", "ga_minus_control_chip"):
                 if d in block:
                     v = block[d]
                     label = d.replace("_minus_", " - ")
-                    lines.append(f"    {label:<19} {v['mean_pp']:+6.2f} ± {v['sem_pp']:.2f} pp")
+                    lines.append(f"    {label:<22} {v['mean_pp']:+6.2f} ± {v['sem_pp']:.2f} pp")
     g = results["ga"]
     lines.append(
         f"  GA: {g['generations_evaluated']} generations x P={g['population_size']} "

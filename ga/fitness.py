@@ -33,7 +33,8 @@ Evaluation modes (``GAConfig.evaluation``):
   model also falls back to ``serial``.  The choice is a fixed table, not a timing
   probe, so a run and its resume always use the same path.
 
-With ``finetune_steps == 0`` there is nothing to batch and every mode runs serially.
+With ``finetune_steps == 0`` there is nothing to batch and every mode runs serially; a
+chip-aware fine-tune (``finetune_chip_aware``) also runs serially (``batched`` raises).
 
 BatchNorm during the fine-tune (both modes): train mode, i.e. every member's layers
 normalize with that member's batch statistics.  Running statistics are never used: the
@@ -58,7 +59,7 @@ from ga.config import EvaluationMode, GAConfig
 from ga.genome import Genome
 from models.data import ImageDataset, calibration_images
 from models.evaluate import classifier_accuracy, evaluate_deployed
-from models.quant import LossFn, qat_finetune
+from models.quant import LossFn, WeightMap, qat_finetune
 from models.train import cross_entropy_loss
 
 
@@ -126,6 +127,10 @@ class ChipFitness:
         self.calibration: Tensor | None = None
         if memsim.needs_calibration(self.chip):
             self.calibration = calibration_images(train, seed=chip_seed)
+        self.weight_map: WeightMap | None = None
+        if config.finetune_chip_aware:
+            defects = memsim.defect_maps(self.chip)
+            self.weight_map = lambda name, w: defects[name].apply(w)
         self.finetune_s = 0.0
         self.chip_s = 0.0
         # resolved at the first evaluation: the probe draws batches through
@@ -148,7 +153,13 @@ class ChipFitness:
 
     def _resolve_evaluation(self) -> EvaluationMode:
         requested = self.config.evaluation
-        if requested is EvaluationMode.SERIAL or self.config.finetune_steps == 0:
+        if requested is EvaluationMode.BATCHED and self.weight_map is not None:
+            raise UnsupportedModelError("finetune_chip_aware=True runs the fine-tune serially")
+        if (
+            requested is EvaluationMode.SERIAL
+            or self.config.finetune_steps == 0
+            or self.weight_map is not None
+        ):
             return EvaluationMode.SERIAL
         if requested is EvaluationMode.AUTO and auto_evaluation(self.work) is EvaluationMode.SERIAL:
             return EvaluationMode.SERIAL
@@ -193,6 +204,7 @@ class ChipFitness:
             sigma=self.qat_sigma,
             generator=gen,
             optimizer=opt,
+            weight_map=self.weight_map,
         )
         return self.genome.from_module(self.work).to(genes.dtype)
 

@@ -96,6 +96,7 @@ class TaskFitness(ChipFitness):
             sigma=self.qat_sigma,
             lr=cfg.finetune_lr,
             seed=seed,
+            weight_map=self.weight_map,
         )
 
     def _draw_batch(self, gen: torch.Generator) -> Any:

@@ -30,7 +30,7 @@ from models.data import ImageDataset
 from models.evaluate import classifier_accuracy
 from models.protonet import ProtoNet, embed, episode_tensors, nearest_prototype_accuracy
 from models.protonet import sample_episode as _sample_episode
-from models.quant import Forward, qat_finetune
+from models.quant import Forward, WeightMap, qat_finetune
 from models.train import cross_entropy_loss, protonet_loss
 
 
@@ -160,13 +160,15 @@ def qat_tune(
     lr: float,
     seed: int,
     on_step: Callable[[int, float], None] | None = None,
+    weight_map: WeightMap | None = None,
 ) -> Tensor:
     """QAT fine-tune of the gene weights only; return the tuned genes.
 
     ``work`` is reset to ``base_state`` and loaded with ``genes``; only the gene
     weights are trained (Adam), since biases and BatchNorm are not genes and the chip
     keeps the baseline's.  One generator seeded with ``seed`` draws both the batches
-    and the QAT noise, as in :class:`ga.fitness.ChipFitness`.
+    and the QAT noise, as in :class:`ga.fitness.ChipFitness`.  ``weight_map`` makes the
+    forward passes see one chip's defects (see :func:`models.quant.perturbed_params`).
     """
     work.load_state_dict(base_state)
     genome.load_into(work, genes)
@@ -185,6 +187,7 @@ def qat_tune(
         generator=gen,
         optimizer=opt,
         on_step=on_step,
+        weight_map=weight_map,
     )
     return genome.from_module(work).to(genes.dtype)
 

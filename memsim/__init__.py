@@ -22,6 +22,7 @@ from .api import (
     target_weights,
     tile_report,
 )
+from .defects import DefectMap, defect_maps
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 
@@ -29,6 +30,7 @@ __all__ = [
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
+    "DefectMap",
     "DeviceProfile",
     "LayerTiles",
     "ProfileError",
@@ -36,6 +38,7 @@ __all__ = [
     "analog_layers",
     "calibrate",
     "conductances",
+    "defect_maps",
     "convert",
     "drift",
     "effective_weights",

@@ -83,11 +83,16 @@ def crossbar_weights(model: nn.Module) -> dict[str, Tensor]:
     return out
 
 
+WeightMap = Callable[[str, Tensor], Tensor]
+"""``weight_map(name, w) -> w'``: what a particular chip makes of a training weight."""
+
+
 def perturbed_params(
     model: nn.Module,
     bits: int | None,
     sigma: float,
     generator: torch.Generator | None = None,
+    weight_map: WeightMap | None = None,
 ) -> dict[str, Tensor]:
     """Return fake-quantized, noise-multiplied copies of all crossbar weights.
 
@@ -99,14 +104,21 @@ def perturbed_params(
         bits: Weight bits (1..16), ``TERNARY`` (0), or ``None`` for full precision.
         sigma: Relative noise std (0.05 for 5 %).
         generator: Source of the noise (for reproducibility).
+        weight_map: Applied to each quantized weight before the noise, e.g. one chip's
+            stuck-at faults and device gains (``memsim.defect_maps``); ``None``: none.
 
     Returns:
         Mapping from parameter name to the perturbed tensor, differentiable w.r.t. the
         latent weights through the STE; suitable for ``functional_call``.
 
     """
+    if weight_map is None:
+        return {
+            name: perturb_weight(w, bits, sigma, generator)
+            for name, w in crossbar_weights(model).items()
+        }
     return {
-        name: perturb_weight(w, bits, sigma, generator)
+        name: multiplicative_noise(weight_map(name, fake_quant(w, bits)), sigma, generator)
         for name, w in crossbar_weights(model).items()
     }
 
@@ -127,6 +139,7 @@ def perturbed_forward(
     bits: int | None,
     sigma: float,
     generator: torch.Generator | None = None,
+    weight_map: WeightMap | None = None,
 ) -> Forward:
     """Draw one perturbation and return ``x -> model(x)`` under it.
 
@@ -134,7 +147,7 @@ def perturbed_forward(
     weights, i.e. the same simulated chip; ProtoNet needs this so that support and query
     images are embedded by one network.
     """
-    params = perturbed_params(model, bits, sigma, generator)
+    params = perturbed_params(model, bits, sigma, generator, weight_map)
 
     def forward(x: Tensor) -> Tensor:
         return functional_call(model, params, (x,))
@@ -176,6 +189,7 @@ def qat_finetune(
     grad_clip: float | None = None,
     on_step: Callable[[int, float], None] | None = None,
     train_mode: bool = True,
+    weight_map: WeightMap | None = None,
 ) -> list[float]:
     """Train ``model`` in place with quantization- and noise-aware forward passes.
 
@@ -210,6 +224,7 @@ def qat_finetune(
         train_mode: Put the model in train mode (BatchNorm uses and updates batch
             statistics, dropout is on). ``False`` uses eval mode, i.e. frozen BatchNorm
             statistics, which suits a short fine-tune of an already trained network.
+        weight_map: See :func:`perturbed_params` (train through one chip's defects).
 
     Returns:
         The loss of every step.
@@ -223,7 +238,7 @@ def qat_finetune(
     stream = _batch_stream(batches)
     for step in range(steps):
         batch = next(stream)
-        loss = loss_fn(perturbed_forward(model, bits, sigma, generator), batch)
+        loss = loss_fn(perturbed_forward(model, bits, sigma, generator, weight_map), batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
@@ -240,6 +255,7 @@ def qat_finetune(
 __all__ = [
     "CROSSBAR_LAYERS",
     "TERNARY",
+    "WeightMap",
     "crossbar_weights",
     "fake_quant",
     "perturb_weight",

@@ -140,3 +140,36 @@ def test_run_folders_are_never_reused(tmp_path):
 
     a, b = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")
     assert a != b and a.is_dir() and b.is_dir()
+
+
+def test_chip_aware_ga_and_control_on_a_faulty_chip(tiny, root, capsys):
+    rc, out, err = cli(
+        capsys,
+        "ga",
+        tiny,
+        "--run-root",
+        root,
+        "--no-progress",
+        "--set",
+        'chip.profile="rram_1t1r_faulty_chen2015"',
+        "--set",
+        "chip.chip_seed=3",
+        "--set",
+        "ga.generations=1",
+        "--set",
+        "ga.finetune_chip_aware=true",
+        "--set",
+        "control.chip_aware=true",
+    )
+    assert rc == 0, err
+    folder = run_folder(out)
+    assert (folder / "control.pt").is_file() and (folder / "control_chip.pt").is_file()
+    res = read(folder / "results.json")
+    block = res["chips"]["3"]["t0"]
+    assert {"baseline", "ga", "control", "control_chip"} <= set(block)
+    assert res["control"]["chip_aware"] is True
+    assert block["ga_minus_control_chip"]["n"] == 5
+    # the two controls differ only in what the fine-tune sees, and they train differently
+    assert block["control"]["accuracies"] != block["control_chip"]["accuracies"]
+    assert "ga - control_chip" in out
+    assert "chip-aware control" in out + err

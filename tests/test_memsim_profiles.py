@@ -13,6 +13,7 @@ SHIPPED = {
     "pcm_joshi2020",
     "paper_2bit_5pct",
     "paper_3bit_20pct",
+    "rram_1t1r_faulty_chen2015",
 }
 
 
@@ -36,6 +37,9 @@ def test_profile_specifics():
     p2 = load_profile("paper_2bit_5pct")
     assert p2.mapping.weight_bits == 2 and p2.programming_noise.sigma == 0.05
     assert p2.adc.bits is None and p2.dac.bits is None and p2.drift.model.value == "none"
+    faulty = load_profile("rram_1t1r_faulty_chen2015")
+    assert faulty.extends == "rram_1t1r_yao2020" and faulty.tile == yao.tile
+    assert faulty.faults.stuck_at_gmax_rate == 0.0904 and faulty.faults.stuck_at_gmin_rate == 0.0175
     p3 = load_profile("paper_3bit_20pct")
     assert p3.extends == "paper_2bit_5pct"
     assert p3.mapping.weight_bits == 3 and p3.programming_noise.sigma == 0.20
