@@ -119,16 +119,28 @@ def check_compatible(
 
     """
     if state["config_hash"] != config_hash:
+        from ga.config import GAConfig
+
         saved = json.loads(state["config_json"])
+        # a field added to GAConfig after the checkpoint was written is compatible when
+        # it is at its default, which keeps the behaviour the checkpoint was run with
+        defaults = GAConfig.model_construct().semantic_dict()
         diff = {
             k: (saved.get(k), config_json.get(k))
             for k in sorted(set(saved) | set(config_json))
             if saved.get(k) != config_json.get(k)
+            and not (k not in saved and k in defaults and config_json.get(k) == defaults[k])
         }
+        if not diff:
+            return _check_problem(state, problem)
         detail = ", ".join(f"{k}: checkpoint={a!r} now={b!r}" for k, (a, b) in diff.items())
         raise CheckpointMismatchError(
             f"refusing to resume: the checkpoint was written with a different GAConfig ({detail})"
         )
+    _check_problem(state, problem)
+
+
+def _check_problem(state: dict[str, Any], problem: str) -> None:
     if state["problem"] != problem:
         raise CheckpointMismatchError(
             "refusing to resume: the checkpoint was written for a different genome, initial "

@@ -224,3 +224,18 @@ def test_from_model_builds_the_genome():
     assert torch.equal(tr.initial_solution, tr.genome.from_module(model))
     r = tr.run()
     assert r.best_solution.shape == (20,)
+
+
+def test_checkpoint_from_before_a_new_field_resumes_only_at_its_default():
+    from ga.checkpoint import check_compatible
+
+    old = _cfg().semantic_dict()
+    del old["finetune_chip_aware"]  # as written before the field existed
+    state = {"config_hash": "old", "config_json": json.dumps(old), "problem": "p"}
+    now = _cfg()
+    check_compatible(state, now.config_hash(), now.semantic_dict(), "p")
+    changed = _cfg(finetune_chip_aware=True)
+    with pytest.raises(CheckpointMismatchError, match="finetune_chip_aware"):
+        check_compatible(state, changed.config_hash(), changed.semantic_dict(), "p")
+    with pytest.raises(CheckpointMismatchError, match="different genome"):
+        check_compatible(state, now.config_hash(), now.semantic_dict(), "other")
