@@ -8,6 +8,10 @@ whole table runs in about an hour on one core.  Each variant has its own control
 baseline QAT-fine-tuned for the GA's number of fine-tune steps), and all scores are
 paired test-split draws (see :mod:`ga.scoring`).
 
+Besides the test scores, the table shows the generation of the best-ever solution and the
+last generation's best and mean validation fitness: how each option changes the search
+even where the reported (test) result does not move.
+
 Run folders go to ``<out>/<variant>/``; a rerun reuses finished variants and resumes an
 unfinished one, so the script can be killed and restarted.
 
@@ -124,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         results, run_dir = run_variant(name, args)
         run = json.loads((run_dir / "run.json").read_text())
-        rows.append((name, results, run["wall_time_s"].get("ga", float("nan"))))
+        history = json.loads((run_dir / "ga" / "history.json").read_text())
+        rows.append((name, results, history[-1], run["wall_time_s"].get("ga", float("nan"))))
         print(f"{name}: {run_dir}", flush=True)
     chip = rows[0][1]["fitness_chip"] if rows else None
     others = args.transfer_chips
@@ -134,10 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         "deltas mean ± s.e. of paired draws (pp)"
     )
     head = ["variant", "GA", "control", "GA - baseline", "GA - control"]
-    head += [f"GA - control (chip {c})" for c in others] + ["GA wall s"]
+    head += [f"GA - control (chip {c})" for c in others]
+    head += ["best-ever gen", "last gen: best / mean val %", "GA wall s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for name, res, wall in rows:
+    for name, res, last, wall in rows:
         cells = [
             name,
             _pct(res, chip, "ga"),
@@ -146,7 +152,12 @@ def main(argv: list[str] | None = None) -> None:
             _delta(res, chip, "ga_minus_control"),
         ]
         cells += [_delta(res, c, "ga_minus_control") for c in others]
-        print("| " + " | ".join([*cells, f"{wall:.0f}"]) + " |")
+        cells += [
+            str(res["ga"]["best_generation"]),
+            f"{100 * last['best']:.2f} / {100 * last['mean']:.2f}",
+            f"{wall:.0f}",
+        ]
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
