@@ -58,7 +58,11 @@ members or genes.
 The concrete chip-in-the-loop fitness (``ga.fitness``: load solution -> QAT
 fine-tune -> ``memsim.program`` -> validation accuracy averaged over R draws)
 plugs in through :class:`ga.trainer.FitnessFn`; :mod:`ga.batched` runs its fine-tune
-for the whole population in one vmapped pass (``GAConfig.evaluation``).
+for the whole population in one vmapped pass (``GAConfig.evaluation``).  With
+``GAConfig.finetune_chip_aware`` the fine-tune trains through the fitness chip's own
+stuck-at devices and gains (:func:`memsim.defect_maps`), which the paper's fine-tune,
+knowing only a noise model, cannot see.  The fitness chip's calibrated converters are
+set from training images after every programming, never from the validation images.
 """
 
 from ga.checkpoint import CheckpointMismatchError
