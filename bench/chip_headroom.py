@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 import memsim  # noqa: E402
 from ga.experiment import _load_genes, prepare_inputs  # noqa: E402
 from ga.experiment_config import ExperimentConfig  # noqa: E402
-from ga.scoring import paired_delta, score_on_chip  # noqa: E402
+from ga.scoring import paired_delta  # noqa: E402
 
 WEIGHTS = {
     "baseline": None,
@@ -74,20 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         genes = inputs.base_genes if file is None else _load_genes(args.run_dir / file, inputs)
         scores = {}
         for label, prof in (("chip", inputs.profile), ("free", twin)):
-            scores[label] = score_on_chip(
-                inputs.baseline,
-                inputs.genome,
-                genes,
-                prof,
-                chip_seed=chip,
-                task=inputs.task,
-                test=inputs.test,
-                support=inputs.support,
-                draws=ev.draws,
-                support_draws=ev.support_draws,
-                seed=ev.seed,
-                calibration=inputs.calibration,
-            )["t0"]
+            scores[label] = inputs.score(genes, ev, chip_seed=chip, profile=prof)["t0"]
         d = paired_delta(scores["free"].accuracies, scores["chip"].accuracies)
         print(
             f"| {name} | {scores['chip']} | {scores['free']} | "

@@ -42,7 +42,7 @@ import memsim
 from ga.baseline import BASELINE_DIR, load_or_train
 from ga.checkpoint import atomic_torch_save
 from ga.config import GAConfig
-from ga.experiment_config import ConfigError, ExperimentConfig
+from ga.experiment_config import ConfigError, EvaluationSection, ExperimentConfig
 from ga.experiment_report import build_results, write_plots
 from ga.genome import Genome
 from ga.history import GenerationRecord
@@ -54,7 +54,7 @@ from ga.run_folder import (
     update_run_json,
     write_json,
 )
-from ga.scoring import derive_seed, score_on_chip
+from ga.scoring import Score, derive_seed, score_on_chip
 from ga.task_fitness import TaskFitness
 from ga.tasks import Task, baseline_state, make_task, qat_tune
 from ga.trainer import GATrainer
@@ -131,6 +131,36 @@ class Inputs:
     def support(self) -> ImageDataset | None:
         """Training split the test-time ProtoNet support sets come from."""
         return self.train_full if self.task.is_protonet else None
+
+    def score(
+        self,
+        genes: Tensor,
+        evaluation: EvaluationSection,
+        *,
+        chip_seed: int,
+        profile: Any = None,
+        drift_times_s: tuple[float, ...] = (),
+    ) -> dict[str, Score]:
+        """Test scores of ``genes`` on chip ``chip_seed`` (:func:`ga.scoring.score_on_chip`).
+
+        ``profile`` defaults to the experiment's; the draws, support sets and seed are
+        ``evaluation``'s, so scores of different weights are paired.
+        """
+        return score_on_chip(
+            self.baseline,
+            self.genome,
+            genes,
+            self.profile if profile is None else profile,
+            chip_seed=chip_seed,
+            task=self.task,
+            test=self.test,
+            support=self.support,
+            draws=evaluation.draws,
+            support_draws=evaluation.support_draws,
+            seed=evaluation.seed,
+            drift_times_s=drift_times_s,
+            calibration=self.calibration,
+        )
 
 
 def stratified_subset(data: ImageDataset, size: int, seed: int) -> ImageDataset:
@@ -424,8 +454,8 @@ class Experiment:
                 inputs.genome,
                 inputs.base_genes,
                 baseline_state(inputs.baseline),
-                inputs.task,
-                inputs.train,
+                inputs.task.loss,
+                lambda gen: inputs.task.batch(inputs.train, gen),
                 steps=steps,
                 bits=cfg.ga.weight_bits,
                 sigma=inputs.qat_sigma,
@@ -467,21 +497,7 @@ class Experiment:
         todo = [j for j in jobs if j[0] not in cache]
         t0 = time.perf_counter()
         for key, g, chip, drifts in tqdm(todo, desc="test scoring", disable=not self.progress):
-            scores = score_on_chip(
-                inputs.baseline,
-                inputs.genome,
-                g,
-                inputs.profile,
-                chip_seed=chip,
-                task=inputs.task,
-                test=inputs.test,
-                support=inputs.support,
-                draws=ev.draws,
-                support_draws=ev.support_draws,
-                seed=ev.seed,
-                drift_times_s=drifts,
-                calibration=inputs.calibration,
-            )
+            scores = inputs.score(g, ev, chip_seed=chip, drift_times_s=drifts)
             cache[key] = {k: s.accuracies for k, s in scores.items()}
             write_json(path, cache)  # a kill while scoring loses at most one model
             if key.startswith("baseline@"):
@@ -561,12 +577,11 @@ class Experiment:
             self.echo(f"control: {steps} QAT steps (the GA's {self._qat_formula(evaluated)})")
             genes["control"] = self._run_control(inputs, steps)
             if cfg.control.chip_aware:
-                defects = memsim.defect_maps(fitness.chip)
                 self.echo(
                     f"chip-aware control: {steps} QAT steps through chip {cfg.chip.chip_seed}"
                 )
                 genes["control_chip"] = self._run_control(
-                    inputs, steps, weight_map=lambda name, w: defects[name].apply(w)
+                    inputs, steps, weight_map=memsim.defect_weight_map(fitness.chip)
                 )
 
         snapshots = {}

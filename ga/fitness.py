@@ -57,9 +57,10 @@ import memsim
 from ga.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
 from ga.config import EvaluationMode, GAConfig
 from ga.genome import Genome
+from ga.tasks import qat_tune
 from models.data import ImageDataset, calibration_images
 from models.evaluate import classifier_accuracy, evaluate_deployed
-from models.quant import LossFn, WeightMap, qat_finetune
+from models.quant import LossFn, WeightMap
 from models.train import cross_entropy_loss
 
 
@@ -129,8 +130,7 @@ class ChipFitness:
             self.calibration = calibration_images(train, seed=chip_seed)
         self.weight_map: WeightMap | None = None
         if config.finetune_chip_aware:
-            defects = memsim.defect_maps(self.chip)
-            self.weight_map = lambda name, w: defects[name].apply(w)
+            self.weight_map = memsim.defect_weight_map(self.chip)
         self.finetune_s = 0.0
         self.chip_s = 0.0
         # resolved at the first evaluation: the probe draws batches through
@@ -187,26 +187,20 @@ class ChipFitness:
 
     def _finetune(self, genes: Tensor, seed: int) -> Tensor:
         cfg = self.config
-        self.work.load_state_dict(self._base_state)
-        self.genome.load_into(self.work, genes)
-        if cfg.finetune_steps == 0:
-            return genes.clone()
-        gen = torch.Generator().manual_seed(seed)
-        params = dict(self.work.named_parameters())
-        # only the genes are trained: biases/BN are not genes and the chip keeps baseline ones
-        opt = torch.optim.Adam([params[k] for k in self.genome.keys], lr=cfg.finetune_lr)
-        qat_finetune(
+        return qat_tune(
             self.work,
+            self.genome,
+            genes,
+            self._base_state,
             self.loss_fn,
-            lambda _step: self._draw_batch(gen),
+            self._draw_batch,
             steps=cfg.finetune_steps,
             bits=cfg.weight_bits,
             sigma=self.qat_sigma,
-            generator=gen,
-            optimizer=opt,
+            lr=cfg.finetune_lr,
+            seed=seed,
             weight_map=self.weight_map,
         )
-        return self.genome.from_module(self.work).to(genes.dtype)
 
     def program(self, weights: dict[str, Tensor], seed: int) -> None:
         """Program ``weights`` into the chip with ``seed``, then calibrate its converters."""

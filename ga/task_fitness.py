@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from ga.config import GAConfig
 from ga.fitness import ChipFitness
 from ga.genome import Genome
-from ga.tasks import Task, qat_tune
+from ga.tasks import Task
 from models.data import ImageDataset
 
 SUPPORT_SALT = 0x5EED_50FF
@@ -82,25 +82,8 @@ class TaskFitness(ChipFitness):
         self.task = task
         self.support_draws = support_draws
 
-    def _finetune(self, genes: Tensor, seed: int) -> Tensor:
-        cfg = self.config
-        return qat_tune(
-            self.work,
-            self.genome,
-            genes,
-            self._base_state,
-            self.task,
-            self.train,
-            steps=cfg.finetune_steps,
-            bits=cfg.weight_bits,
-            sigma=self.qat_sigma,
-            lr=cfg.finetune_lr,
-            seed=seed,
-            weight_map=self.weight_map,
-        )
-
     def _draw_batch(self, gen: torch.Generator) -> Any:
-        """One fine-tune batch of the task (``qat_tune`` draws the same ones)."""
+        """One fine-tune batch of the task (the control's fine-tune draws the same ones)."""
         return self.task.batch(self.train, gen)
 
     def measure(self, genes: Tensor, seeds: Sequence[int]) -> float:

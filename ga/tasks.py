@@ -12,7 +12,7 @@ way, so the three task-specific pieces live here, once:
   images per class drawn from ``support`` (a training split) by ``gen``.
 
 :func:`qat_tune` is the one QAT fine-tune of gene weights, used by the fitness of every
-member and by the control.
+member and by the control (with the task's ``batch`` and ``loss``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from models.data import ImageDataset
 from models.evaluate import classifier_accuracy
 from models.protonet import ProtoNet, embed, episode_tensors, nearest_prototype_accuracy
 from models.protonet import sample_episode as _sample_episode
-from models.quant import Forward, WeightMap, qat_finetune
+from models.quant import Forward, LossFn, WeightMap, qat_finetune
 from models.train import cross_entropy_loss, protonet_loss
 
 
@@ -151,8 +151,8 @@ def qat_tune(
     genome: Genome,
     genes: Tensor,
     base_state: dict[str, Tensor],
-    task: Task,
-    train: ImageDataset,
+    loss: LossFn,
+    draw_batch: Callable[[torch.Generator], Any],
     *,
     steps: int,
     bits: int,
@@ -164,11 +164,13 @@ def qat_tune(
 ) -> Tensor:
     """QAT fine-tune of the gene weights only; return the tuned genes.
 
-    ``work`` is reset to ``base_state`` and loaded with ``genes``; only the gene
-    weights are trained (Adam), since biases and BatchNorm are not genes and the chip
-    keeps the baseline's.  One generator seeded with ``seed`` draws both the batches
-    and the QAT noise, as in :class:`ga.fitness.ChipFitness`.  ``weight_map`` makes the
-    forward passes see one chip's defects (see :func:`models.quant.perturbed_params`).
+    The one fine-tune of the GA's fitness (:class:`ga.fitness.ChipFitness`) and of the
+    extra-QAT control.  ``work`` is reset to ``base_state`` and loaded with ``genes``;
+    only the gene weights are trained (Adam), since biases and BatchNorm are not genes
+    and the chip keeps the baseline's.  One generator seeded with ``seed`` draws both the
+    batches (``draw_batch(gen)``, scored by ``loss``) and the QAT noise.  ``weight_map``
+    makes the forward passes see one chip's defects (see
+    :func:`models.quant.perturbed_params`).
     """
     work.load_state_dict(base_state)
     genome.load_into(work, genes)
@@ -179,8 +181,8 @@ def qat_tune(
     opt = torch.optim.Adam([params[k] for k in genome.keys], lr=lr)
     qat_finetune(
         work,
-        task.loss,
-        lambda _step: task.batch(train, gen),
+        loss,
+        lambda _step: draw_batch(gen),
         steps=steps,
         bits=bits,
         sigma=sigma,

@@ -22,7 +22,7 @@ from .api import (
     target_weights,
     tile_report,
 )
-from .defects import DefectMap, defect_maps
+from .defects import DefectMap, defect_maps, defect_weight_map
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 
@@ -39,6 +39,7 @@ __all__ = [
     "calibrate",
     "conductances",
     "defect_maps",
+    "defect_weight_map",
     "convert",
     "drift",
     "effective_weights",

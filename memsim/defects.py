@@ -21,6 +21,7 @@ noise model of the training (or to the simulator itself).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -99,3 +100,13 @@ def defect_maps(model: nn.Module) -> dict[str, DefectMap]:
     if not layers:
         raise ValueError("defect_maps needs a model from memsim.convert (no analog layers)")
     return {(f"{n}.weight" if n else "weight"): DefectMap.of(layer) for n, layer in layers}
+
+
+def defect_weight_map(model: nn.Module) -> Callable[[str, Tensor], Tensor]:
+    """``(name, w) -> w'``: every layer's :meth:`DefectMap.apply`, for a training forward.
+
+    The form ``models.quant.qat_finetune(..., weight_map=...)`` takes, to train through
+    the defects of the chip ``model``.
+    """
+    maps = defect_maps(model)
+    return lambda name, w: maps[name].apply(w)

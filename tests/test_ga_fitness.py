@@ -1,5 +1,6 @@
 import pytest
 import torch
+from digits_support import trained_digits_mlp
 from torch import nn
 
 from ga import GAConfig, GATrainer, Genome
@@ -116,27 +117,13 @@ def test_calibrated_chip_takes_ranges_from_training_images_not_validation(digits
     assert any(not torch.equal(a, b) for a, b in zip(after_val, _adc_ranges(chip), strict=True))
 
 
-def _trained_mlp(train) -> nn.Module:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        idx = torch.randint(0, len(train), (64,), generator=gen)
-        loss = nn.functional.cross_entropy(model(train.images[idx]), train.labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model
-
-
 @pytest.mark.parametrize("chip_seed", [0, 1, 2])
 def test_chip_aware_finetune_repairs_a_faulty_chip_that_a_blind_one_cannot(chip_seed):
     from models.evaluate import classifier_accuracy
 
     train, test = load_dataset("digits")
     train, val = train_val_split(train, 0.2, seed=0)
-    model = _trained_mlp(train)
+    model = trained_digits_mlp(train)
     genome = Genome.from_model(model)
     genes = genome.from_module(model)
     acc = {}

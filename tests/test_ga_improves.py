@@ -19,6 +19,7 @@ Margins are below the smallest gain seen over seeds 0-4 when they were set
 
 import pytest
 import torch
+from digits_support import trained_digits_mlp
 from torch import nn
 
 from ga import GAConfig, GATrainer, Genome
@@ -37,22 +38,8 @@ def digits() -> tuple[ImageDataset, ImageDataset, ImageDataset]:
     return train, val, test
 
 
-def _trained(train: ImageDataset) -> nn.Module:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        idx = torch.randint(0, len(train), (64,), generator=gen)
-        loss = nn.functional.cross_entropy(model(train.images[idx]), train.labels[idx])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model
-
-
 def _perturbed(train: ImageDataset, seed: int) -> tuple[nn.Module, Genome]:
-    model = _trained(train)
+    model = trained_digits_mlp(train)
     genome = Genome.from_model(model)
     genes = genome.from_module(model)
     gen = torch.Generator().manual_seed(100 + seed)

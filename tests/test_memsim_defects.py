@@ -34,9 +34,11 @@ def test_defect_map_equals_the_chip_without_random_noise(name):
     chip = memsim.convert(model, prof, seed=0, chip_seed=4)
     maps = memsim.defect_maps(chip)
     held = memsim.effective_weights(chip)
+    weight_map = memsim.defect_weight_map(chip)
     for key, w in model.state_dict().items():
         if key.endswith(".weight"):
             torch.testing.assert_close(maps[key].apply(w), held[key], rtol=1e-5, atol=1e-6)
+            assert torch.equal(weight_map(key, w), maps[key].apply(w))
     # the map belongs to the chip instance: another chip seed holds other weights
     other = memsim.defect_maps(memsim.convert(model, prof, seed=0, chip_seed=5))
     w = model[3].weight
