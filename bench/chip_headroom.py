@@ -26,9 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import memsim  # noqa: E402
-from ga.experiment import _load_genes, prepare_inputs  # noqa: E402
-from ga.experiment_config import ExperimentConfig  # noqa: E402
-from ga.scoring import paired_delta  # noqa: E402
+from lab.experiment import _load_genes, prepare_inputs  # noqa: E402
+from lab.experiment_config import ExperimentConfig  # noqa: E402
+from lab.scoring import paired_delta  # noqa: E402
 
 WEIGHTS = {
     "baseline": None,

@@ -5,8 +5,8 @@ Run: ``.venv/bin/python bench/ga.py [--population 10] [--generations 1] [--steps
 
 For ProtoNet-MNIST and MobileNetV2-CIFAR10 at quick scale (the ``models.baselines``
 quick recipe's architecture, bit width and noise; CIFAR: its stratified 20 % training
-subset), a :class:`ga.GATrainer` with a :class:`ga.task_fitness.TaskFitness` (what
-``ga.experiment`` runs: episodes for ProtoNet, 64-image batches for MobileNetV2; Table 1
+subset), a :class:`ga.GATrainer` with a :class:`lab.task_fitness.TaskFitness` (what
+``lab.experiment`` runs: episodes for ProtoNet, 64-image batches for MobileNetV2; Table 1
 GA settings) runs ``1 + generations`` generations once per evaluation mode, with a
 per-generation checkpoint as in real runs.  Printed per task and mode:
 
@@ -19,7 +19,7 @@ per-generation checkpoint as in real runs.  Printed per task and mode:
   ``evaluate_population`` (target: < 5 % at population 10);
 
 then the ratio batched / serial of the seconds per generation and the mode
-``evaluation="auto"`` picks (:data:`ga.batched.AUTO_EVALUATION`).
+``evaluation="auto"`` picks (:data:`lab.batched.AUTO_EVALUATION`).
 
 Models are randomly initialised (seeded): the timings do not depend on the weight values.
 ``--steps`` defaults to 3 QAT steps per member (the quick experiment configs use 3 to 5,
@@ -45,13 +45,13 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 import torch  # noqa: E402
 
 from ga import GAConfig, GATrainer, Genome  # noqa: E402
-from ga.batched import auto_evaluation  # noqa: E402
-from ga.task_fitness import TaskFitness  # noqa: E402
-from ga.tasks import make_task  # noqa: E402
+from lab.batched import auto_evaluation  # noqa: E402
+from lab.task_fitness import TaskFitness  # noqa: E402
 from models.baselines import get_recipe  # noqa: E402
 from models.checkpoint import build_model  # noqa: E402
 from models.data import load_dataset, train_val_split  # noqa: E402
 from models.evaluate import paper_profile  # noqa: E402
+from models.tasks import make_task  # noqa: E402
 
 TASKS = ("protonet-mnist", "mobilenetv2-cifar10")
 MODES = ("serial", "batched")

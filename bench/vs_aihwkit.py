@@ -14,7 +14,7 @@ batch is timed through each; printed is the median over repeats and the ratio
 aihwkit / memsim (the target is >= 3x on CPU).
 
 Accuracy: both networks are trained on MNIST (2 epochs, cached under
-``runs/aihwkit_compare/``) and :func:`memsim.compare.compare` runs them through both
+``runs/aihwkit_compare/``) and :func:`lab.compare.compare` runs them through both
 simulators (10 draws, full test set); the tables and JSON/PNG go to ``runs/aihwkit_compare``.
 
 Physics: moments of the programming error and of G(t)/G(t0) of one 1024x1024 layer
@@ -33,8 +33,8 @@ from pathlib import Path
 import torch
 
 import memsim
+from lab.compare import compare, duration_label, parse_duration, reference_model
 from memsim.backends import aihwkit as ab
-from memsim.compare import compare, duration_label, parse_duration, reference_model
 from models.small import lenet5, mlp
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -10,11 +10,12 @@ checkpoint, never a torn one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from memsim.atomic_io import STALE_GLOB, atomic_torch_save
 
 CHECKPOINT_NAME = "checkpoint.pt"
 FORMAT_VERSION = 1
@@ -22,54 +23,6 @@ FORMAT_VERSION = 1
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint belongs to a different config or problem than the resuming run."""
-
-
-def _fsync_dir(path: Path) -> None:
-    # the rename itself must reach the disk for the checkpoint to survive a crash
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + ``os.replace``)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_text_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=1))
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.{os.getpid()}")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
@@ -91,7 +44,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     """
     path = Path(run_dir) / CHECKPOINT_NAME
     # temp files of writes interrupted by a kill are garbage; the checkpoint itself is whole
-    for stale in Path(run_dir).glob(".*.tmp.*"):
+    for stale in Path(run_dir).glob(STALE_GLOB):
         stale.unlink(missing_ok=True)
     if not path.exists():
         raise FileNotFoundError(f"no GA checkpoint to resume at {path}")

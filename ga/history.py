@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import Tensor
 
-from ga.checkpoint import atomic_write_text
+from memsim.atomic_io import atomic_write_text
 
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"

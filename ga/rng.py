@@ -37,16 +37,20 @@ STREAM_GLOBAL = 6
 """Seeds of the process-global generators."""
 
 
-def derive_seed(seed: int, *keys: int) -> int:
-    """Return a 64-bit seed derived from ``seed`` and a path of integer keys."""
+def stream_seed(seed: int, *keys: int) -> int:
+    """A 64-bit seed of one of a GA run's streams, from ``seed`` and a path of integer keys.
+
+    Not :func:`memsim.seeds.device_seed` nor :func:`lab.scoring.scoring_seed`: each gives
+    different numbers.
+    """
     state = np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(2, np.uint32)
     return int(state[0]) | (int(state[1]) << 32)
 
 
 def torch_generator(seed: int, *keys: int) -> torch.Generator:
-    """Return a CPU ``torch.Generator`` seeded with :func:`derive_seed`."""
+    """Return a CPU ``torch.Generator`` seeded with :func:`stream_seed`."""
     gen = torch.Generator()
-    gen.manual_seed(derive_seed(seed, *keys))
+    gen.manual_seed(stream_seed(seed, *keys))
     return gen
 
 
@@ -62,19 +66,19 @@ def operator_generator(seed: int, generation: int) -> torch.Generator:
 
 def numpy_random_state(seed: int, *keys: int) -> np.random.RandomState:
     """Return a legacy ``RandomState`` (what PyGAD operators call) on a derived MT19937."""
-    return np.random.RandomState(np.random.MT19937(derive_seed(seed, *keys)))
+    return np.random.RandomState(np.random.MT19937(stream_seed(seed, *keys)))
 
 
 def python_random(seed: int, *keys: int) -> random.Random:
-    """Return a ``random.Random`` seeded with :func:`derive_seed`."""
-    return random.Random(derive_seed(seed, *keys))
+    """Return a ``random.Random`` seeded with :func:`stream_seed`."""
+    return random.Random(stream_seed(seed, *keys))
 
 
 def seed_globals(seed: int) -> None:
     """Seed the process-global torch, numpy and python generators from ``seed``."""
-    torch.manual_seed(derive_seed(seed, STREAM_GLOBAL, 0))
-    np.random.seed(derive_seed(seed, STREAM_GLOBAL, 1) % 2**32)
-    random.seed(derive_seed(seed, STREAM_GLOBAL, 2))
+    torch.manual_seed(stream_seed(seed, STREAM_GLOBAL, 0))
+    np.random.seed(stream_seed(seed, STREAM_GLOBAL, 1) % 2**32)
+    random.seed(stream_seed(seed, STREAM_GLOBAL, 2))
 
 
 def global_states() -> dict[str, Any]:

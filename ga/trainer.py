@@ -32,13 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ga import operators as ops
-from ga.checkpoint import (
-    atomic_text_json,
-    atomic_torch_save,
-    check_compatible,
-    load_checkpoint,
-    save_checkpoint,
-)
+from ga.checkpoint import check_compatible, load_checkpoint, save_checkpoint
 from ga.config import (
     GAConfig,
     MutationScale,
@@ -61,6 +55,7 @@ from ga.rng import (
     seed_globals,
     torch_generator,
 )
+from memsim.atomic_io import atomic_text_json, atomic_torch_save
 
 RESULT_JSON = "result.json"
 BEST_SOLUTION = "best_solution.pt"

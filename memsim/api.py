@@ -19,12 +19,6 @@ def _fresh_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
 
 
-def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, attr = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, attr, new)
-
-
 def convert(
     model: nn.Module,
     profile: DeviceProfile | str,
@@ -64,7 +58,7 @@ def convert(
         layer.make_chip(chip_seed)
         layer.program(seed)
         if name:
-            _set_child(analog, name, layer)
+            analog.set_submodule(name, layer)
         else:
             analog = layer
     analog.memsim_chip_seed = chip_seed  # type: ignore[assignment]

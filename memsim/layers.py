@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -38,19 +37,12 @@ from . import mapping
 from .physics import device_model
 from .profiles import DeviceProfile, DriftCompensation, RangeMode
 from .sampling import NoiseSampler, standard_normal
+from .seeds import device_seed
 from .tiling import TileLayout, make_layout
 
 log = logging.getLogger("memsim")
 
 _STREAM_CHIP, _STREAM_PROG, _STREAM_READ, _STREAM_DRIFT = 1, 2, 3, 4
-
-
-def derive_seed(*parts: int) -> int:
-    """Derive an independent 63-bit seed from integer parts (numpy SeedSequence)."""
-    return int(
-        np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)[0]
-        >> 1
-    )
 
 
 def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -117,7 +109,7 @@ class AnalogLayer(nn.Module):
     def make_chip(self, chip_seed: int) -> None:
         """Draw this layer's fixed defects (stuck-at faults, device-to-device gain)."""
         f = self.profile.faults
-        gen = _generator(derive_seed(chip_seed, _STREAM_CHIP, self.layer_index))
+        gen = _generator(device_seed(chip_seed, _STREAM_CHIP, self.layer_index))
         shape = self.g_prog.shape
         u = torch.rand(shape, generator=gen).to(self.fault.device)
         fault = torch.zeros(shape, dtype=torch.int8, device=self.fault.device)
@@ -133,7 +125,7 @@ class AnalogLayer(nn.Module):
         self.seed = int(seed)
         # Noise is drawn on the CPU so that a seed gives the same chip on any device.
         g_target = self.target_conductances().cpu()
-        gen = _generator(derive_seed(seed, _STREAM_PROG, self.layer_index))
+        gen = _generator(device_seed(seed, _STREAM_PROG, self.layer_index))
         g = self.physics.program(g_target, gen)
         nu = self.physics.drift_exponents(g_target, gen)
         self._has_drift = nu is not None
@@ -171,7 +163,7 @@ class AnalogLayer(nn.Module):
         g = self.g_prog
         if self._has_drift:
             gen = _generator(
-                derive_seed(self.seed, _STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
+                device_seed(self.seed, _STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
             )
             g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
             g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
@@ -224,7 +216,7 @@ class AnalogLayer(nn.Module):
     def _read_gen(self, device: torch.device) -> torch.Generator:
         key = str(device)
         if key not in self._read_gens:
-            seed = derive_seed(self.seed, _STREAM_READ, self.layer_index)
+            seed = device_seed(self.seed, _STREAM_READ, self.layer_index)
             self._read_gens[key] = _generator(seed, device)
         return self._read_gens[key]
 

@@ -1,6 +1,6 @@
 """The paper's baselines: train, deploy through the simulator, checkpoint.
 
-Tasks (``python -m models.baselines TASK --scale quick|paper``):
+Tasks (``memsim train-baseline TASK --scale quick|paper``):
 
 ==========================  ==============  =============  =====  =====  ==================
 task                        model           data           bits   noise  deployed with
@@ -30,15 +30,11 @@ counts) are our choices and are written into every checkpoint.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
 import os
 import statistics
-import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +44,7 @@ from torch import nn
 
 from memsim.quantization import TERNARY
 from models.checkpoint import build_model, save_checkpoint
-from models.data import ImageDataset, calibration_images, load_dataset, train_val_split
+from models.data import ImageDataset, calibration_images, load_dataset, stratified_fraction
 from models.evaluate import evaluate_deployed, paper_profile
 from models.protonet import DEFAULT_TEST_SHOT
 from models.train import ClassifierConfig, EpisodeConfig, train_classifier, train_protonet
@@ -220,11 +216,38 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     return replace(recipe, **top, train=replace(recipe.train, **inner))
 
 
-def _subset(train: ImageDataset, fraction: float, seed: int) -> ImageDataset:
-    if fraction >= 1.0:
-        return train
-    # the validation part of a stratified split is a class-balanced random subset
-    return train_val_split(train, fraction, seed)[1]
+def fit_recipe(
+    recipe: Recipe, train: ImageDataset, seed: int, *, progress: bool = False
+) -> tuple[nn.Module, ImageDataset, list[float], float]:
+    """Build the recipe's network and train it on (a stratified part of) ``train``.
+
+    The one training routine of every baseline: :func:`train_baseline` and the
+    experiments' hold-out baselines (:mod:`lab.baseline`) both call it.
+
+    Args:
+        recipe: The baseline recipe.
+        train: Training split (the recipe's ``train_fraction`` of it is used).
+        seed: Seeds the model initialisation, the subset and the training.
+        progress: Show a progress bar (stderr).
+
+    Returns:
+        ``(model, images used, losses, training seconds)``; the model is in train mode.
+
+    """
+    torch.manual_seed(seed)  # model initialisation
+    used = stratified_fraction(train, recipe.train_fraction, seed)
+    kwargs = dict(recipe.model_kwargs)
+    if recipe.is_protonet:
+        kwargs["in_channels"] = train.images.shape[1]
+    model = build_model(recipe.arch, kwargs)
+    start = time.perf_counter()
+    if recipe.is_protonet:
+        assert isinstance(recipe.train, EpisodeConfig)
+        losses = train_protonet(model, used, recipe.train, seed=seed, progress=progress)
+    else:
+        assert isinstance(recipe.train, ClassifierConfig)
+        losses = train_classifier(model, used, recipe.train, seed=seed, progress=progress)
+    return model, used, losses, time.perf_counter() - start
 
 
 def train_baseline(
@@ -236,6 +259,8 @@ def train_baseline(
     *,
     overrides: dict[str, Any] | None = None,
     profile: Any = None,
+    progress: bool = False,
+    path: str | os.PathLike[str] | None = None,
 ) -> tuple[nn.Module, Path, dict[str, Any]]:
     """Train one baseline, evaluate it on simulated chips and write a checkpoint.
 
@@ -248,6 +273,8 @@ def train_baseline(
         overrides: Recipe or training-config fields to change (see :func:`apply_overrides`).
         profile: Deployment profile (object, name or path); default: the matching
             ``paper_*`` profile from :func:`models.evaluate.paper_profile`.
+        progress: Show a training progress bar (stderr).
+        path: Checkpoint file (default ``<out_dir>/<task>-<scale>-seed<seed>.pt``).
 
     Returns:
         ``(model, checkpoint_path, metrics)`` with the trained full-precision model; metrics
@@ -258,24 +285,10 @@ def train_baseline(
 
     """
     recipe = apply_overrides(get_recipe(task, scale), overrides or {})
-    torch.manual_seed(seed)  # model initialisation
     train, test = load_dataset(recipe.dataset, root=data_root)
-    train_used = _subset(train, recipe.train_fraction, seed)
-    test = _subset(test, recipe.test_fraction, seed)
-    model_kwargs = dict(recipe.model_kwargs)
-    if recipe.is_protonet:
-        model_kwargs["in_channels"] = train.images.shape[1]
-    model = build_model(recipe.arch, model_kwargs)
-    log.info("%s/%s: %d training images, %d test images", task, scale, len(train_used), len(test))
-
-    start = time.perf_counter()
-    if recipe.is_protonet:
-        assert isinstance(recipe.train, EpisodeConfig)
-        losses = train_protonet(model, train_used, recipe.train, seed=seed)
-    else:
-        assert isinstance(recipe.train, ClassifierConfig)
-        losses = train_classifier(model, train_used, recipe.train, seed=seed)
-    train_time = time.perf_counter() - start
+    test = stratified_fraction(test, recipe.test_fraction, seed)
+    log.info("%s/%s: %d test images", task, scale, len(test))
+    model, train_used, losses, train_time = fit_recipe(recipe, train, seed, progress=progress)
 
     start = time.perf_counter()
     prof = profile if profile is not None else paper_profile(recipe.bits, recipe.sigma)
@@ -339,72 +352,8 @@ def train_baseline(
         "recipe": recipe.as_dict(),
         "torch_version": str(torch.__version__),
     }
-    path = save_checkpoint(Path(out_dir) / f"{task}-{scale}-seed{seed}.pt", model, meta)
+    if path is None:
+        path = Path(out_dir) / f"{task}-{scale}-seed{seed}.pt"
+    path = save_checkpoint(path, model, meta)
     log.info("%s/%s deployed accuracy %s, checkpoint %s", task, scale, deployed, path)
     return model, path, metrics
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the baseline options to ``parser`` (shared with the ``memsim`` CLI)."""
-    parser.add_argument("task", choices=TASKS, help="baseline to train")
-    parser.add_argument("--scale", choices=SCALES, default="quick", help="recipe size")
-    parser.add_argument("--seed", type=int, default=0, help="seed of everything")
-    parser.add_argument(
-        "--data-root", default=None, help="folder with <dataset>.npz (else MEMSIM_DATA, cache)"
-    )
-    parser.add_argument("--out", default="checkpoints", help="checkpoint folder")
-    parser.add_argument("--profile", default=None, help="deployment profile name or path")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe/training field, e.g. --set episodes=100 (repeatable)",
-    )
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-
-
-def run_from_args(args: argparse.Namespace) -> int:
-    """Run :func:`train_baseline` from parsed arguments; print the metrics as JSON."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    overrides = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = _parse_value(value)
-    _, path, metrics = train_baseline(
-        args.task,
-        args.scale,
-        args.seed,
-        args.data_root,
-        args.out,
-        overrides=overrides,
-        profile=args.profile,
-    )
-    print(json.dumps({"checkpoint": str(path), **metrics}, indent=2))
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point: ``python -m models.baselines TASK [options]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m models.baselines", description=__doc__.split("\n")[0]
-    )
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    return run_from_args(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

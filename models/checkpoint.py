@@ -1,43 +1,82 @@
-"""Checkpoints that rebuild their own model.
+"""The model registry and checkpoints that rebuild their own model.
 
 A checkpoint is ``torch.save`` of a plain dict::
 
-    {"format": 1, "arch": "protonet" | "mobilenet_v2_cifar" | "micronet",
+    {"format": 1, "arch": "protonet" | "mobilenet_v2_cifar" | "micronet" | "mlp" | ...,
      "model_kwargs": {...}, "state_dict": {...}, "meta": {...}}
 
 ``meta`` holds only JSON-like values (task, bits, noise, seed, dataset sha256, scale,
 accuracy, ...), so the file loads with ``torch.load(weights_only=True)``.
+
+Every command that reads a checkpoint (``evaluate``, ``compare``, the experiments) builds
+the model through this one registry.  A user's own network is added with
+:func:`register_architecture`::
+
+    models.register_architecture("mynet", MyNet)   # MyNet(**model_kwargs)
+    models.save_checkpoint("mynet.pt", net, {"dataset": "mnist"}, model_kwargs={...})
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from memsim.atomic_io import atomic_torch_save
 from models.micronet import MicroNet
 from models.mobilenet import MobileNetV2CIFAR
 from models.protonet import ProtoNet
+from models.small import lenet5, mlp
 
 CHECKPOINT_FORMAT = 1
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {
+ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "protonet": ProtoNet,
     "mobilenet_v2_cifar": MobileNetV2CIFAR,
     "micronet": MicroNet,
+    "mlp": mlp,
+    "lenet5": lenet5,
 }
-"""Architecture name -> class; the class takes ``**model_kwargs``."""
+"""Architecture name -> class or factory; it is called with ``**model_kwargs``."""
+
+
+class CheckpointError(ValueError):
+    """A file is not a readable model checkpoint of this format."""
+
+
+def register_architecture(
+    name: str, factory: Callable[..., nn.Module], *, replace: bool = False
+) -> None:
+    """Register a network so that checkpoints of it can be saved and loaded by name.
+
+    Args:
+        name: Registry name written into checkpoints.
+        factory: A class or function returning the module from ``**model_kwargs``.
+        replace: Allow overriding an existing name.
+
+    Raises:
+        ValueError: If ``name`` is taken and ``replace`` is false.
+
+    """
+    if name in ARCHITECTURES and not replace and ARCHITECTURES[name] is not factory:
+        raise ValueError(f"architecture {name!r} is already registered")
+    ARCHITECTURES[name] = factory
 
 
 def arch_name(model: nn.Module) -> str:
-    """Return the registry name of ``model``'s architecture."""
+    """Return the registry name of ``model``'s architecture (registered classes only)."""
     for name, cls in ARCHITECTURES.items():
-        if type(model) is cls:
+        if isinstance(cls, type) and type(model) is cls:
             return name
-    raise TypeError(f"{type(model).__name__} is not a registered architecture")
+    raise TypeError(
+        f"{type(model).__name__} is not a registered architecture class; pass arch= "
+        f"(known: {sorted(ARCHITECTURES)}) or register it with "
+        "models.register_architecture(name, cls)"
+    )
 
 
 def build_model(arch: str, model_kwargs: dict[str, Any]) -> nn.Module:
@@ -47,25 +86,50 @@ def build_model(arch: str, model_kwargs: dict[str, Any]) -> nn.Module:
     return ARCHITECTURES[arch](**model_kwargs)
 
 
-def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: nn.Module,
+    meta: dict[str, Any],
+    *,
+    arch: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> Path:
     """Write ``model`` (architecture, constructor kwargs, weights) and ``meta`` to ``path``.
 
-    The model must provide ``init_kwargs()`` (all architectures of this package do).
-    Parent folders are created.
+    Args:
+        path: Destination; parent folders are created, and the write is atomic.
+        model: The network.
+        meta: JSON-like metadata (task, dataset, bits, ...).
+        arch: Registry name; default: looked up from ``type(model)``.
+        model_kwargs: Constructor kwargs; default: ``model.init_kwargs()`` when the model
+            has it (all classes of this package do), else ``{}``.
+
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if model_kwargs is None:
+        init_kwargs = getattr(model, "init_kwargs", None)
+        model_kwargs = init_kwargs() if callable(init_kwargs) else {}
     payload = {
         "format": CHECKPOINT_FORMAT,
-        "arch": arch_name(model),
-        "model_kwargs": model.init_kwargs(),  # type: ignore[operator]
+        "arch": arch or arch_name(model),
+        "model_kwargs": model_kwargs,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "meta": meta,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # never leave a truncated checkpoint behind
+    atomic_torch_save(payload, path)
     return path
+
+
+def save_model(
+    path: str | os.PathLike[str],
+    arch: str,
+    model: nn.Module,
+    meta: dict[str, Any],
+    model_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """:func:`save_checkpoint` with the architecture named first (for factory networks)."""
+    return save_checkpoint(path, model, meta, arch=arch, model_kwargs=model_kwargs or {})
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, Any]]:
@@ -74,11 +138,30 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, 
     Returns:
         ``(model, meta)``; the model is on the CPU in eval mode.
 
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        CheckpointError: If it is not a checkpoint of this format.
+
     """
-    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a truncated or foreign file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    if not isinstance(payload, dict) or "arch" not in payload or "state_dict" not in payload:
+        raise CheckpointError(
+            f"{path}: not a memsim checkpoint (a dict with 'arch' and 'state_dict')"
+        )
     if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: unsupported checkpoint format {payload.get('format')!r}")
-    model = build_model(payload["arch"], payload["model_kwargs"])
+        raise CheckpointError(f"{path}: unsupported checkpoint format {payload.get('format')!r}")
+    model = build_model(payload["arch"], payload.get("model_kwargs") or {})
     model.load_state_dict(payload["state_dict"])
     model.eval()
-    return model, payload["meta"]
+    return model, payload.get("meta") or {}
+
+
+def load_model(path: str | os.PathLike[str]) -> nn.Module:
+    """The model of a checkpoint, in eval mode (:func:`load_checkpoint` without meta)."""
+    return load_checkpoint(path)[0]

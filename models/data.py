@@ -370,3 +370,41 @@ def calibration_images(
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(dataset), generator=gen)[:size]
     return dataset.images[torch.sort(idx).values]
+
+
+def stratified_fraction(data: ImageDataset, fraction: float, seed: int) -> ImageDataset:
+    """A class-balanced random ``fraction`` of ``data`` (all of it if ``fraction >= 1``).
+
+    The validation part of a stratified :func:`train_val_split`, so subsets drawn with the
+    same seed agree with the splits.
+    """
+    if fraction >= 1.0:
+        return data
+    return train_val_split(data, fraction, seed)[1]
+
+
+def stratified_subset(data: ImageDataset, size: int, seed: int) -> ImageDataset:
+    """A class-balanced random subset of about ``size`` images (all if ``size >= len``)."""
+    if size >= len(data):
+        return data
+    return stratified_fraction(data, size / len(data), seed)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout (or install) root; ``shared/data`` beside it is found automatically."""
+
+
+def resolve_data_root(explicit: str | os.PathLike[str] | None) -> str | None:
+    """Folder to read ``<dataset>.npz`` from: the one rule every command uses.
+
+    Order: ``explicit``; ``$MEMSIM_DATA`` (handled by :func:`load_dataset`);
+    ``<repo>/shared/data`` or ``<repo>/../shared/data`` if present; else None (cache).
+    """
+    if explicit:
+        return str(explicit)
+    if os.environ.get("MEMSIM_DATA"):
+        return None
+    for candidate in (REPO_ROOT / "shared" / "data", REPO_ROOT.parent / "shared" / "data"):
+        if candidate.is_dir():
+            return str(candidate)
+    return None

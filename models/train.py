@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from models.data import ImageDataset
 from models.protonet import episode_tensors, prototypical_loss, sample_episode
@@ -86,6 +87,7 @@ def train_classifier(
     *,
     seed: int = 0,
     on_epoch: Callable[[int, float], None] | None = None,
+    progress: bool = False,
 ) -> list[float]:
     """Train a classifier in place with noise-aware QAT (SGD + cosine schedule).
 
@@ -95,6 +97,7 @@ def train_classifier(
         config: Hyper-parameters.
         seed: Seeds data order, augmentation and weight noise.
         on_epoch: Called as ``on_epoch(epoch, mean_loss)``.
+        progress: Show a progress bar over the training steps (stderr).
 
     Returns:
         Mean training loss of every epoch.
@@ -120,6 +123,8 @@ def train_classifier(
         return F.cross_entropy(forward(x), y, label_smoothing=config.label_smoothing)
 
     epoch_losses = []
+    total = config.epochs * steps_per_epoch
+    bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
     for epoch in range(config.epochs):
         order = torch.randperm(len(labels), generator=gen)[:per_epoch]
         chunks = order[: steps_per_epoch * config.batch_size].view(steps_per_epoch, -1)
@@ -138,11 +143,14 @@ def train_classifier(
             generator=gen,
             optimizer=opt,
             scheduler=sched,
+            on_step=lambda _step, _loss: bar.update(),
         )
         epoch_losses.append(sum(losses) / len(losses))
+        bar.set_postfix(epoch=epoch + 1, loss=f"{epoch_losses[-1]:.4f}")
         log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1])
         if on_epoch is not None:
             on_epoch(epoch, epoch_losses[-1])
+    bar.close()
     return epoch_losses
 
 
@@ -194,6 +202,7 @@ def train_protonet(
     *,
     seed: int = 0,
     log_every: int = 100,
+    progress: bool = False,
 ) -> list[float]:
     """Episodic, noise-aware training of a ProtoNet embedding (in place, Adam + step decay).
 
@@ -203,6 +212,7 @@ def train_protonet(
         config: Hyper-parameters.
         seed: Seeds episodes and weight noise.
         log_every: Log the running loss every this many episodes.
+        progress: Show a progress bar over the episodes (stderr).
 
     Returns:
         The loss of every episode.
@@ -219,6 +229,7 @@ def train_protonet(
 
     def on_step(step: int, loss: float) -> None:
         recent.append(loss)
+        bar.update()
         if log_every and (step + 1) % log_every == 0:
             window = recent[-log_every:]
             log.info(
@@ -226,7 +237,8 @@ def train_protonet(
             )
 
     recent: list[float] = []
-    return qat_finetune(
+    bar = tqdm(total=config.episodes, desc="train", unit="episode", disable=not progress)
+    losses = qat_finetune(
         model,
         protonet_loss,
         batch_at,
@@ -238,3 +250,5 @@ def train_protonet(
         scheduler=sched,
         on_step=on_step,
     )
+    bar.close()
+    return losses

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memsim.cli import main
+from lab.cli import main
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -10,15 +10,19 @@ import torch
 
 pytest.importorskip("aihwkit")
 
-from memsim.compare import (  # noqa: E402
+from lab.cli import main as memsim_main  # noqa: E402
+from lab.compare import (  # noqa: E402
     compare,
     duration_label,
-    load_model,
-    main,
     parse_duration,
     reference_model,
-    save_model,
 )
+from models.checkpoint import load_model, save_model  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    # `python -m memsim.compare` became `memsim compare`
+    return memsim_main(["compare", *argv])
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MNIST = DATA / "mnist.npz"

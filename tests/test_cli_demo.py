@@ -21,7 +21,7 @@ def capsys_module():
     import contextlib
     import io
 
-    from memsim.cli import main
+    from lab.cli import main
 
     def run(*argv):
         out, err = io.StringIO(), io.StringIO()

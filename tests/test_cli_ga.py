@@ -73,7 +73,7 @@ def test_unknown_key_in_the_file_is_an_error(tmp_path, root, capsys):
 
 
 def test_resume_finishes_an_interrupted_run_identically(tiny, root, capsys, monkeypatch):
-    from ga.task_fitness import TaskFitness
+    from lab.task_fitness import TaskFitness
 
     rc, out, err = cli(capsys, "ga", tiny, "--run-root", root, "--no-progress")
     assert rc == 0, err
@@ -136,7 +136,7 @@ def test_ga_without_config_or_resume_is_an_error(capsys):
 
 
 def test_run_folders_are_never_reused(tmp_path):
-    from ga.run_folder import new_run_dir
+    from lab.run_folder import new_run_dir
 
     a, b = new_run_dir(tmp_path, "x"), new_run_dir(tmp_path, "x")
     assert a != b and a.is_dir() and b.is_dir()

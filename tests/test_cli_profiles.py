@@ -66,9 +66,9 @@ def test_validate_rejects_bad_files_naming_each_field(tmp_path, capsys):
 
 
 def test_console_script_entry_point_runs():
-    # the installed `memsim` script and `python -m memsim.cli` reach the same parser
+    # the installed `memsim` script and `python -m lab.cli` reach the same parser
     out = subprocess.run(
-        [sys.executable, "-m", "memsim.cli", "--help"],
+        [sys.executable, "-m", "lab.cli", "--help"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,7 +5,7 @@ import json
 import pytest
 from cli_support import cli
 
-from memsim.cli_compare import INSTALL_HINT, aihwkit_available
+from lab.cli.compare import INSTALL_HINT, aihwkit_available
 
 
 def test_train_baseline_delegates_to_models_baselines(tmp_path, capsys):
@@ -40,10 +40,10 @@ def test_compare_help_works_without_aihwkit(capsys):
 
 
 def test_compare_without_aihwkit_says_how_to_install(capsys, monkeypatch):
-    import memsim.cli_compare
+    import lab.cli.compare
 
     # whether or not aihwkit is installed here, check the message a user without it gets
-    monkeypatch.setattr(memsim.cli_compare, "aihwkit_available", lambda: False)
+    monkeypatch.setattr(lab.cli.compare, "aihwkit_available", lambda: False)
     rc, out, err = cli(capsys, "compare", "model.pt", "--profile", "pcm_joshi2020")
     assert rc == 2
     assert INSTALL_HINT in err and out == ""

@@ -3,15 +3,15 @@ import torch
 from torch import nn
 
 from ga import GAConfig, Genome
-from ga import batched as gb
-from ga.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
 from ga.config import EvaluationMode
-from ga.fitness import ChipFitness
-from ga.task_fitness import TaskFitness
-from ga.tasks import ProtoNetTask
+from lab import batched as gb
+from lab.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
+from lab.fitness import ChipFitness
+from lab.task_fitness import TaskFitness
 from models.data import load_dataset, train_val_split
 from models.evaluate import paper_profile
 from models.protonet import ProtoNet
+from models.tasks import ProtoNetTask
 from models.train import cross_entropy_loss
 
 

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 import memsim
+from lab.cli import main as memsim_main
 from memsim.quantization import TERNARY
-from models.baselines import TASKS, apply_overrides, get_recipe, main, train_baseline
+from models.baselines import TASKS, apply_overrides, get_recipe, train_baseline
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.data import load_dataset
 from models.evaluate import (
@@ -25,6 +26,11 @@ from models.evaluate import (
 from models.mobilenet import mobilenet_v2_cifar
 from models.protonet import ProtoNet
 from models.quant import quantized_state_dict
+
+
+def main(argv: list[str]) -> int:
+    # `python -m models.baselines` became `memsim train-baseline`
+    return memsim_main(["train-baseline", *argv])
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -43,7 +43,6 @@ import torch
 from torch import nn
 
 from .. import mapping as ms_mapping
-from ..layers import derive_seed
 from ..profiles import (
     DeviceProfile,
     DriftCompensation,
@@ -55,6 +54,7 @@ from ..profiles import (
     WeightScaling,
     load_profile,
 )
+from ..seeds import device_seed
 from ..tiling import make_layout
 
 try:
@@ -717,7 +717,7 @@ def program_weights(model: nn.Module, seed: int) -> None:
     caller's RNG state is left untouched.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, _STREAM_AIHWKIT_PROG))
+        torch.manual_seed(device_seed(seed, _STREAM_AIHWKIT_PROG))
         model.program_analog_weights()
 
 
@@ -725,7 +725,7 @@ def program_weights(model: nn.Module, seed: int) -> None:
 def drift_weights(model: nn.Module, t_s: float, seed: int) -> None:
     """``model.drift_analog_weights(t_s)`` with a seeded torch RNG (see :func:`program_weights`)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(seed, _STREAM_AIHWKIT_DRIFT, round(t_s * 1e3)))
+        torch.manual_seed(device_seed(seed, _STREAM_AIHWKIT_DRIFT, round(t_s * 1e3)))
         model.drift_analog_weights(t_s)
 
 

@@ -1,6 +1,6 @@
 """Batched QAT fine-tune of a whole population: one vmapped forward/backward for P members.
 
-:class:`ga.fitness.ChipFitness` fine-tunes every member for ``k`` steps before it
+:class:`lab.fitness.ChipFitness` fine-tunes every member for ``k`` steps before it
 programs the chip.  Serially that is ``P * k`` small forward/backward passes.  Here the
 ``P`` members' gene weights are stacked into ``(P, *shape)`` tensors and one step of all
 members is one ``torch.func.vmap`` of ``torch.func.functional_call`` (conv layers become a
@@ -16,7 +16,7 @@ The batched path computes what the serial path computes, draw for draw:
   fine-tune seed, and its batches and QAT noise are drawn from it *outside* ``vmap``, in
   the serial order (per step: the batch, then one ``randn`` per crossbar weight in
   ``named_modules`` order).  Members therefore get distinct noise and data, and the same
-  noise and data as in :meth:`ga.fitness.ChipFitness._finetune`.
+  noise and data as in :meth:`lab.fitness.ChipFitness._finetune`.
 * **Quantization.**  ``q(w)`` of the straight-through fake-quant is computed per member
   with :func:`memsim.quantization.quantize_weight` (vmapped for k-bit, looped for
   ternary, whose threshold mask has a data-dependent size).
@@ -126,12 +126,6 @@ class PresampledDropout(nn.Module):
         return f"p={self.p}"
 
 
-def _set_child(root: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, attr = name.rpartition(".")
-    parent = root.get_submodule(parent_name) if parent_name else root
-    setattr(parent, attr, new)
-
-
 def _stack_batches(batches: Sequence[Any]) -> tuple[list[Any], list[int | None], Any]:
     """Stack the members' batches leaf by leaf; leaves equal for all members stay shared.
 
@@ -163,7 +157,7 @@ def _stack_batches(batches: Sequence[Any]) -> tuple[list[Any], list[int | None],
 
 
 class BatchedFinetuner:
-    """The QAT fine-tune of :class:`ga.fitness.ChipFitness` for a whole population at once.
+    """The QAT fine-tune of :class:`lab.fitness.ChipFitness` for a whole population at once.
 
     Construction makes a private functional copy of ``model`` and runs a probe (one
     vmapped step of two baseline copies on a batch from a throw-away generator; no
@@ -220,7 +214,7 @@ class BatchedFinetuner:
         self._dropout_p: dict[str, float] = {}
         for name, m in list(net.named_modules()):
             if type(m) is nn.Dropout:
-                _set_child(net, name, PresampledDropout(m.p))
+                net.set_submodule(name, PresampledDropout(m.p))
                 self._dropout_p[f"{name}.mask"] = float(m.p)
         # batch statistics without running-stat updates (see the module docstring)
         replace_all_batch_norm_modules_(net)

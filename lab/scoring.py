@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -24,17 +24,52 @@ from torch import Tensor, nn
 
 import memsim
 from ga.genome import Genome
-from ga.tasks import Task, with_genes
+from lab.finetune import with_genes
 from models.data import ImageDataset
+from models.tasks import Task
 
 NO_DRIFT = "t0"
 """Key of the accuracies measured right after programming (no ``memsim.drift`` call)."""
 
 
-def derive_seed(*parts: int) -> int:
-    """An independent 62-bit seed from integer parts (numpy ``SeedSequence``)."""
+def scoring_seed(*parts: int) -> int:
+    """A 62-bit seed of the test-time scoring streams (programming draws, support sets).
+
+    Seeds every draw an experiment scores its weights with, so baseline, GA and controls
+    see the same draws (paired).  Not :func:`memsim.seeds.device_seed` nor
+    :func:`ga.rng.stream_seed`: each gives different numbers.
+    """
     state = np.random.SeedSequence([int(p) % (2**63) for p in parts]).generate_state(2, np.uint64)
     return int(state[0] >> 2)
+
+
+_STREAM_DIGITAL_SUPPORT = -1
+"""Stream of the fixed support sets of :func:`digital_scorer` (no draw index is negative)."""
+
+
+def digital_scorer(
+    task: Task,
+    test: ImageDataset,
+    support: ImageDataset | None,
+    *,
+    seed: int,
+    support_draws: int,
+) -> Callable[[nn.Module], float]:
+    """An accuracy function (percent) that scores any model on the same draws.
+
+    ``memsim evaluate``'s digital accuracy and every accuracy of ``memsim compare`` come
+    from it, so the two commands agree on the same data.  A ProtoNet is scored by the
+    nearest prototype with ``support_draws`` support sets drawn from ``support`` by one
+    generator re-seeded on every call; a classifier top-1.
+    """
+
+    def accuracy(model: nn.Module) -> float:
+        gen = torch.Generator().manual_seed(scoring_seed(seed, _STREAM_DIGITAL_SUPPORT))
+        with torch.no_grad():
+            values = task.accuracies(model.eval(), test, support, gen, support_draws)
+        return 100.0 * sum(values) / len(values)
+
+    return accuracy
 
 
 def drift_key(t_s: float | None) -> str:
@@ -123,17 +158,17 @@ def score_on_chip(
 
     """
     net = with_genes(model, genome, genes)
-    chip = memsim.convert(net, profile, seed=derive_seed(seed, chip_seed), chip_seed=chip_seed)
+    chip = memsim.convert(net, profile, seed=scoring_seed(seed, chip_seed), chip_seed=chip_seed)
     times: list[float | None] = [None, *sorted(drift_times_s)]
     out: dict[str, list[float]] = {drift_key(t): [] for t in times}
     for i in range(draws):
-        memsim.program(chip, seed=derive_seed(seed, i))
+        memsim.program(chip, seed=scoring_seed(seed, i))
         if calibration is not None and memsim.needs_calibration(chip):
             memsim.calibrate(chip, calibration)
         chip.eval()
         for t in times:
             if t is not None:
                 memsim.drift(chip, float(t))
-            gen = torch.Generator().manual_seed(derive_seed(seed, i, 1))
+            gen = torch.Generator().manual_seed(scoring_seed(seed, i, 1))
             out[drift_key(t)] += task.accuracies(chip, test, support, gen, support_draws)
     return {k: Score(v) for k, v in out.items()}

@@ -16,9 +16,9 @@ from typing import Any
 from torch import Tensor
 
 import memsim
-from ga.experiment_config import ExperimentConfig
 from ga.history import GenerationRecord
-from ga.scoring import NO_DRIFT, Score, drift_key, paired_delta
+from lab.experiment_config import ExperimentConfig
+from lab.scoring import NO_DRIFT, Score, drift_key, paired_delta
 
 MODELS = ("baseline", "ga", "control", "control_chip")
 """The models an experiment scores (the controls only when enabled)."""
@@ -142,7 +142,7 @@ def write_plots(
     results: dict[str, Any],
 ) -> None:
     """``ga_history.png``, ``tiles.png`` / ``tiles.txt`` and, with drift times, ``drift.png``."""
-    from ga import plots
+    from lab import plots
 
     head = results["headline"]
     curve = [(c["generation"], c["mean_pct"], c["std_pct"]) for c in results["test_curve"]]

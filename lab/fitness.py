@@ -21,14 +21,14 @@ the global torch RNG, which the fine-tune's dropout draws from, member after mem
 Evaluation modes (``GAConfig.evaluation``):
 
 * ``serial``: fine-tune, program and measure one member after the other.
-* ``batched``: fine-tune all members at once (:class:`ga.batched.BatchedFinetuner`: one
+* ``batched``: fine-tune all members at once (:class:`lab.batched.BatchedFinetuner`: one
   vmapped forward/backward and one Adam step on stacked tensors per step), then program
   and measure each member on the chip.  The chip is one stateful simulator instance and
   memsim's analog layers have no population dimension, so the chip part stays serial.
   Same seeds, same noise and data per member as ``serial``; the tuned genes agree up to
   float rounding.  A model the batched fine-tune cannot run raises
-  :class:`ga.batched.UnsupportedModelError` at the first evaluation.
-* ``auto``: ``batched`` where :data:`ga.batched.AUTO_EVALUATION` says it was measured
+  :class:`lab.batched.UnsupportedModelError` at the first evaluation.
+* ``auto``: ``batched`` where :data:`lab.batched.AUTO_EVALUATION` says it was measured
   faster on CPU for the model's class (``bench/ga.py``), else ``serial``; an unsupported
   model also falls back to ``serial``.  The choice is a fixed table, not a timing
   probe, so a run and its resume always use the same path.
@@ -54,10 +54,10 @@ import torch
 from torch import Tensor, nn
 
 import memsim
-from ga.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
 from ga.config import EvaluationMode, GAConfig
 from ga.genome import Genome
-from ga.tasks import qat_tune
+from lab.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
+from lab.finetune import qat_tune
 from models.data import ImageDataset, calibration_images
 from models.evaluate import classifier_accuracy, evaluate_deployed
 from models.quant import LossFn, WeightMap
@@ -143,7 +143,7 @@ class ChipFitness:
         """The mode actually used, ``BATCHED`` or ``SERIAL`` (resolves ``AUTO`` once).
 
         Raises:
-            ga.batched.UnsupportedModelError: ``evaluation="batched"`` was requested for a
+            lab.batched.UnsupportedModelError: ``evaluation="batched"`` was requested for a
                 model or loss the batched fine-tune cannot run.
 
         """

@@ -1,18 +1,18 @@
 """A complete GA experiment: baseline -> GA on a chip -> control -> test scores.
 
-:func:`run_experiment` runs the stages of one :class:`~ga.experiment_config.ExperimentConfig`
+:func:`run_experiment` runs the stages of one :class:`~lab.experiment_config.ExperimentConfig`
 in a run folder and can resume any of them:
 
 1. **data**: the task's dataset; ``data.val_size`` images are carved (stratified) out
    of the training split as the GA's validation split (the fitness is measured on it,
    the fine-tunes train on the rest); the test split is held out for the final scores.
 2. **baseline**: reused from ``<run_root>/baselines/`` if present, otherwise trained and
-   saved there (:mod:`ga.baseline`; by default without the validation images).
-3. **GA**: :class:`ga.GATrainer` with :class:`ga.task_fitness.TaskFitness` on chip
+   saved there (:mod:`lab.baseline`; by default without the validation images).
+3. **GA**: :class:`ga.GATrainer` with :class:`lab.task_fitness.TaskFitness` on chip
    ``chip.chip_seed`` (checkpointed every generation in ``ga/``).
 4. **control**: the baseline QAT-fine-tuned, without the GA, for as many QAT steps as
    the GA spent (population x evaluated generations x ``finetune_steps``), with the same
-   routine (:func:`ga.tasks.qat_tune`), data, bits, noise and learning rate.
+   routine (:func:`lab.finetune.qat_tune`), data, bits, noise and learning rate.
 5. **scores**: baseline, GA best-ever and control weights on the *test* split, over
    ``evaluation.draws`` fresh programming/read-noise draws of the fitness chip (paired
    across the three models) and of every ``chip.transfer_chip_seeds`` chip.
@@ -39,34 +39,36 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 import memsim
-from ga.baseline import BASELINE_DIR, load_or_train
-from ga.checkpoint import atomic_torch_save
 from ga.config import GAConfig
-from ga.experiment_config import ConfigError, EvaluationSection, ExperimentConfig
-from ga.experiment_report import build_results, write_plots
 from ga.genome import Genome
 from ga.history import GenerationRecord
-from ga.run_folder import (
-    REPO_ROOT,
+from ga.trainer import GATrainer
+from lab.baseline import BASELINE_DIR, load_or_train
+from lab.experiment_config import ConfigError, EvaluationSection, ExperimentConfig
+from lab.experiment_report import build_results, write_plots
+from lab.finetune import qat_tune
+from lab.run_folder import (
     environment,
     new_run_dir,
     read_json,
     update_run_json,
     write_json,
 )
-from ga.scoring import Score, derive_seed, score_on_chip
-from ga.task_fitness import TaskFitness
-from ga.tasks import Task, baseline_state, make_task, qat_tune
-from ga.trainer import GATrainer
+from lab.scoring import Score, score_on_chip, scoring_seed
+from lab.task_fitness import TaskFitness
+from memsim.atomic_io import atomic_torch_save
 from models.data import (
     CALIBRATION_SIZE,
     ImageDataset,
     calibration_images,
     file_sha256,
     load_dataset,
+    resolve_data_root,
+    stratified_subset,
     train_val_split,
 )
 from models.quant import WeightMap
+from models.tasks import Task, baseline_state, make_task
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +89,6 @@ class ExperimentError(RuntimeError):
 
 
 # ----------------------------------------------------------------------------- inputs
-
-
-def resolve_data_root(explicit: str | os.PathLike[str] | None) -> str | None:
-    """Folder to read ``<dataset>.npz`` from.
-
-    Order: ``explicit``; ``$MEMSIM_DATA`` (handled by :func:`models.data.load_dataset`);
-    ``<repo>/shared/data`` or ``<repo>/../shared/data`` if present; else None (cache).
-    """
-    if explicit:
-        return str(explicit)
-    if os.environ.get("MEMSIM_DATA"):
-        return None
-    for candidate in (REPO_ROOT / "shared" / "data", REPO_ROOT.parent / "shared" / "data"):
-        if candidate.is_dir():
-            return str(candidate)
-    return None
 
 
 @dataclass
@@ -141,7 +127,7 @@ class Inputs:
         profile: Any = None,
         drift_times_s: tuple[float, ...] = (),
     ) -> dict[str, Score]:
-        """Test scores of ``genes`` on chip ``chip_seed`` (:func:`ga.scoring.score_on_chip`).
+        """Test scores of ``genes`` on chip ``chip_seed`` (:func:`lab.scoring.score_on_chip`).
 
         ``profile`` defaults to the experiment's; the draws, support sets and seed are
         ``evaluation``'s, so scores of different weights are paired.
@@ -161,13 +147,6 @@ class Inputs:
             drift_times_s=drift_times_s,
             calibration=self.calibration,
         )
-
-
-def stratified_subset(data: ImageDataset, size: int, seed: int) -> ImageDataset:
-    """A class-balanced random subset of about ``size`` images (all if ``size >= len``)."""
-    if size >= len(data):
-        return data
-    return train_val_split(data, size / len(data), seed)[1]
 
 
 def resolve_profile(cfg: ExperimentConfig, recipe: Any) -> Any:
@@ -198,7 +177,8 @@ def prepare_inputs(
         )
     train, val = train_val_split(train_full, cfg.data.val_size / len(train_full), e.seed)
     if cfg.data.test_size is not None:
-        test = stratified_subset(test, cfg.data.test_size, derive_seed(e.seed, _STREAM_TEST_SUBSET))
+        subset_seed = scoring_seed(e.seed, _STREAM_TEST_SUBSET)
+        test = stratified_subset(test, cfg.data.test_size, subset_seed)
     profile = resolve_profile(cfg, recipe)
     baseline, meta, path = load_or_train(cfg, run_root, root, train, echo)
     f = cfg.fitness
@@ -227,7 +207,7 @@ def prepare_inputs(
 
 def _save_weights(path: Path, inputs: Inputs, genes: Tensor, meta: dict[str, Any]) -> None:
     """Save ``genes`` in the baseline network as a ``models.checkpoint`` file."""
-    from ga.tasks import with_genes
+    from lab.finetune import with_genes
     from models.checkpoint import save_checkpoint
 
     save_checkpoint(path, with_genes(inputs.baseline, inputs.genome, genes), meta)
@@ -346,7 +326,7 @@ class Experiment:
                 "fitness_chip": cfg.chip.chip_seed,
                 "transfer_chips": cfg.chip.transfer_chip_seeds,
                 "evaluation": cfg.evaluation.seed,
-                "control": derive_seed(cfg.ga.seed, _STREAM_CONTROL),
+                "control": scoring_seed(cfg.ga.seed, _STREAM_CONTROL),
             },
             profile=prof.model_dump(mode="json"),
             dataset={
@@ -411,7 +391,7 @@ class Experiment:
             return float(read_json(path)["validation_accuracy"])
         cfg = self.config
         seeds = [
-            derive_seed(cfg.ga.seed, _STREAM_BASELINE_FITNESS, i)
+            scoring_seed(cfg.ga.seed, _STREAM_BASELINE_FITNESS, i)
             for i in range(cfg.evaluation.draws)
         ]
         value = fitness.measure(inputs.base_genes, seeds)
@@ -460,7 +440,7 @@ class Experiment:
                 bits=cfg.ga.weight_bits,
                 sigma=inputs.qat_sigma,
                 lr=cfg.ga.finetune_lr,
-                seed=derive_seed(cfg.ga.seed, _STREAM_CONTROL),
+                seed=scoring_seed(cfg.ga.seed, _STREAM_CONTROL),
                 on_step=on_step,
                 weight_map=weight_map,
             )

@@ -1,18 +1,19 @@
-"""The ``memsim`` command line.
+"""The ``memsim`` command line: one argparse front end for every subcommand.
 
 Subcommands (``memsim <command> --help`` for each)::
 
     memsim profiles list | show NAME | validate FILE...
     memsim train-baseline TASK [--scale quick|paper]
-    memsim evaluate CHECKPOINT --profile NAME|FILE [--drift 1,3600,86400] [--draws N]
+    memsim evaluate CHECKPOINT --profile NAME|FILE [--drift 1h 1d] [--draws N]
+    memsim compare CHECKPOINT --profile NAME [--drift 1h 1d] [--draws N]   (needs aihwkit)
     memsim ga CONFIG.toml [--scale quick|paper] [--set section.key=value ...] [--resume [DIR]]
     memsim reproduce table1 [--scale quick|paper]
     memsim sweep figures [--scale quick|paper]
-    memsim compare CHECKPOINT --profile NAME ...      (needs aihwkit)
     memsim demo
 
-Each subcommand lives in its own ``memsim/cli_*.py`` module and imports ``ga`` and
-``models`` only when it runs.
+``--threads``, ``--data-root``, ``--device`` and ``--no-progress`` are global: they work on
+every subcommand, before or after its name.  Each subcommand lives in its own module of
+this package and imports the heavy packages only when it runs.
 """
 
 from __future__ import annotations
@@ -21,15 +22,32 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import cli_compare, cli_evaluate, cli_ga, cli_profiles, cli_reproduce, cli_train
-from .cli_common import CliError
+from . import compare as cli_compare
+from . import evaluate as cli_evaluate
+from . import ga as cli_ga
+from . import profiles as cli_profiles
+from . import reproduce as cli_reproduce
+from . import train as cli_train
+from .common import CliError, add_global_options
 
 EPILOG = """\
 Data: datasets are read from --data-root, $MEMSIM_DATA, shared/data next to the checkout,
 or the download cache (~/.cache/memsim); 'digits' is bundled with scikit-learn.
 Runs are written under --run-root (default runs/); an existing run folder is never
-overwritten.
+overwritten. --out is always the folder a command writes into.
 """
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every parser below ``parser`` that has no subcommands of its own."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    leaves: list[argparse.ArgumentParser] = []
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):
+            leaves += _leaf_parsers(child)
+    return leaves
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,61 +58,37 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--threads",
-        dest="global_threads",
-        type=int,
-        default=None,
-        metavar="N",
-        help="torch CPU threads (default: torch's choice)",
-    )
+    add_global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_profiles.register(sub)
     cli_train.register(sub)
     cli_evaluate.register(sub)
+    cli_compare.register(sub)
     cli_ga.register_ga(sub)
     cli_reproduce.register_reproduce(sub)
     cli_reproduce.register_sweep(sub)
-    cli_compare.register(sub)
     cli_ga.register_demo(sub)
+    for leaf in _leaf_parsers(parser):
+        if leaf is not parser:
+            add_global_options(leaf, suppress=True)
     return parser
-
-
-def _compare_split(argv: list[str]) -> int | None:
-    """Index of a ``compare`` command word, or None.
-
-    ``memsim compare``'s own options (``--help`` included) belong to ``memsim.compare``'s
-    parser; argparse cannot pass options through a subparser untouched, so the words
-    after ``compare`` are split off before parsing.
-    """
-    i = 0
-    while i < len(argv):
-        word = argv[i]
-        if word == "--threads":
-            i += 2
-        elif word.startswith("--threads="):
-            i += 1
-        elif word.startswith("-"):
-            return None
-        else:
-            return i if word == "compare" else None
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 error)."""
     parser = build_parser()
-    words = list(sys.argv[1:] if argv is None else argv)
-    split = _compare_split(words)
-    if split is None:
-        args = parser.parse_args(words)
-    else:
-        args = parser.parse_args(words[: split + 1])
-        args.rest = words[split + 1 :]
-    if args.global_threads:
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.threads:
         import torch
 
-        torch.set_num_threads(args.global_threads)
+        torch.set_num_threads(args.threads)
+    if args.device != "cpu" and not getattr(args, "supports_device", False):
+        print(
+            f"memsim {args.command}: error: --device {args.device} is not supported by this "
+            "command; use --device cpu",
+            file=sys.stderr,
+        )
+        return 2
     try:
         return int(args.func(args) or 0)
     except CliError as exc:

@@ -17,20 +17,14 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .cli_common import CliError, add_run_options, user_errors
-
-
-def parse_drift(text: str) -> list[float]:
-    """Parse ``"1,3600,86400"`` into seconds (each >= 0)."""
-    try:
-        times = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"--drift expects comma-separated seconds: {exc}"
-        ) from None
-    if not times or any(t < 0 for t in times):
-        raise argparse.ArgumentTypeError("--drift expects non-negative seconds, e.g. 1,3600")
-    return sorted(times)
+from .common import (
+    CliError,
+    add_run_options,
+    drift_times,
+    flatten_drift,
+    positive_int,
+    user_errors,
+)
 
 
 def register(sub: Any) -> None:
@@ -45,22 +39,32 @@ def register(sub: Any) -> None:
     p.add_argument("--profile", required=True, help="shipped profile name or JSON path")
     p.add_argument(
         "--drift",
-        type=parse_drift,
+        type=drift_times,
+        nargs="+",
         default=None,
-        metavar="T1,T2,...",
-        help="seconds after programming to score at (default: right after programming)",
+        metavar="T",
+        help="times after programming to score at: 1h 1d 1y or seconds, comma-separated too "
+        "(default: right after programming)",
     )
-    p.add_argument("--draws", type=int, default=5, help="programming draws (default 5)")
+    p.add_argument("--draws", type=positive_int, default=5, help="programming draws (default 5)")
     p.add_argument("--chip-seed", type=int, default=None, help="score one chip instance")
     p.add_argument("--seed", type=int, default=0, help="base seed of the draws (default 0)")
     p.add_argument(
-        "--support-draws", type=int, default=5, help="ProtoNet support sets per draw (default 5)"
+        "--support-draws",
+        type=positive_int,
+        default=5,
+        help="ProtoNet support sets per draw (default 5)",
     )
     p.add_argument(
-        "--test-size", type=int, default=None, help="stratified test subset (default: all)"
+        "--test-size", type=positive_int, default=None, help="stratified test subset (default: all)"
     )
-    p.add_argument("--out", default=None, help="JSON file (default: a new runs/evaluate folder)")
-    add_run_options(p, progress=False)
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: a new <run-root>/evaluate folder); a name ending in "
+        ".json is the report file itself, with the plots beside it",
+    )
+    add_run_options(p)
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -80,11 +84,10 @@ def evaluate_checkpoint(
     import torch
 
     import memsim
-    from ga.experiment import resolve_data_root, stratified_subset
-    from ga.scoring import derive_seed
-    from ga.tasks import make_task
+    from lab.scoring import digital_scorer, scoring_seed
     from models.checkpoint import load_checkpoint
-    from models.data import calibration_images, load_dataset
+    from models.data import calibration_images, load_dataset, resolve_data_root, stratified_subset
+    from models.tasks import make_task
 
     model, meta = load_checkpoint(checkpoint)
     dataset = meta.get("dataset")
@@ -96,6 +99,7 @@ def evaluate_checkpoint(
         test = stratified_subset(test, test_size, seed)
     task = make_task(model)
     support = train if task.is_protonet else None
+    digital = digital_scorer(task, test, support, seed=seed, support_draws=support_draws)(model)
     times: list[float | None] = [None] if not drift else list(drift)
     accs: dict[str, list[float]] = {_label(t): [] for t in times}
     for i in range(draws):
@@ -107,7 +111,7 @@ def evaluate_checkpoint(
         for t in times:
             if t is not None:
                 memsim.drift(chip, t)
-            gen = torch.Generator().manual_seed(derive_seed(seed, i, 1))
+            gen = torch.Generator().manual_seed(scoring_seed(seed, i, 1))
             accs[_label(t)] += task.accuracies(chip, test, support, gen, support_draws)
     report = memsim.tile_report(memsim.convert(model, prof, seed=seed, chip_seed=seed))
     return {
@@ -121,6 +125,7 @@ def evaluate_checkpoint(
         "seed": seed,
         "support_draws": support_draws if task.is_protonet else None,
         "test_images": len(test),
+        "digital_pct": digital,
         "results": [
             {
                 "drift_s": t,
@@ -152,16 +157,14 @@ def _std(values: list[float]) -> float:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Score, print mean ± std per drift time, write JSON (+ drift and tile plots)."""
-    from ga import plots
-    from ga.run_folder import environment, new_run_dir, write_json
+    from lab import plots
+    from lab.run_folder import environment, new_run_dir, write_json
 
-    if args.draws < 1:
-        raise CliError("--draws must be >= 1")
     with user_errors():
         out = evaluate_checkpoint(
             args.checkpoint,
             args.profile,
-            drift=args.drift,
+            drift=flatten_drift(args.drift),
             draws=args.draws,
             chip_seed=args.chip_seed,
             seed=args.seed,
@@ -171,10 +174,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
     report = out.pop("_report")
     out["environment"] = environment()
-    if args.out:
+    if args.out and args.out.endswith(".json"):
         path = Path(args.out)
         path.parent.mkdir(parents=True, exist_ok=True)
         folder = path.parent
+    elif args.out:
+        folder = Path(args.out)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "evaluate.json"
     else:
         stem = Path(args.checkpoint).stem
         folder = new_run_dir(Path(args.run_root) / "evaluate", f"{stem}-{out['profile']}")
@@ -185,12 +192,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{out['checkpoint']} on {out['profile']} ({chip}, {args.draws} draws, "
         f"{out['test_images']} test images):"
     )
+    print(f"  {'digital (no chip)':<24} {out['digital_pct']:6.2f} %")
     for r in out["results"]:
         when = "right after programming" if r["drift_s"] is None else f"t = {r['drift_s']:g} s"
         n = len(r["accuracies"])
         print(f"  {when:<24} {r['mean_pct']:6.2f} ± {r['std_pct']:.2f} %  (n={n})")
     plots.plot_tiles(report, folder / f"{path.stem}_tiles.png")
-    if args.drift and len(args.drift) > 1:
+    if len(flatten_drift(args.drift) or []) > 1:
         pts = [(max(r["drift_s"], 1e-3), r["mean_pct"], r["std_pct"]) for r in out["results"]]
         plots.plot_drift({out["profile"]: pts}, folder / f"{path.stem}_drift.png")
     print(f"wrote {path}")

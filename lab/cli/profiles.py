@@ -48,7 +48,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     """Print one profile, ``extends`` resolved and defaults filled in."""
     from memsim.profiles import ProfileError, load_profile
 
-    from .cli_common import CliError
+    from .common import CliError
 
     try:
         prof = load_profile(args.name)

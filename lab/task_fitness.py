@@ -1,16 +1,16 @@
-"""``TaskFitness``: :class:`ga.fitness.ChipFitness` for any :class:`ga.tasks.Task`.
+"""``TaskFitness``: :class:`lab.fitness.ChipFitness` for any :class:`models.tasks.Task`.
 
 ``ChipFitness`` fine-tunes on random classification batches and scores with a fixed
 ``accuracy_fn(chip, val)``.  Two things differ for the experiments:
 
 * the fine-tune uses the task's batches and loss (a ProtoNet is fine-tuned on
-  episodes with the prototypical loss), through :func:`ga.tasks.qat_tune`, the same
+  episodes with the prototypical loss), through :func:`lab.finetune.qat_tune`, the same
   routine the extra-QAT control uses;
 * a ProtoNet's fitness needs support sets.  They are drawn from the GA's training
   split with a generator seeded from the member's programming seed, so the score
   depends only on the member's genes and seeds (deterministic, resumable) and every
   evaluation sees new support images.  Test-time support sets come from another
-  stream (:mod:`ga.scoring`), so the test never reuses the fitness's draws.
+  stream (:mod:`lab.scoring`), so the test never reuses the fitness's draws.
 
 Everything else (one chip converted once with ``chip_seed``, fresh programming noise
 per draw, serial or batched evaluation, Lamarckian write-back) is ``ChipFitness``'s.
@@ -26,10 +26,10 @@ import torch
 from torch import Tensor, nn
 
 from ga.config import GAConfig
-from ga.fitness import ChipFitness
 from ga.genome import Genome
-from ga.tasks import Task
+from lab.fitness import ChipFitness
 from models.data import ImageDataset
+from models.tasks import Task
 
 SUPPORT_SALT = 0x5EED_50FF
 """Mixed into a programming seed to seed the support draws that go with it."""
@@ -52,7 +52,7 @@ class TaskFitness(ChipFitness):
         chip_seed: int,
         support_draws: int = 1,
     ) -> None:
-        """Convert the chip once; see :class:`ga.fitness.ChipFitness`.
+        """Convert the chip once; see :class:`lab.fitness.ChipFitness`.
 
         Args:
             model: Baseline digital model (not modified).

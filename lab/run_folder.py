@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ga.checkpoint import atomic_text_json
+from memsim.atomic_io import atomic_text_json
+from models.data import REPO_ROOT
 
 RUN_JSON = "run.json"
 PACKAGES = (
@@ -32,7 +33,6 @@ PACKAGES = (
     "matplotlib",
     "tqdm",
 )
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def new_run_dir(root: str | os.PathLike[str], name: str) -> Path:

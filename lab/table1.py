@@ -1,7 +1,7 @@
 """``memsim reproduce table1``: every Table 1 row with baseline, GA and the control.
 
 Each row is one experiment config in ``experiments/table1/`` (the paper's GA settings,
-with a ``[quick]`` table for the smoke scale), run by :func:`ga.experiment.run_experiment`
+with a ``[quick]`` table for the smoke scale), run by :func:`lab.experiment.run_experiment`
 in ``<out>/rows/``.  The report (``table1.md``, ``table1.json``) puts the measured test
 accuracies beside the paper's numbers.  A row whose data is unavailable (CIFAR-100
 offline) is reported as skipped, with the reason; nothing is filled in for it.
@@ -22,10 +22,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ga.experiment import RESULTS_JSON, Experiment, resolve_data_root, run_experiment
-from ga.experiment_config import load_config
-from ga.experiment_report import format_results
-from ga.run_folder import REPO_ROOT, environment, new_run_dir, read_json, write_json
+from lab.experiment import RESULTS_JSON, Experiment, run_experiment
+from lab.experiment_config import load_config
+from lab.experiment_report import format_results
+from lab.run_folder import REPO_ROOT, environment, new_run_dir, read_json, write_json
+from models.data import resolve_data_root
 
 CONFIG_DIR = REPO_ROOT / "experiments" / "table1"
 ROW_FILES = (
@@ -224,7 +225,7 @@ def _run_parallel(
     while queue or running:
         while queue and len(running) < jobs:
             key, cfg, row = queue.pop(0)
-            cmd = [sys.executable, "-m", "memsim.cli"]
+            cmd = [sys.executable, "-m", "lab.cli"]
             if threads:
                 cmd += ["--threads", str(threads)]
             cmd += ["ga", "--resume", row["run_dir"], "--run-root", str(run_root), "--no-progress"]

@@ -20,10 +20,10 @@ states the paper's settings and, next to them, what the quick smoke run changes.
 from __future__ import annotations
 
 import copy
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ga.config import GAConfig

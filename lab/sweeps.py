@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ga.experiment_config import ConfigError, format_validation_error, load_config, read_toml
-from ga.run_folder import REPO_ROOT, environment, new_run_dir, read_json, write_json
+from lab.experiment_config import ConfigError, format_validation_error, load_config, read_toml
+from lab.run_folder import REPO_ROOT, environment, new_run_dir, read_json, write_json
 
 SWEEP_DIR = REPO_ROOT / "experiments" / "sweeps"
 SWEEP_JSON = "sweep.json"
@@ -108,7 +108,7 @@ def run_sweep(
     save: Callable[[], None],
 ) -> dict[str, Any]:
     """Run or resume every point of one figure; write its CSV and PNG; return its record."""
-    from ga.experiment import Experiment, run_experiment
+    from lab.experiment import Experiment, run_experiment
 
     spec, base = load_sweep(sweep_path, scale)
     fig_dir = out / spec.name
@@ -145,7 +145,7 @@ def run_sweep(
 
 
 def _figure(spec: SweepSpec, record: dict[str, Any], fig_dir: Path) -> None:
-    from ga import plots
+    from lab import plots
 
     pts = record["points"]
     if spec.kind == "generations":

@@ -1,7 +1,7 @@
-"""Task adapters: how a model is fine-tuned and scored, per kind of network.
+"""Task adapters: how a network is fine-tuned and scored, per kind of network.
 
-The GA, the extra-QAT control and the final scoring must treat a network the same
-way, so the three task-specific pieces live here, once:
+The GA's fitness, the extra-QAT control and the final scoring must treat a network the
+same way, so the three task-specific pieces live here, once:
 
 * ``batch(train, gen)`` and ``loss(forward, batch)``: one QAT fine-tune step.  A
   classifier takes a random batch and cross-entropy; a ProtoNet takes an N-way K-shot
@@ -10,27 +10,21 @@ way, so the three task-specific pieces live here, once:
   A classifier is scored top-1; a ProtoNet embeds the queries once and classifies them
   by the nearest prototype of every class, with ``draws`` support sets of ``k_shot``
   images per class drawn from ``support`` (a training split) by ``gen``.
-
-:func:`qat_tune` is the one QAT fine-tune of gene weights, used by the fitness of every
-member and by the control (with the task's ``batch`` and ``loss``).
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ga.genome import Genome
 from models.data import ImageDataset
 from models.evaluate import classifier_accuracy
 from models.protonet import ProtoNet, embed, episode_tensors, nearest_prototype_accuracy
 from models.protonet import sample_episode as _sample_episode
-from models.quant import Forward, LossFn, WeightMap, qat_finetune
+from models.quant import Forward
 from models.train import cross_entropy_loss, protonet_loss
 
 
@@ -144,59 +138,3 @@ def make_task(
 def baseline_state(model: nn.Module) -> dict[str, Tensor]:
     """Detached copy of ``model``'s state dict (the digital biases / BN every member shares)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def qat_tune(
-    work: nn.Module,
-    genome: Genome,
-    genes: Tensor,
-    base_state: dict[str, Tensor],
-    loss: LossFn,
-    draw_batch: Callable[[torch.Generator], Any],
-    *,
-    steps: int,
-    bits: int,
-    sigma: float,
-    lr: float,
-    seed: int,
-    on_step: Callable[[int, float], None] | None = None,
-    weight_map: WeightMap | None = None,
-) -> Tensor:
-    """QAT fine-tune of the gene weights only; return the tuned genes.
-
-    The one fine-tune of the GA's fitness (:class:`ga.fitness.ChipFitness`) and of the
-    extra-QAT control.  ``work`` is reset to ``base_state`` and loaded with ``genes``;
-    only the gene weights are trained (Adam), since biases and BatchNorm are not genes
-    and the chip keeps the baseline's.  One generator seeded with ``seed`` draws both the
-    batches (``draw_batch(gen)``, scored by ``loss``) and the QAT noise.  ``weight_map``
-    makes the forward passes see one chip's defects (see
-    :func:`models.quant.perturbed_params`).
-    """
-    work.load_state_dict(base_state)
-    genome.load_into(work, genes)
-    if steps == 0:
-        return genes.clone()
-    gen = torch.Generator().manual_seed(int(seed))
-    params = dict(work.named_parameters())
-    opt = torch.optim.Adam([params[k] for k in genome.keys], lr=lr)
-    qat_finetune(
-        work,
-        loss,
-        lambda _step: draw_batch(gen),
-        steps=steps,
-        bits=bits,
-        sigma=sigma,
-        generator=gen,
-        optimizer=opt,
-        on_step=on_step,
-        weight_map=weight_map,
-    )
-    return genome.from_module(work).to(genes.dtype)
-
-
-def with_genes(model: nn.Module, genome: Genome, genes: Tensor) -> nn.Module:
-    """Return a copy of ``model`` (baseline biases / BN) holding ``genes`` as its weights."""
-    net = copy.deepcopy(model)
-    genome.load_into(net, genes)
-    net.eval()
-    return net

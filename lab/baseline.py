@@ -6,7 +6,7 @@ Two kinds, both under ``<run_root>/baselines/``:
   (trained on the whole training split).
 * ``<task>-<scale>-seed<k>-holdout<N>.pt``: the same recipe trained without the ``N``
   validation images of the experiment's split (``train_val_split(train, N / len(train),
-  seed)``, the split :mod:`ga.experiment` uses), so the GA's fitness is measured on
+  seed)``, the split :mod:`lab.experiment` uses), so the GA's fitness is measured on
   images the baseline never trained on.  A fitness measured on training images
   favours members close to the baseline, which memorized them.
 
@@ -18,14 +18,13 @@ scores the baseline itself, on the same chips and draws as the GA.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ga.experiment_config import ExperimentConfig
+from lab.experiment_config import ExperimentConfig
 
 BASELINE_DIR = "baselines"
 
@@ -40,7 +39,7 @@ def baseline_path(cfg: ExperimentConfig, run_root: str | os.PathLike[str]) -> Pa
 
 
 def train_holdout_baseline(
-    cfg: ExperimentConfig, train_part: Any, path: Path
+    cfg: ExperimentConfig, train_part: Any, path: Path, *, progress: bool = False
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the task's recipe on ``train_part`` (train minus validation) and save it.
 
@@ -48,30 +47,18 @@ def train_holdout_baseline(
         cfg: The experiment (task, scale, seed, val_size).
         train_part: The training split without the validation images.
         path: Where to write the checkpoint.
+        progress: Show a training progress bar (stderr).
 
     Returns:
         ``(model, meta)``.
 
     """
-    from models.baselines import _subset, get_recipe
-    from models.checkpoint import build_model, save_checkpoint
-    from models.train import ClassifierConfig, EpisodeConfig, train_classifier, train_protonet
+    from models.baselines import fit_recipe, get_recipe
+    from models.checkpoint import save_checkpoint
 
     e = cfg.experiment
     recipe = get_recipe(e.task, e.scale)
-    torch.manual_seed(e.seed)  # model initialisation, as models.baselines does
-    used = _subset(train_part, recipe.train_fraction, e.seed)
-    kwargs = dict(recipe.model_kwargs)
-    if recipe.is_protonet:
-        kwargs["in_channels"] = train_part.images.shape[1]
-    model = build_model(recipe.arch, kwargs)
-    start = time.perf_counter()
-    if recipe.is_protonet:
-        assert isinstance(recipe.train, EpisodeConfig)
-        losses = train_protonet(model, used, recipe.train, seed=e.seed)
-    else:
-        assert isinstance(recipe.train, ClassifierConfig)
-        losses = train_classifier(model, used, recipe.train, seed=e.seed)
+    model, used, losses, train_time = fit_recipe(recipe, train_part, e.seed, progress=progress)
     meta: dict[str, Any] = {
         "task": e.task,
         "scale": e.scale,
@@ -84,7 +71,7 @@ def train_holdout_baseline(
         "holdout_split_seed": e.seed,
         "train_images": len(used),
         "final_train_loss": float(sum(losses[-50:]) / max(1, len(losses[-50:]))),
-        "train_time_s": time.perf_counter() - start,
+        "train_time_s": train_time,
         "recipe": recipe.as_dict(),
         "torch_version": str(torch.__version__),
     }
@@ -99,6 +86,8 @@ def load_or_train(
     data_root: str | None,
     train_part: Any,
     echo: Any,
+    *,
+    progress: bool = False,
 ) -> tuple[nn.Module, dict[str, Any], Path]:
     """Reuse the run root's baseline checkpoint, or train and save it there."""
     from models.baselines import train_baseline
@@ -113,9 +102,9 @@ def load_or_train(
             f"baseline: training {e.task} ({e.scale} recipe, seed {e.seed}) without the "
             f"{cfg.data.val_size} validation images -> {path}"
         )
-        train_holdout_baseline(cfg, train_part, path)
+        train_holdout_baseline(cfg, train_part, path, progress=progress)
     else:
         echo(f"baseline: training {e.task} ({e.scale} recipe, seed {e.seed}) -> {path}")
-        train_baseline(e.task, e.scale, e.seed, data_root, path.parent)
+        train_baseline(e.task, e.scale, e.seed, data_root, path.parent, progress=progress)
     model, meta = load_checkpoint(path)
     return model, meta, path

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli_common import CliError, add_run_options, user_errors
+from .common import CliError, add_run_options, user_errors
 
 GA_EPILOG = """\
 The run folder <run-root>/ga/<name>-<timestamp>/ holds config.json (resolved),
@@ -89,7 +89,7 @@ def register_demo(sub: Any) -> None:
 
 
 def _latest_unfinished(parent: Path, name: str) -> Path:
-    from ga.run_folder import read_json
+    from lab.run_folder import read_json
 
     candidates = sorted(parent.glob(f"{name}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
@@ -108,8 +108,8 @@ def _run(
     resume_dir: Path | None,
     source_text: str | None,
 ) -> int:
-    from ga.experiment import run_experiment
-    from ga.experiment_report import format_results
+    from lab.experiment import run_experiment
+    from lab.experiment_report import format_results
 
     start = time.perf_counter()
     with user_errors():
@@ -130,9 +130,9 @@ def _run(
 
 def cmd_ga(args: argparse.Namespace) -> int:
     """Load/override/validate the config, then run or resume the experiment."""
-    from ga.experiment import CONFIG_JSON
-    from ga.experiment_config import ExperimentConfig, build_config, read_toml
-    from ga.run_folder import read_json
+    from lab.experiment import CONFIG_JSON
+    from lab.experiment_config import ExperimentConfig, build_config, read_toml
+    from lab.run_folder import read_json
 
     with user_errors():
         config = None
@@ -175,8 +175,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the built-in demo experiment and print baseline vs GA vs control."""
     import tomllib
 
-    from ga.demo import DEMO_TOML
-    from ga.experiment_config import build_config
+    from lab.demo import DEMO_TOML
+    from lab.experiment_config import build_config
 
     with user_errors():
         config = build_config(tomllib.loads(DEMO_TOML), overrides=args.overrides, origin="demo")

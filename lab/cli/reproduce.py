@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_common import CliError, add_run_options, user_errors
+from .common import CliError, add_run_options, user_errors
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -90,7 +90,7 @@ def _split(text: str | None) -> list[str] | None:
 
 def cmd_table1(args: argparse.Namespace) -> int:
     """Run the Table 1 rows; print table1.md."""
-    from ga.table1 import CONFIG_DIR, TABLE_MD, run_table1
+    from lab.table1 import CONFIG_DIR, TABLE_MD, run_table1
 
     with user_errors():
         try:
@@ -105,7 +105,7 @@ def cmd_table1(args: argparse.Namespace) -> int:
                 progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
                 jobs=args.jobs,
-                threads=args.global_threads,
+                threads=args.threads,
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from exc
@@ -116,7 +116,7 @@ def cmd_table1(args: argparse.Namespace) -> int:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     """Run the figure sweeps; list the PNG/CSV files written."""
-    from ga.sweeps import SWEEP_DIR, run_figures
+    from lab.sweeps import SWEEP_DIR, run_figures
 
     with user_errors():
         try:

@@ -1,0 +1,142 @@
+"""Helpers shared by the ``memsim`` subcommands: errors, global options, ``--drift``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+from collections.abc import Iterator
+
+DEFAULT_RUN_ROOT = "runs"
+
+
+class CliError(Exception):
+    """A user-facing error: printed as ``memsim CMD: error: ...``, exit status 2."""
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def device_name(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N`` (argparse type); CUDA must be available."""
+    import torch
+
+    text = text.strip().lower()
+    if text == "cpu":
+        return text
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text}: CUDA is not available on this machine (torch {torch.__version__}); "
+                "use --device cpu"
+            )
+        index = int(text[5:]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(
+                f"{text}: only {torch.cuda.device_count()} CUDA device(s) here"
+            )
+        return text
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda or cuda:N, got {text!r}")
+
+
+def drift_times(text: str) -> list[float]:
+    """``--drift`` values: durations (``1h``, ``1d``, ``1y``) or seconds, comma-separated too.
+
+    The one ``--drift`` syntax of every command: ``--drift 1h 1d`` and
+    ``--drift 3600,86400`` mean the same.
+    """
+    from lab.compare import parse_duration
+
+    try:
+        times = [parse_duration(t) for t in text.split(",") if t.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not times or not all(math.isfinite(t) for t in times):
+        raise argparse.ArgumentTypeError(f"--drift expects times like 1h 1d or seconds: {text!r}")
+    return times
+
+
+def flatten_drift(values: list[list[float]] | None) -> list[float] | None:
+    """Sorted, de-duplicated drift times from repeated / comma-separated ``--drift`` values."""
+    if not values:
+        return None
+    return sorted({t for group in values for t in group})
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The options every subcommand accepts, before or after its name.
+
+    ``suppress`` (for the subcommands' copies) keeps a value given before the subcommand
+    from being overwritten by the subcommand's default.
+    """
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    g = parser.add_argument_group("global options (any subcommand)")
+    g.add_argument(
+        "--threads",
+        type=positive_int,
+        default=default(None),
+        metavar="N",
+        help="torch CPU threads (default: torch's choice)",
+    )
+    g.add_argument(
+        "--data-root",
+        default=default(None),
+        metavar="DIR",
+        help="folder with <dataset>.npz (default: $MEMSIM_DATA, shared/data, cache)",
+    )
+    g.add_argument(
+        "--device",
+        type=device_name,
+        default=default("cpu"),
+        help="where the models and simulated chips run: cpu, cuda or cuda:N (default cpu)",
+    )
+    g.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        default=default(True),
+        help="no progress bars",
+    )
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--run-root``, the root of run folders and of ``baselines/``."""
+    parser.add_argument(
+        "--run-root",
+        default=DEFAULT_RUN_ROOT,
+        help="root of run folders and of baselines/ (default: %(default)s)",
+    )
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the expected failures of a run into :class:`CliError` (no traceback)."""
+    from ga.checkpoint import CheckpointMismatchError
+    from lab.experiment import ExperimentError
+    from lab.experiment_config import ConfigError
+    from memsim.profiles import ProfileError
+    from models.checkpoint import CheckpointError
+    from models.data import DatasetNotFoundError
+
+    try:
+        yield
+    except (
+        ConfigError,
+        ExperimentError,
+        ProfileError,
+        DatasetNotFoundError,
+        CheckpointError,
+        CheckpointMismatchError,
+    ) as exc:
+        raise CliError(str(exc)) from exc

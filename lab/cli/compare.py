@@ -1,0 +1,120 @@
+"""``memsim compare CHECKPOINT --profile NAME``: memsim against IBM aihwkit on one model.
+
+Every checkpoint that ``evaluate`` reads works here (one model registry), and the model
+is scored the way the rest of the project scores it: top-1 for a classifier, the
+nearest prototype with support sets from the training split for a ProtoNet.  aihwkit is
+an optional dependency (``pip install 'memsim[aihwkit]'``); ``memsim compare --help``
+works without it, and a missing aihwkit is reported before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    CliError,
+    add_run_options,
+    drift_times,
+    flatten_drift,
+    positive_int,
+    user_errors,
+)
+
+INSTALL_HINT = (
+    "memsim compare needs IBM aihwkit, which is not installed in this environment; "
+    "install it with: pip install 'memsim[aihwkit]'  (aihwkit==1.1.0)"
+)
+
+
+def register(sub: Any) -> None:
+    """Add the ``compare`` subcommand."""
+    p = sub.add_parser(
+        "compare",
+        help="compare memsim with IBM aihwkit on a checkpoint (needs aihwkit)",
+        description="Side-by-side memsim vs aihwkit: accuracy, output error and time per drift "
+        "time, written to compare.json, compare.png and untranslated.md. "
+        + INSTALL_HINT.split(";")[0]
+        + ".",
+    )
+    p.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
+    p.add_argument("--profile", required=True, help="shipped profile name or JSON path")
+    p.add_argument(
+        "--drift",
+        type=drift_times,
+        nargs="+",
+        default=None,
+        metavar="T",
+        help="times after programming: 1h 1d 1y or seconds, comma-separated too (default 1h 1d)",
+    )
+    p.add_argument("--draws", type=positive_int, default=10, help="programming draws (default 10)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset name or .npz path (default: the checkpoint's dataset)",
+    )
+    p.add_argument("--limit", type=positive_int, default=None, help="use the first N test images")
+    p.add_argument(
+        "--support-draws",
+        type=positive_int,
+        default=5,
+        help="ProtoNet support sets per score (default 5, as evaluate)",
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder (default: a new <run-root>/compare folder)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=1000)
+    p.add_argument("--seed", type=int, default=0, help="base seed of the draws (default 0)")
+    p.add_argument(
+        "--no-align",
+        dest="align",
+        action="store_false",
+        help="run memsim with the full profile (not aligned to aihwkit)",
+    )
+    add_run_options(p)
+    p.set_defaults(func=cmd_compare)
+
+
+def aihwkit_available() -> bool:
+    """Whether the ``aihwkit`` package can be imported."""
+    return importlib.util.find_spec("aihwkit") is not None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Check for aihwkit, then run :func:`lab.compare.compare` and write its files."""
+    if not aihwkit_available():
+        raise CliError(INSTALL_HINT)
+    if not Path(args.checkpoint).is_file():
+        raise CliError(f"{args.checkpoint}: no such checkpoint file")
+    from lab.compare import compare
+    from lab.run_folder import new_run_dir
+
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = new_run_dir(Path(args.run_root) / "compare", Path(args.checkpoint).stem)
+    with user_errors():
+        try:
+            compare(
+                args.checkpoint,
+                args.profile,
+                flatten_drift(args.drift) or [3600.0, 86400.0],
+                args.draws,
+                args.data,
+                out,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                align=args.align,
+                limit=args.limit,
+                support_draws=args.support_draws,
+                data_root=args.data_root,
+            )
+        except ImportError as exc:
+            raise CliError(f"aihwkit cannot be imported: {exc}") from exc
+        except ValueError as exc:
+            if type(exc) is not ValueError:  # ProfileError etc.: handled by user_errors
+                raise
+            raise CliError(str(exc)) from exc
+    return 0
