@@ -254,8 +254,10 @@ class AnalogLayer(nn.Module):
         self._has_drift = bool(state["has_drift"])
         self._read_gens.clear()
         for key, rng_state in state["read_rng"].items():
+            if key != "cpu" and not torch.cuda.is_available():
+                continue  # saved on a device this machine lacks: the stream restarts from seed
             gen = torch.Generator(device=key)
-            gen.set_state(rng_state)
+            gen.set_state(rng_state.cpu())
             self._read_gens[key] = gen
         self.g_now.copy_(self._conductances_at(self.t_s))
         self._refresh_partial_cache()

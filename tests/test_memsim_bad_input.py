@@ -455,3 +455,15 @@ def test_unbatched_conv_input_as_in_torch():
     x = torch.randn(3, 6, 6)
     assert chip(x).shape == (4, 4, 4)
     torch.testing.assert_close(chip(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_state_saved_on_a_missing_device_restarts_that_stream():
+    a = memsim.convert(nn.Linear(4, 2), "rram_1t1r_yao2020", seed=0)
+    sd = a.state_dict()
+    sd["_extra_state"]["read_rng"]["cuda:0"] = torch.zeros(16, dtype=torch.uint8)
+    b = memsim.convert(nn.Linear(4, 2), "rram_1t1r_yao2020", seed=4)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has the device")
+    b.load_state_dict(sd)
+    x = torch.randn(3, 4)
+    assert list(b._read_gens) == [] and torch.equal(a(x), b(x))
