@@ -392,7 +392,7 @@ def _describe(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
         if info is None:
             return ""
         cls = info.annotation
-    return (info.description or "").split("\n")[0] if info else ""
+    return " ".join((info.description or "").split()) if info else ""
 
 
 def validate_profile(data: dict[str, Any], origin: str = "<dict>") -> DeviceProfile:

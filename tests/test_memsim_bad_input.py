@@ -68,6 +68,17 @@ def test_non_finite_profile_values_are_refused(tmp_path, section, fields, loc, g
     )
 
 
+def test_the_hint_is_the_whole_field_description(tmp_path):
+    path = _profile_file(tmp_path, {"programming_noise": {"coeffs_g_max_ref_uS": math.inf}})
+    with pytest.raises(memsim.ProfileError) as info:
+        memsim.load_profile(path)
+    assert str(info.value).splitlines()[1] == (
+        "  field 'programming_noise.coeffs_g_max_ref_uS': Input should be a finite number "
+        "(got inf) — g_max (µS) at which ``coeffs_uS`` were fitted; sigma is scaled by "
+        "g_max / reference (aihwkit's convention). ``null``: the profile's g_max."
+    )
+
+
 def test_non_finite_value_in_an_extending_profile(tmp_path):
     path = tmp_path / "child.json"
     path.write_text('{"name": "c", "extends": "rram_wan2022", "drift": {"nu_std": NaN}}')
