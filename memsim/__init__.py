@@ -10,6 +10,7 @@ Public API::
 """
 
 from .api import (
+    DigitalLayer,
     LayerTiles,
     TileReport,
     calibrate,
@@ -32,6 +33,7 @@ __all__ = [
     "AnalogLinear",
     "DefectMap",
     "DeviceProfile",
+    "DigitalLayer",
     "LayerTiles",
     "ProfileError",
     "TileReport",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,93 @@ def _fresh_seed() -> int:
     return int.from_bytes(os.urandom(8), "little") >> 1
 
 
+# Layers that compute matrix-vector products but that memsim cannot map onto tiles;
+# leaving them digital silently would make a "chip" accuracy partly digital.
+_UNMAPPABLE: tuple[type[nn.Module], ...] = (
+    nn.Conv1d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.RNNBase,
+    nn.RNNCellBase,
+    nn.Bilinear,
+    nn.MultiheadAttention,
+    # their forward reads linear1.weight etc. directly, which a tile layer does not have
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+)
+
+
+def _matches(name: str, entry: str) -> bool:
+    return name == entry or name.startswith(entry + ".")
+
+
+def _unmappable_reason(module: nn.Module) -> str | None:
+    if isinstance(module, _UNMAPPABLE):
+        return type(module).__name__
+    if isinstance(module, nn.Conv2d):
+        if module.padding_mode != "zeros":
+            return f"Conv2d with padding_mode={module.padding_mode!r}"
+        if isinstance(module.padding, str):
+            return f"Conv2d with padding={module.padding!r}"
+    return None
+
+
+def _plan(model: nn.Module, digital: Iterable[str]) -> list[tuple[str, nn.Module]]:
+    """The modules to put on tiles; refuse unmappable ones the user did not keep digital."""
+    entries = [digital] if isinstance(digital, str) else list(digital)
+    for entry in entries:
+        if not isinstance(entry, str) or not entry:
+            raise ValueError(
+                f"memsim.convert: digital entries must be non-empty module names, got {entry!r}"
+            )
+    used: set[str] = set()
+    skip: list[str] = []  # subtrees already decided (digital, unmappable or analog)
+    targets: list[tuple[str, nn.Module]] = []
+    refused: list[str] = []
+    for name, module in model.named_modules():
+        if any(_matches(name, s) for s in skip):
+            continue
+        hits = [e for e in entries if _matches(name, e)]
+        if hits:
+            used.update(hits)
+            skip.append(name)
+            continue
+        reason = _unmappable_reason(module)
+        if reason is not None:
+            refused.append(f"{name or '(root)'!r} ({reason})")
+            skip.append(name)
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            targets.append((name, module))
+            skip.append(name)
+    unused = [e for e in entries if e not in used]
+    if unused:
+        names = [n for n, _ in model.named_modules() if n]
+        shown = ", ".join(repr(n) for n in names[:30]) + (", ..." if len(names) > 30 else "")
+        raise ValueError(
+            f"memsim.convert: digital={unused} matches no module of the model (an entry "
+            f"matches a module name or a prefix of it up to a dot); modules: {shown}"
+        )
+    if refused:
+        keep = [r.split(" (")[0].strip("'") for r in refused]
+        raise ValueError(
+            f"memsim.convert: {len(refused)} layer(s) cannot be mapped onto tiles (only "
+            f"nn.Linear and nn.Conv2d with zero padding are analog): {', '.join(refused)}; "
+            f"keep them digital with convert(..., digital={keep})"
+        )
+    return targets
+
+
+def _check_finite(what: str, w: Tensor) -> None:
+    bad = int((~torch.isfinite(w)).sum())
+    if bad:
+        raise ValueError(
+            f"{what}: {bad} non-finite weight(s) (NaN or +-inf) of {w.numel()}; a chip "
+            "cannot hold them"
+        )
+
+
 def convert(
     model: nn.Module,
     profile: DeviceProfile | str,
@@ -26,11 +113,16 @@ def convert(
     seed: int | None = None,
     chip_seed: int | None = None,
     noise_sampler: NoiseSampler | str = NoiseSampler.exact,
+    digital: Iterable[str] = (),
 ) -> nn.Module:
     """Return a deep copy of ``model`` with every Linear and Conv2d on analog tiles.
 
     The copy is programmed at once (time 0 after programming).  The original model is
-    untouched.
+    untouched.  Layers that compute a matrix product memsim cannot map (Conv1d, Conv3d,
+    transposed convs, RNN/LSTM/GRU and their cells, Bilinear, MultiheadAttention,
+    Transformer encoder/decoder layers, Conv2d with non-zero or string padding) are
+    refused unless ``digital`` names them; :func:`tile_report` lists every layer with
+    parameters that stayed digital.
 
     Args:
         model: Any module; its ``nn.Linear`` and ``nn.Conv2d`` become analog.
@@ -41,18 +133,30 @@ def convert(
             defective devices.
         noise_sampler: ``"exact"`` (fresh normals every MVM) or ``"bank"`` (a reused
             pool at random offsets; faster on CPU, see :mod:`memsim.sampling`).
+        digital: Modules to keep digital, by name as in ``model.named_modules()``.  An
+            entry matches the module of that name and everything under it
+            (``"encoder"`` matches ``"encoder"`` and ``"encoder.0.fc"``, not
+            ``"encoder2"``).  An entry that matches no module is an error.
+
+    Raises:
+        ValueError: An unmappable layer not named in ``digital``, a ``digital`` entry
+            that matches nothing, a non-finite weight, or no layer to map.
 
     """
     prof = load_profile(profile)
     seed = _fresh_seed() if seed is None else int(seed)
     chip_seed = seed if chip_seed is None else int(chip_seed)
-    analog = copy.deepcopy(model)
-    targets = [(n, m) for n, m in analog.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    if not targets:
+    planned = _plan(model, digital)
+    if not planned:
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
+    for name, module in planned:
+        _check_finite(f"memsim.convert: layer {name or '(root)'!r}", module.weight)
+    analog = copy.deepcopy(model)
+    targets = [(n, analog.get_submodule(n)) for n, _ in planned]
     for index, (name, module) in enumerate(targets):
         cls = AnalogLinear if isinstance(module, nn.Linear) else AnalogConv2d
         layer = cls(module, prof, index)  # type: ignore[arg-type]
+        layer.qualified_name = name
         layer.train(module.training)
         layer.noise_sampler = NoiseSampler(noise_sampler)
         layer.make_chip(chip_seed)
@@ -100,12 +204,19 @@ def program(
         unknown = sorted(set(weights) - set(known))
         if unknown:
             raise KeyError(f"unknown analog weight names {unknown}; known: {sorted(known)}")
+        checked = {}
+        # every weight is checked before any is copied: a refused call changes nothing
         for key, w in weights.items():
             layer = known[key]
+            w = torch.as_tensor(w, dtype=layer.target.dtype, device=layer.target.device)
             if tuple(w.shape) != layer.weight_shape:
                 raise ValueError(
                     f"{key}: shape {tuple(w.shape)} does not match the layer {layer.weight_shape}"
                 )
+            _check_finite(f"memsim.program: {key!r}", w)
+            checked[key] = w
+        for key, w in checked.items():
+            layer = known[key]
             layer.target.copy_(w.detach().reshape(layer.target.shape))
     for _, layer in layers:
         layer.program(seed)
@@ -148,24 +259,53 @@ def target_weights(model: nn.Module) -> dict[str, Tensor]:
     }
 
 
+def _batch_input(batch: object) -> object:
+    """The model input of one batch: a tensor, or the first item of an ``(x, y)`` batch."""
+    if isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+        return batch[0]
+    return batch
+
+
 @torch.no_grad()
-def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor]) -> nn.Module:
+def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Tensor]]) -> nn.Module:
     """Set the calibrated DAC/ADC ranges from one batch or an iterable of batches.
 
     Without this call, a layer in a ``calibrated`` mode calibrates itself on the first
-    batch it sees after programming.
+    batch it sees after programming.  A batch may be a tensor or an ``(x, y, ...)``
+    tuple or list as a ``DataLoader`` yields it (``x`` is used).  NaN and +-inf
+    values are ignored when the ranges are set (a warning is logged), so later clean
+    batches stay finite.
+
+    Raises:
+        ValueError: ``batches`` yielded no batch.  The ranges and the calibrated state
+            are then left as they were, as they are when a batch raises.
+
     """
     layers = _layers(model)
+    saved = [(m.calibrated, m.dac_range.clone(), m.adc_range.clone()) for _, m in layers]
     for _, layer in layers:
         layer.calibrate_begin()
     was_training = model.training
     model.eval()
+    done = False
     try:
+        n = 0
         for batch in [batches] if isinstance(batches, Tensor) else batches:
-            model(batch)
+            model(_batch_input(batch))
+            n += 1
+        if n == 0:
+            raise ValueError(
+                "memsim.calibrate: no calibration batch (the iterable is empty); the chip "
+                "keeps its previous ranges"
+            )
+        done = True
     finally:
-        for _, layer in layers:
+        for (_, layer), (calibrated, dac, adc) in zip(layers, saved, strict=True):
             layer.calibrate_end()
+            if not done:
+                layer.calibrated = calibrated
+                layer.dac_range.copy_(dac)
+                layer.adc_range.copy_(adc)
         model.train(was_training)
     return model
 
@@ -201,12 +341,25 @@ class LayerTiles:
 
 
 @dataclass(frozen=True)
+class DigitalLayer:
+    """A module with parameters of its own that is not on tiles (it computes digitally)."""
+
+    name: str
+    kind: str
+    """Class name, e.g. ``"BatchNorm2d"`` or ``"LSTM"``."""
+    parameters: int
+    """Number of its own parameters (not those of submodules)."""
+
+
+@dataclass(frozen=True)
 class TileReport:
     """Per-layer tile usage of a converted model."""
 
     layers: list[LayerTiles]
     rows: int
     cols: int
+    digital: list[DigitalLayer] = field(default_factory=list)
+    """Modules with parameters that stayed digital (biases of analog layers excepted)."""
 
     @property
     def total_tiles(self) -> int:
@@ -232,6 +385,16 @@ class TileReport:
                 f"{grid:>9} {r.utilization:>6.1%}"
             )
         lines.append(f"total tiles {self.total_tiles}, utilization {self.utilization:.1%}")
+        if not self.digital:
+            lines.append("digital (not on tiles): none")
+            return "\n".join(lines)
+        n_par = sum(d.parameters for d in self.digital)
+        n_lay = len(self.digital)
+        lines.append(
+            f"digital (not on tiles): {n_lay} layer{'s' if n_lay > 1 else ''}, {n_par} parameters"
+        )
+        for d in self.digital:
+            lines.append(f"  {d.name:<30} {d.kind:<20} {d.parameters:>10} parameters")
         return "\n".join(lines)
 
 
@@ -254,5 +417,10 @@ def tile_report(model: nn.Module) -> TileReport:
                 devices=2 * lay.out * lay.k,
             )
         )
+    digital = [
+        DigitalLayer(name or "(root)", type(m).__name__, sum(p.numel() for p in own))
+        for name, m in model.named_modules()
+        if not isinstance(m, AnalogLayer) and (own := list(m.parameters(recurse=False)))
+    ]
     tile = layers[0][1].profile.tile
-    return TileReport(rows, tile.rows, tile.cols)
+    return TileReport(rows, tile.rows, tile.cols, digital)

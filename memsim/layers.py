@@ -26,8 +26,10 @@ Analog layers are inference-only: their forward runs without autograd.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +76,8 @@ class AnalogLayer(nn.Module):
             out, k, groups, profile.tile.rows, profile.tile.cols, kernel_elems
         )
         self.layer_index = layer_index
+        self.qualified_name = ""
+        """Module name in the converted model (set by :func:`memsim.convert`), for messages."""
         self.register_buffer("target", weight.detach().reshape(out, k).clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
         f32 = dict(dtype=weight.dtype, device=weight.device)
@@ -158,8 +162,7 @@ class AnalogLayer(nn.Module):
             raise ValueError(f"t_seconds must be a finite number >= 0, got {t_s}")
         self._drift(float(t_s), reference=False)
 
-    def _drift(self, t_s: float, reference: bool) -> None:
-        self.t_s = t_s
+    def _conductances_at(self, t_s: float) -> Tensor:
         g = self.g_prog
         if self._has_drift:
             gen = _generator(
@@ -167,6 +170,11 @@ class AnalogLayer(nn.Module):
             )
             g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
             g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
+        return g
+
+    def _drift(self, t_s: float, reference: bool) -> None:
+        self.t_s = t_s
+        g = self._conductances_at(t_s)
         self.g_now.copy_(g)
         p = self.profile
         if p.ir_drop.enabled:
@@ -195,6 +203,56 @@ class AnalogLayer(nn.Module):
     def effective_weight(self) -> Tensor:
         """The weight the chip holds now, in weight units, in the original layer shape."""
         return self.w_eff.reshape(self.weight_shape).clone()
+
+    # -- state dict ------------------------------------------------------------------
+    def _profile_digest(self) -> str:
+        # the numbers only: a renamed or re-cited copy of a profile is the same chip
+        text = self.profile.model_dump_json(exclude={"name", "description", "extends", "source"})
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """State outside the buffers: seeds, age, calibration and read-noise stream."""
+        return {
+            "version": 1,
+            "profile": self.profile.name,
+            "profile_digest": self._profile_digest(),
+            "seed": self.seed,
+            "t_s": self.t_s,
+            "calibrated": self.calibrated,
+            "has_drift": self._has_drift,
+            "read_rng": {k: g.get_state() for k, g in self._read_gens.items()},
+        }
+
+    @torch.no_grad()
+    def set_extra_state(self, state: Any) -> None:
+        """Restore :meth:`get_extra_state` and rebuild the caches derived from the buffers.
+
+        ``nn.Module`` loads the buffers before the extra state, so the caches the forward
+        pass uses are rebuilt from the loaded buffers here.
+        """
+        label = self._label()
+        if not isinstance(state, dict) or state.get("version") != 1:
+            raise ValueError(f"memsim layer {label}: not a memsim chip state (extra state)")
+        if state["profile_digest"] != self._profile_digest():
+            raise ValueError(
+                f"memsim layer {label}: the state was saved from a chip with profile "
+                f"{state['profile']!r} (digest {state['profile_digest']}), this chip has "
+                f"{self.profile.name!r} (digest {self._profile_digest()}); convert with the "
+                "same profile before loading"
+            )
+        self.seed = int(state["seed"])
+        self.t_s = float(state["t_s"])
+        self.calibrated = bool(state["calibrated"])
+        self._has_drift = bool(state["has_drift"])
+        self._read_gens.clear()
+        for key, rng_state in state["read_rng"].items():
+            if key != "cpu" and not torch.cuda.is_available():
+                continue  # saved on a device this machine lacks: the stream restarts from seed
+            gen = torch.Generator(device=key)
+            gen.set_state(rng_state.cpu())
+            self._read_gens[key] = gen
+        self.g_now.copy_(self._conductances_at(self.t_s))
+        self._refresh_partial_cache()
 
     # -- partial-sum bookkeeping ------------------------------------------------------
     def _to_partial_order(self, v: Tensor) -> Tensor:
@@ -235,7 +293,7 @@ class AnalogLayer(nn.Module):
             bound = x.abs().amax(dim=sample_dims, keepdim=True).clamp_(min=1e-12)
         else:
             if self.calibrating or not self.calibrated:
-                cur = x.abs().amax().clamp(min=1e-12)
+                cur = self._finite_abs_max(x, None, "inputs (DAC range)").clamp(min=1e-12)
                 accumulate = self.calibrating and self._cal_batches > 0
                 self.dac_range.copy_(torch.maximum(self.dac_range, cur) if accumulate else cur)
             bound = self.dac_range
@@ -300,7 +358,7 @@ class AnalogLayer(nn.Module):
             return torch.full_like(self.adc_range, adc.bound)
         if adc.mode == RangeMode.calibrated and self.calibrated and not self.calibrating:
             return self.adc_range
-        col_max = pc.abs().amax(dim=(0, 3)).reshape(-1) * u
+        col_max = self._finite_abs_max(pc, (0, 3), "partial sums (ADC range)").reshape(-1) * u
         rng = (
             torch.zeros_like(self.adc_range).scatter_reduce(
                 0, self._p_tile.reshape(-1), col_max, "amax"
@@ -316,6 +374,45 @@ class AnalogLayer(nn.Module):
                     "memsim: layer %d ADC ranges calibrated on its first batch", self.layer_index
                 )
         return rng
+
+    def _finite_abs_max(self, v: Tensor, dims: tuple[int, ...] | None, what: str) -> Tensor:
+        """``max |v|`` over ``dims``, ignoring NaN and +-inf.
+
+        One bad input value must not turn a calibrated range, and so every later batch,
+        into NaN.
+        """
+        amax = v.abs().amax() if dims is None else v.abs().amax(dim=dims)
+        if bool(torch.isfinite(amax).all()):
+            return amax
+        bad = ~torch.isfinite(v)
+        log.warning(
+            "memsim: layer %s: %d non-finite %s ignored when setting the range",
+            self._label(),
+            int(bad.sum()),
+            what,
+        )
+        masked = v.abs().masked_fill_(bad, 0.0)
+        return masked.amax() if dims is None else masked.amax(dim=dims)
+
+    def _label(self) -> str:
+        return f"{self.qualified_name or '(root)'!r} ({type(self).__name__})"
+
+    def _as_input(self, x: Any, expected: str) -> Tensor:
+        """``x`` as a tensor of the layer's dtype (other float dtypes are cast)."""
+        if not isinstance(x, Tensor):
+            raise TypeError(
+                f"memsim layer {self._label()}: expected a torch.Tensor of shape {expected}, "
+                f"got {type(x).__name__}"
+            )
+        if x.dtype != self.w_norm.dtype:
+            if not x.is_floating_point():
+                raise TypeError(
+                    f"memsim layer {self._label()}: expected a floating-point input of shape "
+                    f"{expected} ({self.w_norm.dtype}; other float dtypes are cast), "
+                    f"got {x.dtype}"
+                )
+            x = x.to(self.w_norm.dtype)
+        return x
 
     def _end_forward(self) -> None:
         if self.calibrating:
@@ -354,6 +451,13 @@ class AnalogLinear(AnalogLayer):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """Compute ``x W^T + b`` through the simulated tiles."""
+        expected = f"(..., {self.in_features})"
+        x = self._as_input(x, expected)
+        if x.dim() == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"memsim layer {self._label()}: expected input of shape {expected}, "
+                f"got {tuple(x.shape)}"
+            )
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
         codes, bound, u = self._dac(x, (1,))
@@ -428,10 +532,24 @@ class AnalogConv2d(AnalogLayer):
     @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """Convolve through the simulated tiles."""
+        expected = f"(B, {self.in_channels}, H, W) or ({self.in_channels}, H, W)"
+        x = self._as_input(x, expected)
+        if x.dim() == 3:  # unbatched, as nn.Conv2d allows
+            return self.forward(x.unsqueeze(0)).squeeze(0)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"memsim layer {self._label()}: expected input of shape {expected}, "
+                f"got {tuple(x.shape)}"
+            )
+        h_out, w_out = self._out_hw(x.shape[-2:])
+        if h_out < 1 or w_out < 1:
+            raise ValueError(
+                f"memsim layer {self._label()}: input {tuple(x.shape)} is smaller than the "
+                f"kernel {self.kernel_size} (padding {self.padding}, dilation {self.dilation})"
+            )
         codes, bound, u = self._dac(x, (1, 2, 3))
         lay = self.layout
         b = x.shape[0]
-        h_out, w_out = self._out_hw(x.shape[-2:])
         if lay.aligned:
             g, rt, c_t, pad = self._geometry()
             if pad:

@@ -107,7 +107,8 @@ class PCMJoshi2020(DeviceModel):
         t = t_s + d.t0_s
         g = g_prog * (t / d.t0_s) ** (-nu) if (nu is not None and t > d.t0_s) else g_prog
         q_s = (0.0088 / (g_prog.abs() / self.g_max).pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
-        sig = q_s * math.sqrt(math.log((t + d.t_read_s) / (2 * d.t_read_s)))
+        # no 1/f noise has accumulated before one read pulse (t < t_read: log < 0)
+        sig = q_s * math.sqrt(max(0.0, math.log((t + d.t_read_s) / (2 * d.t_read_s))))
         return (g + g.abs() * sig * _randn(g, gen)).clamp(min=0.0)
 
 

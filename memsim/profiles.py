@@ -14,7 +14,7 @@ import json
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -24,7 +24,11 @@ class ProfileError(ValueError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    # allow_inf_nan=False: NaN and +-inf are refused in every float, including list
+    # items and optional fields, where no range check would catch them
+    model_config = ConfigDict(
+        extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False
+    )
 
 
 class WeightScaling(str, Enum):
@@ -87,8 +91,9 @@ class Device(_Section):
 
     g_min_uS: float = Field(0.0, ge=0.0, le=1e6)
     """Lowest programmable conductance in µS (the "off" device of a pair)."""
-    g_max_uS: float = Field(25.0, gt=0.0, le=1e6)
-    """Highest programmable conductance in µS."""
+    g_max_uS: float = Field(25.0, ge=1e-3, le=1e6)
+    """Highest programmable conductance in µS, 0.001 to 1e6 (float32 conductances
+    cannot resolve a smaller one)."""
     levels: int | None = Field(None, ge=2, le=65536)
     """Programmable conductance levels per device, evenly spaced in [g_min, g_max];
     ``null`` means analog (continuous)."""
@@ -97,6 +102,12 @@ class Device(_Section):
     def _window(self) -> Device:
         if self.g_min_uS >= self.g_max_uS:
             raise ValueError(f"g_min_uS ({self.g_min_uS}) must be < g_max_uS ({self.g_max_uS})")
+        # conductances are float32 (7 digits): a narrower window would be rounding noise
+        if self.g_max_uS - self.g_min_uS < 1e-3 * self.g_max_uS:
+            raise ValueError(
+                f"the window g_max_uS - g_min_uS ({self.g_max_uS - self.g_min_uS:g}) must be "
+                f">= 0.1% of g_max_uS ({self.g_max_uS:g})"
+            )
         return self
 
 
@@ -126,9 +137,11 @@ class ProgrammingNoise(_Section):
     polynomial (sigma(ĝ) = sum_i coeffs_uS[i] * ĝ**i µS, ĝ = G_target / g_max)."""
     sigma: float = Field(0.0, ge=0.0, le=10.0)
     """Relative std (fraction) for the gaussian and proportional models."""
-    coeffs_uS: list[float] = Field(default_factory=list, max_length=16)
-    """Polynomial coefficients in µS, lowest order first."""
-    coeffs_g_max_ref_uS: float | None = Field(None, gt=0.0)
+    coeffs_uS: list[Annotated[float, Field(ge=-1e6, le=1e6)]] = Field(
+        default_factory=list, max_length=16
+    )
+    """Polynomial coefficients in µS, lowest order first, each in [-1e6, 1e6]."""
+    coeffs_g_max_ref_uS: float | None = Field(None, ge=1e-3, le=1e6)
     """g_max (µS) at which ``coeffs_uS`` were fitted; sigma is scaled by
     g_max / reference (aihwkit's convention).  ``null``: the profile's g_max."""
 
@@ -160,8 +173,8 @@ class Drift(_Section):
     """Mean drift exponent (power_law)."""
     nu_std: float = Field(0.0, ge=0.0, le=1.0)
     """Device-to-device std of the drift exponent (power_law)."""
-    t_read_s: float = Field(250e-9, gt=0.0, le=1.0)
-    """Read pulse width (s) of the 1/f accumulated-noise fit (pcm_joshi2020)."""
+    t_read_s: float = Field(250e-9, ge=1e-12, le=1.0)
+    """Read pulse width (s) of the 1/f accumulated-noise fit (pcm_joshi2020), 1 ps to 1 s."""
     compensation: DriftCompensation = DriftCompensation.none
     """none | global: one digital gain per tile from a reference read of the tile."""
 
@@ -201,8 +214,8 @@ class DAC(_Section):
     mode: RangeMode = RangeMode.dynamic
     """fixed: clip at ``bound``; dynamic: per input vector max|x|; calibrated: per-layer
     max|x| over a calibration batch."""
-    bound: float = Field(1.0, gt=0.0, le=1e6)
-    """Input full scale for the fixed mode (activation units)."""
+    bound: float = Field(1.0, ge=1e-6, le=1e6)
+    """Input full scale for the fixed mode (activation units), 1e-6 to 1e6."""
 
 
 class ADC(_Section):
@@ -213,9 +226,9 @@ class ADC(_Section):
     mode: RangeMode = RangeMode.calibrated
     """fixed: ``bound``; calibrated: per tile, max|partial sum| over a calibration batch
     times ``margin``; dynamic: per tile max over the current batch."""
-    bound: float = Field(10.0, gt=0.0, le=1e9)
+    bound: float = Field(10.0, ge=1e-6, le=1e9)
     """Full scale for the fixed mode, in normalized units (one device at full window
-    driven by input 1.0 gives 1.0)."""
+    driven by input 1.0 gives 1.0), 1e-6 to 1e9."""
     margin: float = Field(1.0, gt=0.0, le=100.0)
     """Multiplier on the calibrated range."""
 
@@ -374,12 +387,12 @@ def _describe(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     info = None
     for part in loc:
         if not (isinstance(cls, type) and issubclass(cls, BaseModel)):
-            return ""
+            break  # a list index or dict key: describe the field that holds it
         info = cls.model_fields.get(str(part))
         if info is None:
             return ""
         cls = info.annotation
-    return (info.description or "").split("\n")[0] if info else ""
+    return " ".join((info.description or "").split()) if info else ""
 
 
 def validate_profile(data: dict[str, Any], origin: str = "<dict>") -> DeviceProfile:
