@@ -259,7 +259,7 @@ class AihwkitNoiseModel(_Section):
     accumulated read noise; see :mod:`memsim.physics_aihwkit`.
     """
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
     class_name: str = Field(alias="class", min_length=1)
     """A class in ``aihwkit.inference`` (e.g. ``ReRamCMONoiseModel``) or the dotted path
