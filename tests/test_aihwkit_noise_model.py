@@ -41,16 +41,10 @@ def _variant(base: str, name: str = "variant", **sections) -> memsim.DeviceProfi
 
 def _pcm_via_aihwkit() -> memsim.DeviceProfile:
     """pcm_joshi2020 with its physics replaced by aihwkit's PCMLikeNoiseModel."""
-    return _variant(
-        "pcm_joshi2020",
-        "pcm_aihwkit",
-        programming_noise={"model": "none"},
-        drift={"model": "none"},
-        aihwkit_noise_model={
-            "class": "PCMLikeNoiseModel",
-            "kwargs": {"g_max": 25.0, "t_0": 20.0, "t_read": 2.5e-7},
-        },
-    )
+    prof = memsim.load_profile("pcm_joshi2020_aihwkit")
+    assert prof.aihwkit_noise_model.class_name == "PCMLikeNoiseModel"
+    assert prof.programming_noise.model.value == prof.drift.model.value == "none"
+    return prof
 
 
 def _rel(a: float, b: float) -> float:

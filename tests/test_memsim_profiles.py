@@ -16,8 +16,9 @@ SHIPPED = {
     "paper_3bit_20pct",
     "rram_1t1r_faulty_chen2015",
     "rram_cmo_aihwkit",
+    "pcm_joshi2020_aihwkit",
 }
-NEEDS_AIHWKIT = {"rram_cmo_aihwkit"}  # physics from an aihwkit noise model (optional extra)
+NEEDS_AIHWKIT = {"rram_cmo_aihwkit", "pcm_joshi2020_aihwkit"}  # physics from an aihwkit noise model (optional extra)
 
 
 def test_shipped_profiles_load_and_cite_sources():
