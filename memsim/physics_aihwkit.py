@@ -309,8 +309,11 @@ class AihwkitDeviceModel(DeviceModel):
         return (g - self._b) / self._a if self._a != 1.0 or self._b != 0.0 else g
 
     def _call(self, gen: torch.Generator, hook: str, *args: Any) -> Any:
+        # The tensors are on the CPU, so only the CPU generator is forked and seeded
+        # (torch.manual_seed would also queue a lazy seed of every CUDA device, and
+        # record a stack trace for it, on every call).
         with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(torch_seed(gen))
+            torch.default_generator.manual_seed(torch_seed(gen))
             return getattr(self.noise, hook)(*args)
 
     def program_sigma(self, g_target: Tensor) -> Tensor | float:
