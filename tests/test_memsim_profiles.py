@@ -18,7 +18,8 @@ SHIPPED = {
     "rram_cmo_aihwkit",
     "pcm_joshi2020_aihwkit",
 }
-NEEDS_AIHWKIT = {"rram_cmo_aihwkit", "pcm_joshi2020_aihwkit"}  # physics from an aihwkit noise model (optional extra)
+# Physics from an aihwkit noise model (the optional extra).
+NEEDS_AIHWKIT = {"rram_cmo_aihwkit", "pcm_joshi2020_aihwkit"}
 
 
 def test_shipped_profiles_load_and_cite_sources():
