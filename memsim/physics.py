@@ -114,6 +114,11 @@ class PCMJoshi2020(DeviceModel):
 
 def device_model(profile: DeviceProfile) -> DeviceModel:
     """Return the device-physics object for ``profile``."""
+    if profile.aihwkit_noise_model is not None:
+        # Imported here: the aihwkit extra is optional.
+        from .physics_aihwkit import AihwkitDeviceModel
+
+        return AihwkitDeviceModel(profile)
     if profile.drift.model == DriftModel.pcm_joshi2020:
         return PCMJoshi2020(profile)
     return DeviceModel(profile)

@@ -258,6 +258,33 @@ class IRDrop(_Section):
     """Access transistor on-resistance (ohm)."""
 
 
+class ConductanceMap(str, Enum):
+    """How memsim's conductance window maps to an aihwkit noise model's units."""
+
+    identity = "identity"
+    linear = "linear"
+
+
+class AihwkitNoiseModel(_Section):
+    """Device physics from an IBM aihwkit noise model (needs the ``aihwkit`` extra).
+
+    The object's hooks supply programming noise, drift coefficients, drift and the
+    accumulated read noise; see :mod:`memsim.physics_aihwkit`.
+    """
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    class_name: str = Field(alias="class", min_length=1)
+    """A class in ``aihwkit.inference`` (e.g. ``ReRamCMONoiseModel``) or the dotted path
+    ``package.module.Class`` of a user's own ``BaseNoiseModel`` subclass."""
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the class's constructor (JSON values only)."""
+    conductance_map: ConductanceMap = ConductanceMap.identity
+    """identity: the hooks see memsim's µS and the model's g_max (and g_min, if it has one)
+    must equal the profile's; linear: [g_min_uS, g_max_uS] maps linearly onto the model's
+    [g_min, g_max] before each hook and back after it."""
+
+
 class DeviceProfile(_Section):
     """A complete chip description."""
 
@@ -291,6 +318,9 @@ class DeviceProfile(_Section):
     """Bit-line noise."""
     ir_drop: IRDrop = IRDrop()
     """Optional first-order IR drop."""
+    aihwkit_noise_model: AihwkitNoiseModel | None = None
+    """Device physics from an aihwkit noise model instead of ``programming_noise`` and
+    ``drift.model`` (both must then be ``none``); ``null``: memsim's own physics."""
 
     @property
     def g_range_uS(self) -> float:
@@ -398,7 +428,7 @@ def _describe(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
 def validate_profile(data: dict[str, Any], origin: str = "<dict>") -> DeviceProfile:
     """Validate a raw profile dict; raise :class:`ProfileError` naming each bad field."""
     try:
-        return DeviceProfile.model_validate(data)
+        profile = DeviceProfile.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -410,6 +440,12 @@ def validate_profile(data: dict[str, Any], origin: str = "<dict>") -> DeviceProf
             got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
             lines.append(f"field '{loc}': {msg}{got}" + (f" — {hint}" if hint else ""))
         raise ProfileError(f"{origin}: invalid profile:\n  " + "\n  ".join(lines)) from None
+    if profile.aihwkit_noise_model is not None:
+        # Imported here: aihwkit is an optional extra, and only this section needs it.
+        from .physics_aihwkit import check_profile
+
+        check_profile(profile, origin)
+    return profile
 
 
 def load_profile(name_or_path: str | Path | DeviceProfile) -> DeviceProfile:

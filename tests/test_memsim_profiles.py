@@ -1,3 +1,4 @@
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,13 +15,21 @@ SHIPPED = {
     "paper_2bit_5pct",
     "paper_3bit_20pct",
     "rram_1t1r_faulty_chen2015",
+    "rram_cmo_aihwkit",
+    "pcm_joshi2020_aihwkit",
 }
+# Physics from an aihwkit noise model (the optional extra).
+NEEDS_AIHWKIT = {"rram_cmo_aihwkit", "pcm_joshi2020_aihwkit"}
 
 
 def test_shipped_profiles_load_and_cite_sources():
     names = set(list_profiles())
     assert SHIPPED <= names
     for name in names:
+        if name in NEEDS_AIHWKIT and importlib.util.find_spec("aihwkit") is None:
+            with pytest.raises(ProfileError, match=r"pip install 'memsim\[aihwkit\]'"):
+                load_profile(name)
+            continue
         p = load_profile(name)
         assert p.name == name
         assert p.source, f"{name} has no source citations"

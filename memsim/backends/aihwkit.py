@@ -240,6 +240,8 @@ def _prog_polynomial(profile: DeviceProfile) -> tuple[list[float], float, Knob]:
 
 def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseModel, bool]:
     """The aihwkit noise model for the device physics, and whether it models drift."""
+    if profile.aihwkit_noise_model is not None:
+        return _own_noise_model(profile, knobs), True
     dev, d, pn = profile.device, profile.drift, profile.programming_noise
     conv = SinglePairConductanceConverter(g_max=dev.g_max_uS, g_min=dev.g_min_uS)
     coeffs, ref, prog_knob = _prog_polynomial(profile)
@@ -322,6 +324,32 @@ def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseMo
     # aihwkit 1.1.0 ignores prog_coeff_g_max_reference when prog_coeff is given.
     model.prog_coeff_g_max_reference = ref
     return model, drifts
+
+
+def _own_noise_model(profile: DeviceProfile, knobs: list[Knob]) -> BaseNoiseModel:
+    """The profile's own ``aihwkit_noise_model`` object (pitfalls fixed as in memsim)."""
+    from ..physics_aihwkit import check_profile
+
+    spec = profile.aihwkit_noise_model
+    assert spec is not None
+    model = check_profile(profile)
+    name = type(model).__name__
+    conv = type(model.g_converter).__name__
+    same = spec.conductance_map.value == "identity"
+    knobs.append(
+        Knob(
+            "aihwkit_noise_model",
+            f"{spec.class_name} {spec.kwargs}",
+            TRANSLATED if same else APPROXIMATED,
+            f"{name} (its own {conv})",
+            "the same object; aihwkit maps weights with its own converter, memsim with "
+            "differential pairs on the profile's window"
+            + ("" if same else ", mapped linearly onto the model's window"),
+        )
+    )
+    for field_name in ("programming_noise.model", "drift.model"):
+        knobs.append(Knob(field_name, "none", TRANSLATED, f"from {name}"))
+    return model
 
 
 def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -> Translation:
