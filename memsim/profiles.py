@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .profile_periphery import Periphery
+
 
 class ProfileError(ValueError):
     """A device profile could not be found, parsed or validated."""
@@ -278,6 +280,8 @@ class DeviceProfile(_Section):
     """Bit-line noise."""
     ir_drop: IRDrop = IRDrop()
     """Optional first-order IR drop."""
+    periphery: Periphery = Periphery()
+    """Energy, latency and area numbers of the cost model (``memsim.cost``); optional."""
 
     @property
     def g_range_uS(self) -> float:
