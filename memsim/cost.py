@@ -115,11 +115,15 @@ def tile_area_um2(profile: DeviceProfile) -> float:
 
 @functools.lru_cache(maxsize=32)
 def _popcount_table(code_max: int) -> Tensor:
-    return torch.tensor([bin(i).count("1") for i in range(code_max + 1)], dtype=torch.float64)
+    # float32 holds these small integers exactly; one gather beats a pass per bit
+    return torch.tensor([bin(i).count("1") for i in range(code_max + 1)], dtype=torch.float32)
 
 
 def input_activity(codes: Tensor, profile: DeviceProfile) -> Tensor:
-    """Per-row array activity ``a(code)`` of integer DAC codes (float64, same shape).
+    """Per-row array activity ``a(code)`` of integer DAC codes (same shape).
+
+    The result is float32 for bit-serial input (exact small integers) and float64 for
+    analog levels; reduce it in float64.
 
     Bit-serial: the number of one bits of ``|code|`` (each one bit is a pulse at
     ``read_voltage_V``).  Analog: ``(|code| / code_max)**2`` (energy of one level).
@@ -130,7 +134,8 @@ def input_activity(codes: Tensor, profile: DeviceProfile) -> Tensor:
     if profile.periphery.input_encoding == InputEncoding.analog:
         return (mag.double() / code_max).square()
     table = _popcount_table(code_max).to(codes.device)
-    return table[mag.long().clamp_(max=code_max)]
+    # DAC codes are clamped to +-code_max already; a larger one fails the gather
+    return table.index_select(0, mag.to(torch.int32).view(-1)).view(codes.shape)
 
 
 def row_conductance_uS(layer: AnalogLayer) -> Tensor:
@@ -139,11 +144,18 @@ def row_conductance_uS(layer: AnalogLayer) -> Tensor:
     Both devices of every weight, over every column tile of the row; plus the empty
     cells of those tile rows at ``g_min`` when ``unused_cells`` is ``g_min``.
     """
+    g = layer.g_now
+    # cached on the layer until its conductances change (programming, drift, .to())
+    key = (g._version, g.data_ptr(), str(g.device))
+    cached = layer.__dict__.get("_cost_row_conductance")
+    if cached is not None and cached[0] == key:
+        return cached[1]
     lay, prof = layer.layout, layer.profile
-    s = layer.g_now.double().sum(0).view(lay.groups, lay.out_per_group, lay.k).sum(1)
+    s = g.double().sum(0).view(lay.groups, lay.out_per_group, lay.k).sum(1)
     if prof.periphery.unused_cells == UnusedCells.g_min:
         empty = lay.col_tiles * lay.cols - lay.out_per_group
         s = s + 2.0 * prof.device.g_min_uS * empty
+    layer.__dict__["_cost_row_conductance"] = (key, s)
     return s
 
 
@@ -300,6 +312,13 @@ class CostReport:
         return "\n".join(lines)
 
 
+def _batch_sum(a: Tensor, keepdim: bool = False) -> Tensor:
+    """Sum over the batch in float64; float32 sums of small integers are exact below 2**24."""
+    if a.dtype == torch.float32 and a.shape[0] * 16 < 2**24:
+        return a.sum(0, keepdim=keepdim).double()
+    return a.sum(0, keepdim=keepdim, dtype=torch.float64)
+
+
 class _Meter:
     """Accumulates one layer's input-dependent counts over forward calls."""
 
@@ -315,7 +334,7 @@ class _Meter:
             # Recomputed from the same input and the frozen ranges: the codes the
             # forward applied.  The sum over MVMs is linear, so reduce the batch first.
             codes = layer._dac(x, (1, 2, 3))[0]
-            a = input_activity(codes, layer.profile).sum(0, keepdim=True)
+            a = _batch_sum(input_activity(codes, layer.profile), keepdim=True)
             lay = layer.layout
             w = s.view(lay.groups, -1, *layer.kernel_size)
             per_loc = F.conv2d(a, w, None, layer.stride, layer.padding, layer.dilation,
@@ -325,7 +344,7 @@ class _Meter:
         else:
             x2 = x.reshape(-1, layer.in_features)  # type: ignore[attr-defined]
             codes = layer._dac(x2, (1,))[0]
-            a = input_activity(codes, layer.profile).sum(0)
+            a = _batch_sum(input_activity(codes, layer.profile))
             self.activity_uS += float(a @ s[0])
             self.mvms += x2.shape[0]
 
