@@ -5,7 +5,13 @@ Run: .venv/bin/python bench/cost_isaac.py
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch
+
+# lab/ is not an installed package yet: import it from this checkout
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab.cost_isaac import format_comparison, isaac_comparison
 
