@@ -54,8 +54,8 @@ def bench(name: str, model: nn.Module, x: torch.Tensor, profile: str, reps: int)
 if __name__ == "__main__":
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    bench("MLP 784-256-10", mlp, torch.randn(256, 1, 28, 28), "rram_1t1r_yao2020", 40)
-    bench("MLP 784-256-10", mlp, torch.randn(256, 1, 28, 28), "rram_wan2022", 40)
+    bench("MLP 784-256-10", mlp, torch.randn(256, 1, 28, 28), "rram_1t1r_yao2020", 100)
+    bench("MLP 784-256-10", mlp, torch.randn(256, 1, 28, 28), "rram_wan2022", 100)
     bench("ProtoNet Conv-4 (64 ch), 28x28", ProtoNet(1, 64, 4).eval(),
           torch.randn(64, 1, 28, 28), "rram_1t1r_yao2020", 8)
     dw = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.Conv2d(32, 64, 1))

@@ -22,9 +22,10 @@ applied (numbers from the profile's ``periphery`` section, :mod:`memsim.profile_
 * **Area**: every allocated tile: ``2 * rows * cols`` devices, ``rows`` DACs,
   ``ceil(cols / cols_per_adc)`` ADCs and its digital logic.
 
-The array term is reduced over the batch before the row sums are applied (the sum is
-linear in the activity), so the hooks cost about one elementwise pass over each
-layer's input.
+Each layer hands its DAC codes to a probe (``AnalogLayer.cost_probe``) during the
+forward pass; the array term is reduced over the batch before the row sums are
+applied (the sum is linear in the activity), so the probe costs a few elementwise
+passes over each layer's input.
 """
 
 from __future__ import annotations
@@ -326,27 +327,21 @@ class _Meter:
         self.activity_uS = 0.0  # sum over MVMs and rows of a(code) * row conductance
         self.mvms = 0
 
-    def __call__(self, layer: nn.Module, args: tuple[Tensor, ...], _out: Tensor) -> None:
-        assert isinstance(layer, AnalogLayer)
-        x = args[0]
+    def __call__(self, layer: AnalogLayer, codes: Tensor) -> None:
         s = row_conductance_uS(layer)
+        # the sum over MVMs is linear in the activity: reduce the batch first
         if isinstance(layer, AnalogConv2d):
-            # Recomputed from the same input and the frozen ranges: the codes the
-            # forward applied.  The sum over MVMs is linear, so reduce the batch first.
-            codes = layer._dac(x, (1, 2, 3))[0]
             a = _batch_sum(input_activity(codes, layer.profile), keepdim=True)
             lay = layer.layout
             w = s.view(lay.groups, -1, *layer.kernel_size)
             per_loc = F.conv2d(a, w, None, layer.stride, layer.padding, layer.dilation,
                                lay.groups)
             self.activity_uS += float(per_loc.sum())
-            self.mvms += x.shape[0] * per_loc.shape[-2] * per_loc.shape[-1]
+            self.mvms += codes.shape[0] * per_loc.shape[-2] * per_loc.shape[-1]
         else:
-            x2 = x.reshape(-1, layer.in_features)  # type: ignore[attr-defined]
-            codes = layer._dac(x2, (1,))[0]
             a = _batch_sum(input_activity(codes, layer.profile))
             self.activity_uS += float(a @ s[0])
-            self.mvms += x2.shape[0]
+            self.mvms += codes.shape[0]
 
 
 def _layer_cost(name: str, layer: AnalogLayer, meter: _Meter, n: int) -> LayerCost:
@@ -403,12 +398,13 @@ def cost_report(chip: nn.Module, x: Tensor) -> CostReport:
         input_cycles(layer.profile)
         _adc_bits(layer.profile)
     meters = [_Meter() for _ in layers]
-    handles = [layer.register_forward_hook(m) for (_, layer), m in zip(layers, meters)]
+    for (_, layer), meter in zip(layers, meters):
+        layer.cost_probe = meter
     try:
         chip(x)
     finally:
-        for h in handles:
-            h.remove()
+        for _, layer in layers:
+            del layer.cost_probe  # back to the class default (None)
     n = int(x.shape[0])
     rows = [_layer_cost(name, layer, m, n) for (name, layer), m in zip(layers, meters)]
     return CostReport(rows, n, layers[0][1].profile.name)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -61,6 +62,9 @@ def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator
 
 class AnalogLayer(nn.Module):
     """Shared state and mechanics of the analog layers (not used directly)."""
+
+    cost_probe: Callable[[AnalogLayer, Tensor], None] | None = None
+    """Called with the DAC codes of every forward pass while set (``memsim.cost``)."""
 
     def __init__(
         self,
@@ -365,6 +369,8 @@ class AnalogLinear(AnalogLayer):
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
         codes, bound, u = self._dac(x, (1,))
+        if self.cost_probe is not None:
+            self.cost_probe(self, codes)
         lay = self.layout
         b, rt = x.shape[0], lay.row_tiles
         if rt == 1:
@@ -437,6 +443,8 @@ class AnalogConv2d(AnalogLayer):
     def forward(self, x: Tensor) -> Tensor:
         """Convolve through the simulated tiles."""
         codes, bound, u = self._dac(x, (1, 2, 3))
+        if self.cost_probe is not None:
+            self.cost_probe(self, codes)
         lay = self.layout
         b = x.shape[0]
         h_out, w_out = self._out_hw(x.shape[-2:])
