@@ -235,3 +235,20 @@ def test_report_table_csv_and_dict_agree():
     assert math.isfinite(report.tops_per_mm2) and report.tops_per_mm2 > 0
     # the layers run one after the other
     assert report.latency_s == pytest.approx(sum(r.latency_s for r in report.layers))
+
+
+def test_report_follows_reprogramming_and_leaves_no_probe_behind():
+    report, chip = _one_tile()
+    assert chip.cost_probe is None and "cost_probe" not in chip.__dict__
+    x = torch.tensor(CODES, dtype=torch.float32) / 7.0
+    # all-zero weights: every device at g_min, so each driven cell conducts 2 g_min
+    memsim.program(chip, {"weight": torch.zeros(3, 4)}, seed=0)
+    zero = memsim.cost_report(chip, x)
+    pulses = sum(bin(abs(c)).count("1") for row in CODES for c in row)
+    expected = V**2 * T_READ * pulses * 4 * 2 * G_MIN * 1e-6 / 2
+    assert zero.layers[0].array_J == pytest.approx(expected, rel=1e-12)
+    assert zero.layers[0].array_J < report.layers[0].array_J
+    # a forward that fails after the analog layer still removes the probe
+    with pytest.raises(NotImplementedError):
+        memsim.cost_report(nn.Sequential(chip, nn.Module()), x)
+    assert chip.cost_probe is None
