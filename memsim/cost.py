@@ -115,9 +115,10 @@ def tile_area_um2(profile: DeviceProfile) -> float:
 
 
 @functools.lru_cache(maxsize=32)
-def _popcount_table(code_max: int) -> Tensor:
+def _popcount_table(code_max: int, device: str) -> Tensor:
     # float32 holds these small integers exactly; one gather beats a pass per bit
-    return torch.tensor([bin(i).count("1") for i in range(code_max + 1)], dtype=torch.float32)
+    table = [bin(i).count("1") for i in range(code_max + 1)]
+    return torch.tensor(table, dtype=torch.float32, device=device)
 
 
 def input_activity(codes: Tensor, profile: DeviceProfile) -> Tensor:
@@ -134,7 +135,7 @@ def input_activity(codes: Tensor, profile: DeviceProfile) -> Tensor:
     mag = codes.abs()
     if profile.periphery.input_encoding == InputEncoding.analog:
         return (mag.double() / code_max).square()
-    table = _popcount_table(code_max).to(codes.device)
+    table = _popcount_table(code_max, str(codes.device))
     # DAC codes are clamped to +-code_max already; a larger one fails the gather
     return table.index_select(0, mag.to(torch.int32).view(-1)).view(codes.shape)
 
