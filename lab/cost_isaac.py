@@ -5,8 +5,8 @@ In-Situ Analog Arithmetic in Crossbars", ISCA 2016, doi:10.1109/ISCA.2016.12, Ta
 (32 nm, 1.2 GHz).  An IMA holds 8 crossbars of 128 x 128 2-bit cells, 8 ADCs (8 b),
 8 x 128 1-bit DACs, sample-and-hold, 4 shift-and-add units and input/output registers;
 a tile holds 12 IMAs plus eDRAM, bus, router share, sigmoid, max-pool and registers.
-The per-IMA rows below are the table's; the same numbers are reproduced in the ISAAC
-component file of the Accelergy hwcomponents library (CiMLoop).
+The per-IMA rows below are the table's; its ADC, DAC and shift-and-add rows are also
+reproduced in the ISAAC component file of the Accelergy hwcomponents library.
 
 Only per-operation numbers derived from that table (ADC, DAC, shift-add energies and
 areas) enter the profile :data:`ISAAC_PROFILE`; the array itself has no published
