@@ -7,6 +7,7 @@ Public API::
     memsim.program(chip, new_weights, seed=1)   # same chip, fresh programming noise
     memsim.drift(chip, 3600.0)
     memsim.effective_weights(chip); memsim.tile_report(chip)
+    print(memsim.cost_report(chip, x))          # energy, latency, area per layer
 """
 
 from .api import (
@@ -23,6 +24,7 @@ from .api import (
     target_weights,
     tile_report,
 )
+from .cost import CostModelError, CostReport, LayerCost, cost_report
 from .defects import DefectMap, defect_maps, defect_weight_map
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
@@ -31,15 +33,19 @@ __all__ = [
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
+    "CostModelError",
+    "CostReport",
     "DefectMap",
     "DeviceProfile",
     "DigitalLayer",
+    "LayerCost",
     "LayerTiles",
     "ProfileError",
     "TileReport",
     "analog_layers",
     "calibrate",
     "conductances",
+    "cost_report",
     "defect_maps",
     "defect_weight_map",
     "convert",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -55,6 +56,9 @@ def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator
 
 class AnalogLayer(nn.Module):
     """Shared state and mechanics of the analog layers (not used directly)."""
+
+    cost_probe: Callable[[AnalogLayer, Tensor], None] | None = None
+    """Called with the DAC codes of every forward pass while set (``memsim.cost``)."""
 
     def __init__(
         self,
@@ -461,6 +465,8 @@ class AnalogLinear(AnalogLayer):
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
         codes, bound, u = self._dac(x, (1,))
+        if self.cost_probe is not None:
+            self.cost_probe(self, codes)
         lay = self.layout
         b, rt = x.shape[0], lay.row_tiles
         if rt == 1:
@@ -548,6 +554,8 @@ class AnalogConv2d(AnalogLayer):
                 f"kernel {self.kernel_size} (padding {self.padding}, dilation {self.dilation})"
             )
         codes, bound, u = self._dac(x, (1, 2, 3))
+        if self.cost_probe is not None:
+            self.cost_probe(self, codes)
         lay = self.layout
         b = x.shape[0]
         if lay.aligned:

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .profile_periphery import Periphery
+
 
 class ProfileError(ValueError):
     """A device profile could not be found, parsed or validated."""
@@ -321,6 +323,8 @@ class DeviceProfile(_Section):
     aihwkit_noise_model: AihwkitNoiseModel | None = None
     """Device physics from an aihwkit noise model instead of ``programming_noise`` and
     ``drift.model`` (both must then be ``none``); ``null``: memsim's own physics."""
+    periphery: Periphery = Periphery()
+    """Energy, latency and area numbers of the cost model (``memsim.cost``); optional."""
 
     @property
     def g_range_uS(self) -> float:
