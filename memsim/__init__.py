@@ -23,6 +23,13 @@ from .api import (
     tile_report,
 )
 from .defects import DefectMap, defect_maps, defect_weight_map
+from .export import (
+    ConductanceMap,
+    ConductanceMapError,
+    export_chip,
+    import_conductances,
+    read_conductance_map,
+)
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 
@@ -30,6 +37,8 @@ __all__ = [
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
+    "ConductanceMap",
+    "ConductanceMapError",
     "DefectMap",
     "DeviceProfile",
     "LayerTiles",
@@ -43,10 +52,13 @@ __all__ = [
     "convert",
     "drift",
     "effective_weights",
+    "export_chip",
+    "import_conductances",
     "needs_calibration",
     "list_profiles",
     "load_profile",
     "program",
+    "read_conductance_map",
     "target_weights",
     "tile_report",
     "validate_profile",
