@@ -476,10 +476,6 @@ def read_conductance_map(path: str | os.PathLike[str]) -> ConductanceMap:
 # -- importing into a chip ----------------------------------------------------------
 
 
-def _tile_of_flat(flat_idx: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    return flat_idx // (rows * cols)
-
-
 def _first_cell(mask: np.ndarray) -> tuple[int, int, int]:
     t, r, c = np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape)
     return int(t), int(r), int(c)
@@ -590,7 +586,9 @@ def _physical_from_cells(
     return gp.reshape(shape), gm.reshape(shape)
 
 
-def _check_fields(origin: str, name: str, layer: AnalogLayer, fields: dict[str, np.ndarray]) -> None:
+def _check_fields(
+    origin: str, name: str, layer: AnalogLayer, fields: dict[str, np.ndarray]
+) -> None:
     lay = layer.layout
     if "layout" in fields:
         want = np.array([getattr(lay, f) for f in _LAYOUT_FIELDS])
