@@ -727,6 +727,7 @@ def fit_profile(
     max_degree: int = 6,
     move_tol: float = 0.1,
     t_offset_s: float | None = None,
+    t0_s: float | None = None,
     seed: int = 0,
 ) -> ProfileFit:
     """Fit every quantity the file has data for; return a profile extending ``base``.
@@ -740,6 +741,8 @@ def fit_profile(
         move_tol: Stuck-at threshold, fraction of the window.
         t_offset_s: Drift time offset (default: t0 for a ``pcm_joshi2020`` base, whose
             model counts ``t + t0``; else 0).
+        t0_s: Drift reference time of the fitted power law (default the base's t0;
+            drift rows before it are not used unless an offset brings them past it).
         seed: Seed of the cross-validation folds.
 
     Raises:
@@ -834,6 +837,9 @@ def fit_profile(
         )
     if meas.count("drift"):
         r = meas.select("drift")
+        t0 = prof.drift.t0_s if t0_s is None else float(t0_s)
+        if not t0 > 0:
+            raise MeasurementError(f"t0_s must be > 0 s, got {t0}")
         off = t_offset_s
         if off is None:
             off = prof.drift.t0_s if prof.drift.model == DriftModel.pcm_joshi2020 else 0.0
@@ -842,14 +848,14 @@ def fit_profile(
             r["t_s"],
             r["g_uS"],
             g_max_uS=d.g_max_uS,
-            t0_s=prof.drift.t0_s,
+            t0_s=t0,
             t_offset_s=off,
             target_uS=r["target_uS"],
         )
         fit.drift = dfit
         out["drift"] = {
             "model": "power_law",
-            "t0_s": prof.drift.t0_s,
+            "t0_s": t0,
             "nu_mean": max(0.0, dfit.nu_mean),
             "nu_std": dfit.nu_std,
             "compensation": prof.drift.compensation.value,
