@@ -68,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     prof = chip.memsim_profile
     print(f"{args.checkpoint} on {prof.name} ({report.rows}x{report.cols} tiles):")
     for r in report.layers:
-        print(f"  {r.name or '<root>':<28} {r.tiles:>5} tiles  {r.devices:>9} devices")
+        layer = f"{r.name}.weight" if r.name else "weight"  # as in the map files
+        print(f"  {layer:<28} {r.tiles:>5} tiles  {r.devices:>9} devices")
     print(f"  total {report.total_tiles} tiles, utilization {report.utilization:.1%}")
     print(f"wrote {npz}" + (f" and {csv}" if args.csv else ""))
     return 0
