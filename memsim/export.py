@@ -364,6 +364,8 @@ def _read_npz(path: Path) -> ConductanceMap:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ConductanceMapError(f"{path}: not a readable .npz file: {exc}") from exc
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ConductanceMapError(f"{path}: not an .npz archive (schema {SCHEMA}) or a .csv")
     with z:
         schema = _scalar(z, "schema", path)
         if schema != SCHEMA:
@@ -385,7 +387,7 @@ def _read_npz(path: Path) -> ConductanceMap:
             raise ConductanceMapError(
                 f"{path}: field 'quantity' is {quantity!r}; allowed: {', '.join(QUANTITIES)}"
             )
-        names = [str(n) for n in _scalar(z, "layer_names", path).reshape(-1)]
+        names = [str(n) for n in np.atleast_1d(_scalar(z, "layer_names", path))]
         if len(set(names)) != len(names):
             raise ConductanceMapError(f"{path}: field 'layer_names' repeats a name: {names}")
         layers: dict[str, LayerMap] = {}
