@@ -7,6 +7,9 @@ Public API::
     memsim.program(chip, new_weights, seed=1)   # same chip, fresh programming noise
     memsim.drift(chip, 3600.0)
     memsim.effective_weights(chip); memsim.tile_report(chip)
+    memsim.export_chip(chip, "chip.npz", csv_path="chip.csv")   # what to program, per tile
+    memsim.import_conductances(chip, "measured.npz")           # score a measured array
+    from memsim import fit; fit.fit_profile("meas.csv", "rram_wan2022")  # profile from data
 """
 
 from .api import (
