@@ -477,7 +477,9 @@ def fit_drift(
 
     n = s(np.ones_like(x))
     sx, sy, sxx, sxy, syy = s(x), s(y), s(x * x), s(x * y), s(y * y)
-    times = np.array([len(np.unique(x[inv == i])) for i in range(n_dev)]) if n_dev else n
+    # distinct read times per device: unique (device, time) pairs, counted per device
+    pairs = np.unique(np.stack([inv.astype(np.float64), x]), axis=1)
+    times = np.bincount(pairs[0].astype(np.int64), minlength=n_dev)
     sxx_c = sxx - sx * sx / np.maximum(n, 1)
     ok = (times >= 3) & (sxx_c > 0)
     if ok.sum() < MIN_POINTS["drift"]:
