@@ -407,15 +407,52 @@ def _read_npz(path: Path) -> ConductanceMap:
     return ConductanceMap(path, layers, meta)
 
 
-def _read_csv(path: Path) -> ConductanceMap:
+def _csv_table(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    """Header, layer names and numeric columns (float64) of a long-format CSV."""
     try:
-        f = path.open(encoding="utf-8", newline="")
-    except OSError as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConductanceMapError(f"{path}: cannot read: {exc}") from exc
-    with f:
-        reader = csv.reader(line for line in f if not line.startswith("#"))
-        header = [h.strip() for h in next(reader, [])]
-        rows = list(reader)
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        raise ConductanceMapError(f"{path}: empty; the header must be {','.join(CSV_COLUMNS)}")
+    if '"' in text:
+        # quoted layer names: the general (slower) reader
+        rows = list(csv.reader(lines))
+        header, body = [h.strip() for h in rows[0]], rows[1:]
+        names_list = [r[0] if r else "" for r in body]
+        numeric_rows = [r[1:] for r in body]
+    else:
+        header = [h.strip() for h in lines[0].split(",")]
+        body = lines[1:]
+        names_list = [ln.split(",", 1)[0] for ln in body]
+        numeric_rows = None
+    _check_csv_header(path, header)
+    if header[0] != "layer":
+        raise ConductanceMapError(f"{path}: the first column must be 'layer', got {header[0]!r}")
+    width = len(header)
+    cols: dict[str, np.ndarray] = {}
+    try:
+        if numeric_rows is None:
+            arr = np.loadtxt(
+                body, delimiter=",", usecols=range(1, width), dtype=np.float64, ndmin=2
+            )
+        else:
+            bad = next((i for i, r in enumerate(numeric_rows) if len(r) != width - 1), None)
+            if bad is not None:
+                raise ValueError(f"line {bad + 2}: {len(numeric_rows[bad]) + 1} fields")
+            arr = np.asarray(numeric_rows, dtype=np.float64).reshape(-1, width - 1)
+    except ValueError as exc:
+        raise ConductanceMapError(
+            f"{path}: not a table of {width} columns ({', '.join(header)}) with numbers after "
+            f"'layer': {exc}"
+        ) from None
+    for j, name in enumerate(header[1:]):
+        cols[name] = arr[:, j] if len(body) else np.zeros(0)
+    return header, np.asarray(names_list, dtype=str), cols
+
+
+def _check_csv_header(path: Path, header: list[str]) -> None:
     for side in ("plus", "minus"):
         col = f"g_{side}_uS"
         if col not in header:
@@ -431,30 +468,27 @@ def _read_csv(path: Path) -> ConductanceMap:
     missing = [c for c in CSV_COLUMNS[:4] if c not in header]
     if missing:
         raise ConductanceMapError(f"{path}: column(s) {missing} missing; expected {CSV_COLUMNS}")
-    rows = [r for r in rows if r]
-    bad = next((i for i, r in enumerate(rows) if len(r) != len(header)), None)
-    if bad is not None:
-        raise ConductanceMapError(
-            f"{path}: line {bad + 2}: {len(rows[bad])} fields, the header has {len(header)}"
-        )
-    at = {h: i for i, h in enumerate(header)}
-    table = list(zip(*rows)) if rows else [[] for _ in header]
-    names = np.asarray(table[at["layer"]], dtype=str)
 
-    def numeric(col: str, dtype: Any) -> np.ndarray:
-        try:
-            return np.asarray(table[at[col]], dtype=np.float64).astype(dtype)
-        except ValueError as exc:
-            raise ConductanceMapError(f"{path}: column {col!r}: not a number ({exc})") from None
 
-    tile, row, colv = (numeric(c, np.int64) for c in ("tile", "row", "col"))
-    gp, gm = numeric("g_plus_uS", np.float32), numeric("g_minus_uS", np.float32)
+def _read_csv(path: Path) -> ConductanceMap:
+    _, names, cols = _csv_table(path)
+    for c in ("tile", "row", "col"):
+        v = cols[c]
+        if not np.all(np.isfinite(v) & (v == np.round(v))):
+            i = int(np.flatnonzero(~(np.isfinite(v) & (v == np.round(v))))[0])
+            raise ConductanceMapError(
+                f"{path}: data line {i + 1}: column {c!r} = {v[i]!r} is not an integer"
+            )
+    tile, row, colv = (cols[c].astype(np.int64) for c in ("tile", "row", "col"))
+    gp, gm = cols["g_plus_uS"].astype(np.float32), cols["g_minus_uS"].astype(np.float32)
     layers: dict[str, LayerMap] = {}
-    order = list(dict.fromkeys(names.tolist()))
-    for name in order:
-        sel = names == name
+    uniq, first, inv = np.unique(names, return_index=True, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    for k in np.argsort(first):  # layers in file order
+        sel = order[bounds[k] : bounds[k + 1]]
         cells = np.stack([tile[sel], row[sel], colv[sel]], axis=1)
-        layers[name] = LayerMap(gp[sel], gm[sel], cells=cells)
+        layers[str(uniq[k])] = LayerMap(gp[sel], gm[sel], cells=cells)
     return ConductanceMap(path, layers, {"units": UNITS, "quantity": "measured"})
 
 

@@ -318,9 +318,17 @@ def test_malformed_csv_is_refused(exported):
     )
     dup = [*rows, rows[0]]
     _refused(chip, write("d.csv", header, dup), "more than once")
-    # the untouched CSV is accepted
+    # the untouched CSV is accepted, also with every field quoted
     memsim.import_conductances(chip, tmp / "ok.csv")
     assert chip[1].measured and chip[3].measured
+    g = memsim.conductances(chip)
+    with open(tmp / "q.csv", "w", newline="") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows([header, *rows])
+    memsim.import_conductances(chip, tmp / "q.csv")
+    assert all(torch.equal(g[k], v) for k, v in memsim.conductances(chip).items())
+    bad = [list(r) for r in rows]
+    bad[3][4] = "abc"
+    _refused(chip, write("x.csv", header, bad), "not a table")
 
 
 def test_missing_file_is_file_not_found(tmp_path, digits):
