@@ -8,6 +8,9 @@ Public API::
     memsim.drift(chip, 3600.0)
     memsim.effective_weights(chip); memsim.tile_report(chip)
     print(memsim.cost_report(chip, x))          # energy, latency, area per layer
+    memsim.export_chip(chip, "chip.npz", csv_path="chip.csv")   # what to program, per tile
+    memsim.import_conductances(chip, "measured.npz")           # score a measured array
+    from memsim import fit; fit.fit_profile("meas.csv", "rram_wan2022")  # profile from data
 """
 
 from .api import (
@@ -26,6 +29,13 @@ from .api import (
 )
 from .cost import CostModelError, CostReport, LayerCost, cost_report
 from .defects import DefectMap, defect_maps, defect_weight_map
+from .export import (
+    ConductanceMap,
+    ConductanceMapError,
+    export_chip,
+    import_conductances,
+    read_conductance_map,
+)
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 
@@ -35,6 +45,8 @@ __all__ = [
     "AnalogLinear",
     "CostModelError",
     "CostReport",
+    "ConductanceMap",
+    "ConductanceMapError",
     "DefectMap",
     "DeviceProfile",
     "DigitalLayer",
@@ -51,10 +63,13 @@ __all__ = [
     "convert",
     "drift",
     "effective_weights",
+    "export_chip",
+    "import_conductances",
     "needs_calibration",
     "list_profiles",
     "load_profile",
     "program",
+    "read_conductance_map",
     "target_weights",
     "tile_report",
     "validate_profile",

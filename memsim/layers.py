@@ -108,6 +108,7 @@ class AnalogLayer(nn.Module):
         self.calibrating = False
         self._cal_batches = 0
         self._has_drift = False
+        self.measured = False
         self.t_s = 0.0
         self.seed = 0
         self.noise_sampler = NoiseSampler.exact
@@ -137,8 +138,29 @@ class AnalogLayer(nn.Module):
         g = self.physics.program(g_target, gen)
         nu = self.physics.drift_exponents(g_target, gen)
         self._has_drift = nu is not None
+        self.measured = False
         self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
         self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
+        self._read_gens.clear()
+        self.calibrated = False
+        self._drift(0.0, reference=True)
+
+    @torch.no_grad()
+    def load_measured(
+        self, g: Tensor, fault: Tensor | None = None, gain: Tensor | None = None
+    ) -> None:
+        """Hold measured conductances ``(2, out, K)`` (µS) as the programmed state.
+
+        The targets, scales and drift exponents stay; ``fault`` / ``gain`` (if given)
+        replace the chip's defect map.  At ``t = 0`` the chip reads exactly ``g``: the
+        measurement already contains the faults and the noise of that read.
+        """
+        if fault is not None:
+            self.fault.copy_(fault.to(self.fault))
+        if gain is not None:
+            self.gain.copy_(gain.to(self.gain))
+        self.g_prog.copy_(g.to(self.g_prog))
+        self.measured = True
         self._read_gens.clear()
         self.calibrated = False
         self._drift(0.0, reference=True)
@@ -168,7 +190,7 @@ class AnalogLayer(nn.Module):
 
     def _conductances_at(self, t_s: float) -> Tensor:
         g = self.g_prog
-        if self._has_drift:
+        if self._has_drift and not (self.measured and t_s == 0.0):
             gen = _generator(
                 device_seed(self.seed, _STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
             )

@@ -1,0 +1,69 @@
+"""``memsim inspect CHECKPOINT --profile P``: device-level figures of one chip.
+
+Writes to ``--out`` (default ``runs/inspect/<checkpoint>-<profile>``): a conductance
+histogram per layer (targets against programmed), a fault map per tile of each layer,
+G(t) drift curves of sample devices at the ``--times``, and the tile utilization.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .hardware import HardwareCliError, add_conductances_argument, load_chip, parse_times
+
+
+def register(sub: Any) -> None:
+    """Add the ``inspect`` subcommand."""
+    p = sub.add_parser(
+        "inspect",
+        help="device-level figures: conductances, faults per tile, drift, tile use",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
+    p.add_argument("--profile", required=True, help="shipped profile name or JSON path")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder for the PNG files")
+    p.add_argument("--seed", type=int, default=0, help="programming seed (default 0)")
+    p.add_argument("--chip-seed", type=int, default=None, help="chip seed (default: --seed)")
+    p.add_argument(
+        "--times",
+        default="1,60,3600,86400,2592000",
+        metavar="T1,T2,...",
+        help="drift times in seconds for the G(t) curves (default 1 s .. 30 days)",
+    )
+    p.add_argument(
+        "--max-tiles", type=int, default=16, help="tiles per layer in the fault maps (default 16)"
+    )
+    p.add_argument("--run-root", default="runs", help="root of the default --out")
+    p.add_argument("--data-root", default=None, help="folder with <dataset>.npz")
+    add_conductances_argument(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the chip and write the figures."""
+    from .inspect_plots import inspect_chip
+
+    times = parse_times(args.times) if isinstance(args.times, str) else list(args.times)
+    if args.max_tiles < 1:
+        raise HardwareCliError(f"--max-tiles must be >= 1, got {args.max_tiles}")
+    chip, _ = load_chip(
+        args.checkpoint,
+        args.profile,
+        seed=args.seed,
+        chip_seed=args.chip_seed,
+        root=args.data_root,
+        conductances=args.conductances,
+        calibrate=False,
+    )
+    prof = chip.memsim_profile
+    out = (
+        Path(args.out)
+        if args.out
+        else (Path(args.run_root) / "inspect" / f"{Path(args.checkpoint).stem}-{prof.name}")
+    )
+    for path in inspect_chip(chip, out, times=times, max_tiles=args.max_tiles):
+        print(f"wrote {path}")
+    return 0
