@@ -1,4 +1,4 @@
-"""``memsim cost`` (lab/cli_cost.py) through a local argparse parser."""
+"""``memsim cost`` (lab/cli/cost.py) through a local argparse parser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 
-from lab import cli_cost
+from lab.cli import build_parser
+from lab.cli.common import CliError
 from models.checkpoint import save_checkpoint
 from models.protonet import ProtoNet
 
@@ -17,9 +18,7 @@ torch.set_num_threads(1)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="memsim")
-    cli_cost.register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +48,14 @@ def test_cost_command_prints_and_writes_csv_json_and_plot(checkpoint, tmp_path, 
 
 def test_cost_command_user_errors(checkpoint, tmp_path):
     args = _parse(["cost", str(tmp_path / "none.pt"), "--profile", "rram_wan2022"])
-    with pytest.raises(FileNotFoundError, match="none.pt"):
+    with pytest.raises(CliError, match="none.pt"):
         args.func(args)
     args = _parse(["cost", str(checkpoint), "--profile", "ideal", "--out", str(tmp_path)])
-    with pytest.raises(cli_cost.CostCommandError, match=r"dac\.bits"):
+    with pytest.raises(CliError, match=r"dac\.bits"):
         args.func(args)
     args = _parse(["cost", str(checkpoint), "--profile", "no_such_chip"])
-    with pytest.raises(cli_cost.CostCommandError, match="unknown profile name"):
+    with pytest.raises(CliError, match="unknown profile name"):
         args.func(args)
     args = _parse(["cost", str(checkpoint), "--profile", "rram_wan2022", "--images", "0"])
-    with pytest.raises(cli_cost.CostCommandError, match="--images"):
+    with pytest.raises(CliError, match="--images"):
         args.func(args)

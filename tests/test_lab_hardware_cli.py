@@ -12,7 +12,8 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import memsim
-from lab import cli_export, cli_fit, cli_inspect
+from lab.cli import build_parser
+from lab.cli.common import CliError
 from lab.hardware import HardwareCliError, apply_measured_conductances, load_chip
 from models.checkpoint import save_checkpoint
 from models.protonet import ProtoNet
@@ -22,13 +23,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "measurements.csv"
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memsim")
-    sub = p.add_subparsers(dest="command", required=True)
-    cli_export.register(sub)
-    cli_inspect.register(sub)
-    prof = sub.add_parser("profiles")
-    cli_fit.register_fit(prof.add_subparsers(dest="action", required=True))
-    return p
+    return build_parser()
 
 
 def _run(*argv: str) -> int:
@@ -56,7 +51,7 @@ def test_export_writes_npz_and_csv_that_import_back(tmp_path, checkpoint, capsys
     lines = (out / "chip.csv").read_text().splitlines()
     assert lines[0] == ",".join(memsim.export.CSV_COLUMNS)
     assert len(lines) - 1 == int(sum(z[f"layer{i}.used"].sum() for i in range(2)))
-    with pytest.raises(HardwareCliError, match="exists; pass --force"):
+    with pytest.raises(CliError, match="exists; pass --force"):
         _run("export", checkpoint, "--profile", "rram_1t1r_yao2020", "--out", out)
     # the hook evaluate uses: a programmed-state export scored on another chip seed
     assert (
@@ -98,7 +93,7 @@ def test_conductances_hook_refuses_a_map_of_another_model(tmp_path, checkpoint):
         apply_measured_conductances(chip, tmp_path / "o" / "chip.npz")
     after = memsim.conductances(chip)
     assert all(torch.equal(before[k], after[k]) for k in before)
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(CliError, match="missing.pt"):
         load_chip(tmp_path / "missing.pt", "ideal")
 
 
@@ -116,7 +111,7 @@ def test_profiles_fit_on_the_example_csv(tmp_path, capsys):
     assert prof.read_noise.sigma == pytest.approx(0.008, rel=0.1)
     for png in ("programming", "drift", "read_noise", "stuck"):
         assert (tmp_path / "my_chip_fit" / f"{png}.png").stat().st_size > 1000
-    with pytest.raises(HardwareCliError, match="--max-degree must be in 0..15"):
+    with pytest.raises(CliError, match="--max-degree must be in 0..15"):
         _run(
             "profiles",
             "fit",
@@ -128,7 +123,7 @@ def test_profiles_fit_on_the_example_csv(tmp_path, capsys):
             "--max-degree",
             "20",
         )
-    with pytest.raises(HardwareCliError, match="must end in .json"):
+    with pytest.raises(CliError, match="must end in .json"):
         _run("profiles", "fit", EXAMPLE, "--base", "rram_wan2022", "--out", tmp_path / "b")
 
 
@@ -157,5 +152,5 @@ def test_inspect_writes_the_device_figures(tmp_path, checkpoint, capsys):
         "faults_encoder.1.0.weight.png",
         "tiles.png",
     ]
-    with pytest.raises(HardwareCliError, match="--times"):
+    with pytest.raises(CliError, match="--times"):
         _run("inspect", checkpoint, "--profile", "ideal", "--out", out, "--times", "a,b")

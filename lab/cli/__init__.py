@@ -6,6 +6,10 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim train-baseline TASK [--scale quick|paper]
     memsim evaluate CHECKPOINT --profile NAME|FILE [--drift 1h 1d] [--draws N]
     memsim compare CHECKPOINT --profile NAME [--drift 1h 1d] [--draws N]   (needs aihwkit)
+    memsim cost CHECKPOINT --profile NAME [--data NAME]       energy, latency and area
+    memsim export CHECKPOINT --profile NAME --out DIR        conductance maps to program
+    memsim inspect CHECKPOINT --profile NAME                 device-level plots
+    memsim profiles fit MEASUREMENTS.csv --base NAME --out FILE.json
     memsim ga CONFIG.toml [--scale quick|paper] [--set section.key=value ...] [--resume [DIR]]
     memsim reproduce table1 [--scale quick|paper]
     memsim sweep figures [--scale quick|paper]
@@ -23,8 +27,11 @@ import sys
 from collections.abc import Sequence
 
 from . import compare as cli_compare
+from . import cost as cli_cost
 from . import evaluate as cli_evaluate
+from . import export as cli_export
 from . import ga as cli_ga
+from . import inspect as cli_inspect
 from . import profiles as cli_profiles
 from . import reproduce as cli_reproduce
 from . import train as cli_train
@@ -64,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     cli_train.register(sub)
     cli_evaluate.register(sub)
     cli_compare.register(sub)
+    cli_cost.register(sub)
+    cli_export.register(sub)
+    cli_inspect.register(sub)
     cli_ga.register_ga(sub)
     cli_reproduce.register_reproduce(sub)
     cli_reproduce.register_sweep(sub)

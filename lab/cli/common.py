@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 DEFAULT_RUN_ROOT = "runs"
 
@@ -117,6 +117,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_RUN_ROOT,
         help="root of run folders and of baselines/ (default: %(default)s)",
     )
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def as_cli_errors(func: Command) -> Command:
+    """Report a subcommand's ``ValueError`` and missing files as one-line :class:`CliError`."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except (ValueError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from exc
+
+    run.__doc__ = func.__doc__
+    return run
 
 
 @contextlib.contextmanager

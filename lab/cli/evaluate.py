@@ -17,6 +17,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from lab.hardware import add_conductances_argument
+
 from .common import (
     CliError,
     add_run_options,
@@ -64,6 +66,7 @@ def register(sub: Any) -> None:
         help="output folder (default: a new <run-root>/evaluate folder); a name ending in "
         ".json is the report file itself, with the plots beside it",
     )
+    add_conductances_argument(p)
     add_run_options(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -79,11 +82,17 @@ def evaluate_checkpoint(
     support_draws: int,
     test_size: int | None,
     data_root: str | None,
+    conductances: str | None = None,
 ) -> dict[str, Any]:
-    """Score a checkpoint; return a JSON-able dict with one entry per drift time."""
+    """Score a checkpoint; return a JSON-able dict with one entry per drift time.
+
+    With ``conductances`` (a measured map, :func:`memsim.import_conductances`) every draw
+    scores that one measured array; the draws then differ only by read noise.
+    """
     import torch
 
     import memsim
+    from lab.hardware import apply_measured_conductances
     from lab.scoring import digital_scorer, scoring_seed
     from models.checkpoint import load_checkpoint
     from models.data import calibration_images, load_dataset, resolve_data_root, stratified_subset
@@ -105,6 +114,8 @@ def evaluate_checkpoint(
     for i in range(draws):
         cs = chip_seed if chip_seed is not None else seed + i
         chip = memsim.convert(model, prof, seed=seed + i, chip_seed=cs)
+        if conductances is not None:
+            apply_measured_conductances(chip, conductances)
         if memsim.needs_calibration(chip):
             memsim.calibrate(chip, calibration_images(train))
         chip.eval()
@@ -125,6 +136,7 @@ def evaluate_checkpoint(
         "seed": seed,
         "support_draws": support_draws if task.is_protonet else None,
         "test_images": len(test),
+        "conductances": conductances,
         "digital_pct": digital,
         "results": [
             {
@@ -171,6 +183,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             support_draws=args.support_draws,
             test_size=args.test_size,
             data_root=args.data_root,
+            conductances=args.conductances,
         )
     report = out.pop("_report")
     out["environment"] = environment()

@@ -30,6 +30,9 @@ def register(sub: Any) -> None:
     )
     val.add_argument("files", nargs="+", metavar="FILE", help="profile JSON file(s)")
     val.set_defaults(func=cmd_validate)
+    from . import fit
+
+    fit.register_fit(ps)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

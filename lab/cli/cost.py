@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lab.cli.common import as_cli_errors
+
 
 class CostCommandError(ValueError):
     """A user error of ``memsim cost`` (bad argument, profile or data)."""
@@ -32,22 +34,20 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--data", default=None, help="dataset name (default: the one in the checkpoint meta)"
     )
-    p.add_argument("--data-root", default=None, help="folder with <dataset>.npz")
     p.add_argument(
         "--images", type=int, default=64, help="test images measured (default %(default)s)"
     )
     p.add_argument("--seed", type=int, default=0, help="programming seed (default 0)")
     p.add_argument("--out", default=None, help="output folder (default: runs/cost/<name>)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=as_cli_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit status (0)."""
     import memsim
+    from lab.cost_plots import plot_energy_breakdown
     from models.checkpoint import load_checkpoint
     from models.data import DatasetNotFoundError, calibration_images, load_dataset
-
-    from .cost_plots import plot_energy_breakdown
 
     ckpt = Path(args.checkpoint)
     if not ckpt.is_file():

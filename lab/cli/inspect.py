@@ -11,7 +11,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .hardware import HardwareCliError, add_conductances_argument, load_chip, parse_times
+from lab.cli.common import as_cli_errors
+from lab.hardware import HardwareCliError, add_conductances_argument, load_chip, parse_times
 
 
 def register(sub: Any) -> None:
@@ -37,14 +38,13 @@ def register(sub: Any) -> None:
         "--max-tiles", type=int, default=16, help="tiles per layer in the fault maps (default 16)"
     )
     p.add_argument("--run-root", default="runs", help="root of the default --out")
-    p.add_argument("--data-root", default=None, help="folder with <dataset>.npz")
     add_conductances_argument(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=as_cli_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the chip and write the figures."""
-    from .inspect_plots import inspect_chip
+    from lab.inspect_plots import inspect_chip
 
     times = parse_times(args.times) if isinstance(args.times, str) else list(args.times)
     if args.max_tiles < 1:

@@ -14,7 +14,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .hardware import HardwareCliError, add_conductances_argument, load_chip
+from lab.cli.common import as_cli_errors
+from lab.hardware import HardwareCliError, add_conductances_argument, load_chip
 
 
 def register(sub: Any) -> None:
@@ -38,9 +39,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--no-csv", dest="csv", action="store_false", help="write only the .npz")
     p.add_argument("--force", action="store_true", help="overwrite an existing chip.npz/.csv")
-    p.add_argument("--data-root", default=None, help="folder with <dataset>.npz")
     add_conductances_argument(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=as_cli_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:

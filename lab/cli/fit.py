@@ -14,7 +14,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .hardware import HardwareCliError
+from lab.cli.common import as_cli_errors
+from lab.hardware import HardwareCliError
 
 
 def register_fit(profiles_sub: Any) -> None:
@@ -54,7 +55,7 @@ def register_fit(profiles_sub: Any) -> None:
     )
     p.add_argument("--no-plots", dest="plots", action="store_false", help="skip the figures")
     p.add_argument("--force", action="store_true", help="overwrite --out")
-    p.set_defaults(func=run)
+    p.set_defaults(func=as_cli_errors(run))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"wrote {out}")
     if args.plots:
-        from .fit_plots import plot_fit
+        from lab.fit_plots import plot_fit
 
         for path in plot_fit(result, out.with_name(f"{out.stem}_fit")):
             print(f"wrote {path}")
