@@ -93,7 +93,7 @@ def test_conductances_hook_refuses_a_map_of_another_model(tmp_path, checkpoint):
         apply_measured_conductances(chip, tmp_path / "o" / "chip.npz")
     after = memsim.conductances(chip)
     assert all(torch.equal(before[k], after[k]) for k in before)
-    with pytest.raises(CliError, match="missing.pt"):
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_chip(tmp_path / "missing.pt", "ideal")
 
 
