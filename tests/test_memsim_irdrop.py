@@ -215,3 +215,12 @@ def test_drift_recomputes_the_transfer_matrices():
     layer = memsim.analog_layers(chip)[0][1]
     ref = _reference_weights(layer, 5.0, 0.0, "g_min", "interleaved", "left", "bottom")
     assert torch.allclose(layer.w_norm.double(), ref, rtol=1e-5, atol=1e-8)
+
+
+def test_shipped_profiles_keep_ir_drop_off_except_the_variant():
+    for name in memsim.list_profiles():
+        prof = memsim.load_profile(name)
+        assert prof.ir_drop.enabled == (name == "rram_wan2022_irdrop"), name
+    var = memsim.load_profile("rram_wan2022_irdrop")
+    assert var.tile.rows == var.tile.cols == 256 and 1.0 <= var.ir_drop.r_wire_ohm <= 2.5
+    assert {"ir_drop.r_wire_ohm", "ir_drop.r_access_ohm"} <= set(var.source)
