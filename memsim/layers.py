@@ -5,7 +5,9 @@ full window driven by a full-scale input contributes 1.0):
 
 1. DAC: ``x_hat = quantize(clip(x / B))`` with the range ``B`` set by the DAC mode.
 2. Each tile column sums ``x_hat * (G+ - G-) / (g_max - g_min)`` over the tile's rows,
-   plus read noise and bit-line noise.
+   plus read noise and bit-line noise.  With IR drop on, the tile's differential
+   transfer matrix (:mod:`memsim.irdrop`, computed at programming and drift time)
+   takes the place of ``G+ - G-``.
 3. Each partial sum is digitized by its tile's ADC.
 4. Digital: partial sums are scaled (weight scale, drift-compensation gain) and
    accumulated over row tiles, multiplied by ``B`` and the bias is added.

@@ -3,7 +3,12 @@
 Both are symmetric mid-tread uniform quantizers: ``b`` bits give the
 ``2**b - 1`` levels ``k * bound / (2**(b-1) - 1)`` for ``|k| <= 2**(b-1) - 1``
 (the convention of aihwkit's ``inp_res``/``out_res = 1 / (2**b - 2)``); one bit
-gives the two levels ``+-bound``.  Values beyond ``bound`` saturate.
+gives the two levels ``+-bound``, and maps 0 to ``+bound``.  Values beyond ``bound``
+saturate.  Ties round half to even (``torch.round``): a value exactly half a step
+between two levels goes to the level with the even code.  In the layers the DAC works
+in units of its range, and the ADC range (calibrated or the fixed ``adc.bound``) is in
+normalized units relative to the DAC full scale: a device at full window driven at the
+DAC's full-scale input contributes 1.0, whatever that input is in activation units.
 """
 
 from __future__ import annotations

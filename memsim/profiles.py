@@ -197,7 +197,8 @@ class DAC(_Section):
     """Input digital-to-analog converter."""
 
     bits: int | None = Field(None, ge=1, le=16)
-    """Resolution, 1..16; ``null`` = ideal (no quantization, no clipping)."""
+    """Resolution, 1..16; ``null`` = ideal (no quantization, no clipping).  Codes round
+    half to even (``torch.round``); 1 bit is the sign, with 0 mapped to +bound."""
     mode: RangeMode = RangeMode.dynamic
     """fixed: clip at ``bound``; dynamic: per input vector max|x|; calibrated: per-layer
     max|x| over a calibration batch."""
@@ -214,8 +215,10 @@ class ADC(_Section):
     """fixed: ``bound``; calibrated: per tile, max|partial sum| over a calibration batch
     times ``margin``; dynamic: per tile max over the current batch."""
     bound: float = Field(10.0, gt=0.0, le=1e9)
-    """Full scale for the fixed mode, in normalized units (one device at full window
-    driven by input 1.0 gives 1.0)."""
+    """Full scale for the fixed mode, in normalized units relative to the DAC full scale:
+    one device at full window driven at the DAC's full-scale input gives 1.0 (an input
+    of 1.0 only when the DAC range is 1).  Codes round half to even; 1 bit is the sign,
+    with 0 mapped to +range."""
     margin: float = Field(1.0, gt=0.0, le=100.0)
     """Multiplier on the calibrated range."""
 

@@ -73,3 +73,35 @@ def test_calibrated_adc_range_is_relative_to_the_dac_full_scale():
     tiles = layer.tile_of_partial[:, 0]
     per_tile = torch.zeros(layer.layout.n_tiles).scatter_reduce(0, tiles, expected, "amax")
     assert torch.allclose(layer.adc_range, per_tile * prof.adc.margin, rtol=1e-5)
+
+
+def _identity_chip(**sections) -> torch.nn.Module:
+    base = memsim.load_profile("ideal").model_dump()
+    base.update(name="converters", **sections)
+    lin = torch.nn.Linear(4, 4, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(4))
+    return memsim.convert(torch.nn.Sequential(lin), memsim.validate_profile(base), seed=0)
+
+
+def test_dac_ties_round_half_to_even_and_one_bit_maps_zero_to_plus_bound():
+    chip = _identity_chip(dac={"bits": 3, "mode": "fixed", "bound": 3.0})  # step 1.0
+    with torch.no_grad():
+        y = chip(torch.tensor([[0.5, 1.5, 2.5, -0.5]]))
+    assert torch.equal(y, torch.tensor([[0.0, 2.0, 2.0, 0.0]]))
+    chip = _identity_chip(dac={"bits": 1, "mode": "fixed", "bound": 3.0})
+    with torch.no_grad():
+        y = chip(torch.tensor([[0.0, -0.1, 0.3, -0.0]]))
+    assert torch.equal(y, torch.tensor([[3.0, -3.0, 3.0, 3.0]]))
+
+
+def test_fixed_adc_bound_is_relative_to_the_dac_full_scale():
+    # DAC full scale 4: input 4 on a full-window device is 1.0 in ADC units, so an ADC
+    # bound of 0.5 saturates at 0.5 x 4 = 2 activation units (not at 0.5)
+    chip = _identity_chip(
+        dac={"bits": 8, "mode": "fixed", "bound": 4.0},
+        adc={"bits": 8, "mode": "fixed", "bound": 0.5},
+    )
+    with torch.no_grad():
+        y = chip(torch.tensor([[4.0, 1.0, 0.0, -4.0]]))
+    assert torch.allclose(y, torch.tensor([[2.0, 1.0, 0.0, -2.0]]), atol=0.02)
