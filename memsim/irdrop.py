@@ -188,6 +188,13 @@ def transfer_matrices(
     else:
         # reciprocity: drive the sense ends, read at the drivers (rotated to canonical)
         t = _exact_canonical(gh.transpose(-1, -2).flip(-1, -2)).transpose(-1, -2).flip(-1, -2)
+    if not bool(torch.isfinite(t).all()):
+        # the chain recurrences grow like exp(length * sqrt(r g)); float64 ends near e^709
+        raise ValueError(
+            f"ir_drop: the {model.value} solve overflowed for {r}x{n} tiles at r_wire_ohm="
+            f"{r_wire_ohm} and conductances up to {float(g_uS.max()):.3g} uS; use smaller "
+            "tiles or a smaller r_wire_ohm"
+        )
     if driver == WordLineDriver.right:
         t = t.flip(-2)
     if sense == SenseSide.top:

@@ -224,3 +224,11 @@ def test_shipped_profiles_keep_ir_drop_off_except_the_variant():
     var = memsim.load_profile("rram_wan2022_irdrop")
     assert var.tile.rows == var.tile.cols == 256 and 1.0 <= var.ir_drop.r_wire_ohm <= 2.5
     assert {"ir_drop.r_wire_ohm", "ir_drop.r_access_ohm"} <= set(var.source)
+
+
+def test_overflowing_solve_is_an_error_naming_the_field():
+    g = torch.full((1, 8, 3000), 1e5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="r_wire_ohm"):
+        transfer_matrices(g, 1e4, "fast")
+    with pytest.raises(ValueError, match="tiles, rows, bit lines"):
+        transfer_matrices(g[0], 1.0)
