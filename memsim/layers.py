@@ -5,7 +5,9 @@ full window driven by a full-scale input contributes 1.0):
 
 1. DAC: ``x_hat = quantize(clip(x / B))`` with the range ``B`` set by the DAC mode.
 2. Each tile column sums ``x_hat * (G+ - G-) / (g_max - g_min)`` over the tile's rows,
-   plus read noise and bit-line noise.
+   plus read noise and bit-line noise.  With IR drop on, the tile's differential
+   transfer matrix (:mod:`memsim.irdrop`, computed at programming and drift time)
+   takes the place of ``G+ - G-``.
 3. Each partial sum is digitized by its tile's ADC.
 4. Digital: partial sums are scaled (weight scale, drift-compensation gain) and
    accumulated over row tiles, multiplied by ``B`` and the bias is added.
@@ -36,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import mapping
+from . import irdrop, mapping
 from .physics import device_model
 from .profiles import DeviceProfile, DriftCompensation, RangeMode
 from .sampling import NoiseSampler, standard_normal
@@ -107,6 +109,8 @@ class AnalogLayer(nn.Module):
         self.calibrated = False
         self.calibrating = False
         self._cal_batches = 0
+        self._adc_cal_max: Tensor | None = None
+        self._out_noise_scale = 1.0
         self._has_drift = False
         self.measured = False
         self.t_s = 0.0
@@ -204,9 +208,10 @@ class AnalogLayer(nn.Module):
         self.g_now.copy_(g)
         p = self.profile
         if p.ir_drop.enabled:
-            r = mapping.ir_drop_series_ohm(self.layout, p).to(g.device)
-            g = g / (1.0 + g * 1e-6 * r)
-        self.w_norm.copy_(mapping.to_normalized(g, p))
+            # one transfer matrix per tile, solved for all tiles of the layer at once
+            self.w_norm.copy_(irdrop.normalized_weights(g, self.layout, p))
+        else:
+            self.w_norm.copy_(mapping.to_normalized(g, p))
         tiles_abs = self._tile_mean_abs()
         if reference:
             self.comp_ref.copy_(tiles_abs)
@@ -322,6 +327,11 @@ class AnalogLayer(nn.Module):
                 cur = self._finite_abs_max(x, None, "inputs (DAC range)").clamp(min=1e-12)
                 accumulate = self.calibrating and self._cal_batches > 0
                 self.dac_range.copy_(torch.maximum(self.dac_range, cur) if accumulate else cur)
+            if self.calibrating:
+                # The range is not final until the last batch: pass the inputs through
+                # unquantized so that no statistic depends on a provisional range.
+                self._out_noise_scale = float(self.dac_range)
+                return x, 1.0, 1.0
             bound = self.dac_range
         if dac.bits == 1:
             return torch.where(x >= 0, 1.0, -1.0).to(x.dtype), bound, 1.0
@@ -343,6 +353,9 @@ class AnalogLayer(nn.Module):
 
         """
         s_read, s_out = self.physics.read_sigma(), self.profile.output_noise.sigma
+        # bit-line noise is relative to the DAC full scale (input units in a pass-through)
+        s_out *= self._out_noise_scale
+        self._out_noise_scale = 1.0
         if sx2 is not None and (s_read > 0 or s_out > 0):
             std = sx2.mul_(2.0 * s_read**2).add_(s_out**2 / u**2).sqrt_()
             noise = standard_normal(
@@ -351,7 +364,11 @@ class AnalogLayer(nn.Module):
             pc.addcmul_(noise, std)
         factor = self._p_scale
         adc = self.profile.adc
-        if adc.bits is not None:
+        if adc.bits is not None and self.calibrating:
+            # record the ranges, digitize nothing: later layers see batch-independent inputs
+            self._adc_range(pc, u)
+            factor = factor * u
+        elif adc.bits is not None:
             rng = self._adc_range(pc, u)
             step = rng.clamp(min=1e-12)[self._p_tile]  # (G*T, O, 1), normalized units
             if adc.bits == 1:
@@ -392,8 +409,14 @@ class AnalogLayer(nn.Module):
             * adc.margin
         )
         if adc.mode == RangeMode.calibrated:
-            if self.calibrating and self._cal_batches > 0:
-                rng = torch.maximum(rng, self.adc_range)
+            if self.calibrating:
+                # running max of the partial sums in the units of this batch's DAC scale
+                # (input units while a calibrated DAC passes inputs through); converted to
+                # the final DAC full scale by calibrate_end
+                if self._cal_batches > 0:
+                    rng = torch.maximum(rng, self._adc_cal_max)
+                self._adc_cal_max = rng
+                return rng
             self.adc_range.copy_(rng)
             if not self.calibrating:
                 log.info(
@@ -447,14 +470,29 @@ class AnalogLayer(nn.Module):
             self.calibrated = True
 
     def calibrate_begin(self) -> None:
-        """Start accumulating DAC/ADC ranges over calibration batches."""
+        """Start accumulating DAC/ADC ranges over calibration batches.
+
+        Until :meth:`calibrate_end`, a calibrated DAC passes its inputs through and the
+        ADCs do not digitize, so every layer sees inputs that do not depend on which
+        batches came before; the ranges are running maxima, so the result does not
+        depend on the order or the sizes of the batches (for noise-free tiles; with read
+        noise the maxima are over the noise draws of the calibration pass).
+        """
         self.calibrating = True
         self._cal_batches = 0
+        self._adc_cal_max = None
 
     def calibrate_end(self) -> None:
         """Freeze the ranges accumulated since :meth:`calibrate_begin`."""
         self.calibrating = False
         self.calibrated = True
+        rng = self._adc_cal_max
+        if rng is not None:
+            dac = self.profile.dac
+            if dac.bits is not None and dac.mode == RangeMode.calibrated:
+                rng = rng / self.dac_range  # relative to the DAC full scale
+            self.adc_range.copy_(rng)
+            self._adc_cal_max = None
 
     def _needs_sx2(self) -> bool:
         return self.physics.read_sigma() > 0.0 or self.profile.output_noise.sigma > 0.0

@@ -72,15 +72,3 @@ def to_normalized(g: Tensor, profile: DeviceProfile) -> Tensor:
     """Normalized weights ``(G+ - G-) / (g_max - g_min)`` from conductances ``(2, ...)``."""
     return (g[0] - g[1]) / profile.g_range_uS
 
-
-def ir_drop_series_ohm(layout: TileLayout, profile: DeviceProfile) -> Tensor:
-    """Series resistance (ohm) each logical weight's devices see (first-order IR drop).
-
-    Row index counts from the driver at the far side (``rows - i`` wire segments to the
-    cell) and the column from the sense amplifier (``j + 1`` segments); see
-    :class:`memsim.profiles.IRDrop`.
-    """
-    ir = profile.ir_drop
-    _, row, col = layout.positions()
-    segments = (col + 1) + (layout.rows - row)
-    return ir.r_access_ohm + ir.r_wire_ohm * segments.to(torch.float32)

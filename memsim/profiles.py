@@ -212,7 +212,8 @@ class DAC(_Section):
     """Input digital-to-analog converter."""
 
     bits: int | None = Field(None, ge=1, le=16)
-    """Resolution, 1..16; ``null`` = ideal (no quantization, no clipping)."""
+    """Resolution, 1..16; ``null`` = ideal (no quantization, no clipping).  Codes round
+    half to even (``torch.round``); 1 bit is the sign, with 0 mapped to +bound."""
     mode: RangeMode = RangeMode.dynamic
     """fixed: clip at ``bound``; dynamic: per input vector max|x|; calibrated: per-layer
     max|x| over a calibration batch."""
@@ -229,8 +230,10 @@ class ADC(_Section):
     """fixed: ``bound``; calibrated: per tile, max|partial sum| over a calibration batch
     times ``margin``; dynamic: per tile max over the current batch."""
     bound: float = Field(10.0, ge=1e-6, le=1e9)
-    """Full scale for the fixed mode, in normalized units (one device at full window
-    driven by input 1.0 gives 1.0), 1e-6 to 1e9."""
+    """Full scale for the fixed mode, 1e-6 to 1e9, in normalized units relative to the DAC
+    full scale: one device at full window driven at the DAC's full-scale input gives 1.0
+    (an input of 1.0 only when the DAC range is 1).  Codes round half to even; 1 bit is
+    the sign, with 0 mapped to +range."""
     margin: float = Field(1.0, gt=0.0, le=100.0)
     """Multiplier on the calibrated range."""
 
@@ -242,22 +245,72 @@ class OutputNoise(_Section):
     """Std in normalized output units (aihwkit's ``out_noise``)."""
 
 
-class IRDrop(_Section):
-    """First-order IR drop of the 1T1R array (no nodal solve).
+class IRDropModel(str, Enum):
+    """How the IR drop of a tile is computed (see :mod:`memsim.irdrop`)."""
 
-    A device at row i (from the driver) and column j (from the sense amplifier)
-    sees a series resistance ``R = r_access_ohm + r_wire_ohm * ((j + 1) + (rows - i))``
-    and conducts ``G / (1 + G R)``.  Current sharing between cells is ignored, so
-    this overestimates the drop of sparse inputs and underestimates it when many rows
-    are driven.
+    exact = "exact"
+    fast = "fast"
+
+
+class PairLayout(str, Enum):
+    """Where the two devices of a differential pair sit."""
+
+    interleaved = "interleaved"
+    separate = "separate"
+
+
+class WordLineDriver(str, Enum):
+    """Side of the word-line drivers."""
+
+    left = "left"
+    right = "right"
+
+
+class SenseSide(str, Enum):
+    """Side of the bit-line sense amplifiers."""
+
+    bottom = "bottom"
+    top = "top"
+
+
+class UnusedCells(str, Enum):
+    """What the cells of a tile that hold no weight contain."""
+
+    g_min = "g_min"
+    none = "none"
+
+
+class IRDrop(_Section):
+    """IR drop of the 1T1R array: wire and access resistance, solved per tile.
+
+    Word line ``i`` runs from its driver (one wire segment before the first cell, one
+    between neighbouring cells); bit line ``k`` runs from its far end to its sense
+    amplifier (virtual ground, one segment after the last cell).  Each cell is its
+    device in series with its access transistor.  After every programming, drift or
+    fault change the layer computes each tile's transfer matrix from driver voltages
+    to sense currents (``exact``: a direct nodal solve; ``fast``: each line solved
+    exactly with the crossing lines ideal) and the forward pass uses it in place of
+    the conductances.  See :mod:`memsim.irdrop`.
     """
 
     enabled: bool = False
-    """Apply the IR-drop correction."""
+    """Apply IR drop."""
+    model: IRDropModel = IRDropModel.exact
+    """exact (direct nodal solve, float64) | fast (line-decoupled, O(rows x cols))."""
+    pair_layout: PairLayout = PairLayout.interleaved
+    """interleaved: G+ and G- of a column on adjacent bit lines of one array (2 x cols bit
+    lines per word line) | separate: a G+ array and a G- array, each rows x cols."""
+    word_line_driver: WordLineDriver = WordLineDriver.left
+    """Side of the word-line drivers: left = next to column 0."""
+    sense_amp: SenseSide = SenseSide.bottom
+    """Side of the sense amplifiers: bottom = next to the last row."""
+    unused_cells: UnusedCells = UnusedCells.g_min
+    """Cells outside every weight block (and rows/columns a layer does not fill):
+    g_min = both devices at g_min, loading the lines | none = no device."""
     r_wire_ohm: float = Field(0.0, ge=0.0, le=1e4)
-    """Wire resistance per cell segment (ohm)."""
+    """Wire resistance per cell segment (ohm), word and bit lines alike."""
     r_access_ohm: float = Field(0.0, ge=0.0, le=1e7)
-    """Access transistor on-resistance (ohm)."""
+    """Access transistor on-resistance (ohm), in series with each device."""
 
 
 class ConductanceMap(str, Enum):
@@ -319,7 +372,7 @@ class DeviceProfile(_Section):
     output_noise: OutputNoise = OutputNoise()
     """Bit-line noise."""
     ir_drop: IRDrop = IRDrop()
-    """Optional first-order IR drop."""
+    """Optional IR drop (wire and access resistance)."""
     aihwkit_noise_model: AihwkitNoiseModel | None = None
     """Device physics from an aihwkit noise model instead of ``programming_noise`` and
     ``drift.model`` (both must then be ``none``); ``null``: memsim's own physics."""

@@ -20,7 +20,9 @@ Packing:
 
 Cells of a tile outside every block are left in the zero state (both devices at
 g_min) and are not simulated: their read noise and faults do not reach the outputs
-(an approximation; on a real array their leakage would).
+(an approximation; on a real array their leakage would).  With IR drop on, they do
+load the word and bit lines (as g_min devices or as empty cells, see
+:mod:`memsim.irdrop`).
 """
 
 from __future__ import annotations

@@ -156,24 +156,25 @@ def test_pcm_drift_matches_published_mean():
     assert 0.6 < (g1[on] / g0[on]).mean().item() < 0.95
 
 
-def test_ir_drop_first_order():
+def test_ir_drop_access_exact_and_wires_reduce_far_cells():
+    # The first-order formula this test used to assert is gone: IR drop is now a nodal
+    # solve (tests/test_memsim_irdrop.py holds it against an independent KCL solve).
     model = _linear(16, 64, seed=3)
     base = dict(device={"g_min_uS": 0.0, "g_max_uS": 50.0}, tile={"rows": 64, "cols": 16})
     plain = memsim.effective_weights(memsim.convert(model, _profile(**base), seed=0))["0.weight"]
     off = _profile(**base, ir_drop={"enabled": True, "r_wire_ohm": 0.0, "r_access_ohm": 0.0})
     same = memsim.effective_weights(memsim.convert(model, off, seed=0))["0.weight"]
     assert torch.allclose(plain, same)
-    on = _profile(**base, ir_drop={"enabled": True, "r_wire_ohm": 20.0, "r_access_ohm": 2000.0})
-    chip = memsim.convert(model, on, seed=0)
-    dropped = memsim.effective_weights(chip)["0.weight"]
-    ratio = dropped / plain
-    assert torch.all(ratio < 1.0) and torch.all(ratio > 0.5)
-    # G / (1 + G R) with R = r_access + r_wire * ((col + 1) + (rows - row)) for the on device
-    layer = memsim.analog_layers(chip)[0][1]
-    _, row, col = layer.layout.positions()
-    r = 2000.0 + 20.0 * ((col + 1) + (64 - row))
+    # without wires the access transistor is exactly in series: G / (1 + G r_access)
+    acc = _profile(**base, ir_drop={"enabled": True, "r_wire_ohm": 0.0, "r_access_ohm": 2000.0})
+    ratio = memsim.effective_weights(memsim.convert(model, acc, seed=0))["0.weight"] / plain
     g = plain.abs() / plain.abs().max() * 50.0
-    expected = 1.0 / (1.0 + g * 1e-6 * r)
-    assert torch.allclose(ratio, expected, rtol=1e-4)
+    assert torch.allclose(ratio, 1.0 / (1.0 + g * 1e-6 * 2000.0), rtol=1e-5)
+    on = _profile(**base, ir_drop={"enabled": True, "r_wire_ohm": 20.0, "r_access_ohm": 2000.0})
+    dropped = memsim.effective_weights(memsim.convert(model, on, seed=0))["0.weight"]
+    ratio = dropped / plain
+    # (near-zero weights also pick up sneak-path currents, so only clear weights are checked)
+    big = plain.abs() > 0.2 * plain.abs().max()
+    assert torch.all(ratio[big] < 1.0) and torch.all(ratio[big] > 0.3)
     # the cell farthest from driver and sense amplifier loses the most
     assert ratio[15, 0] < ratio[0, 63]

@@ -1,4 +1,4 @@
-"""Acceptance 6 and read noise per MVM."""
+"""DAC and ADC levels per tile (acceptance 6), and read noise per MVM."""
 
 import math
 
