@@ -229,7 +229,9 @@ class GAConfig(BaseModel):
     evaluation: EvaluationMode = Field(
         EvaluationMode.AUTO,
         description="Fitness evaluation mode: all members in one batched pass, one at a time, or "
-        "'auto' (fitness decides). Fitness randomness must not depend on it.",
+        "'auto': the fitness's per-model table of measured winners (for the shipped networks "
+        "the loop is faster, so 'auto' runs them serially). Fitness randomness must not "
+        "depend on it.",
     )
     progress: bool = Field(True, description="Show a tqdm progress bar per generation.")
 

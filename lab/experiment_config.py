@@ -20,7 +20,9 @@ states the paper's settings and, next to them, what the quick smoke run changes.
 from __future__ import annotations
 
 import copy
+import json
 import tomllib
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -178,6 +180,41 @@ class ExperimentConfig(_Section):
     def resolved(self) -> dict[str, Any]:
         """JSON-able dict of every value, defaults included."""
         return self.model_dump(mode="json")
+
+
+def describe_config(cfg: ExperimentConfig) -> str:
+    """Every key of ``cfg`` as TOML, each with its value, its default and its description.
+
+    What ``memsim ga --print-config CONFIG`` prints: users learn the keys here, not from
+    error messages.
+    """
+    lines: list[str] = []
+    for section in type(cfg).model_fields:
+        model = getattr(cfg, section)
+        doc = (type(model).__doc__ or "").strip().split("\n")[0]
+        lines += ["", f"[{section}]" + (f"  # {doc}" if doc else "")]
+        for key, info in type(model).model_fields.items():
+            value = getattr(model, key)
+            shown = value.value if isinstance(value, Enum) else value
+            if info.is_required():
+                default = "required"
+            else:
+                d = info.get_default(call_default_factory=True)
+                default = f"default {json.dumps(d.value if isinstance(d, Enum) else d)}"
+            lines.append(f"# {info.description or ''} ({default})".replace("  ", " "))
+            # TOML has no null: an unset key is shown commented out
+            lines.append(f"# {key} = (unset)" if shown is None else f"{key} = {_toml_value(shown)}")
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
 
 
 # ----------------------------------------------------------------------------- loading

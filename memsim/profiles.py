@@ -465,6 +465,11 @@ def _raw_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     base = _raw_profile(base_path, (*seen, path.resolve()))
     merged = _deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
     merged["extends"] = parent
+    if "name" not in data:
+        # a derived profile is not its parent: outputs and run-folder names must say so
+        merged["name"] = path.stem
+        merged.setdefault("description", "")
+        merged["description"] = f"{path.stem} (extends {parent}). {merged['description']}".strip()
     return merged
 
 

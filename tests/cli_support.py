@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lab.cli import main
+from conftest import DATA  # noqa: F401  (re-exported for the CLI tests)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from lab.cli import main
 
 # One run root per test session, so the digits baseline (quick recipe, 300 held-out
 # validation images) is trained once and reused by every test that needs it.

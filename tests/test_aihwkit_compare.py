@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -24,18 +23,10 @@ def main(argv: list[str]) -> int:
     # `python -m memsim.compare` became `memsim compare`
     return memsim_main(["compare", *argv])
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import DATA  # noqa: E402
+
 MNIST = DATA / "mnist.npz"
 needs_mnist = pytest.mark.skipif(not MNIST.is_file(), reason=f"{MNIST} not present")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The CPUs are shared: with two threads, small torch ops spin and run ~50x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,6 @@ from memsim.backends import aihwkit as ab  # noqa: E402
 from models.small import lenet5, mlp  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The CPUs are shared: with two threads, small torch ops spin and run ~50x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _separable() -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(3, 8, 3, padding=1),

@@ -18,16 +18,6 @@ from memsim import mapping  # noqa: E402
 from memsim.backends import aihwkit as ab  # noqa: E402
 from memsim.physics import device_model  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The CPUs are shared: with two threads, small torch ops spin and run ~50x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TIMES = {"1h": 3600.0, "1d": 86400.0, "1y": 365 * 86400.0}
 
 

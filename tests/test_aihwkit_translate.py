@@ -23,15 +23,6 @@ import memsim  # noqa: E402
 from memsim.backends import aihwkit as ab  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # The CPUs are shared: with two threads, small torch ops spin and run ~50x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _profile(base: str = "ideal", **sections: dict) -> memsim.DeviceProfile:
     p = memsim.load_profile(base)
     data = p.model_dump()

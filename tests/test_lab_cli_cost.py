@@ -14,8 +14,6 @@ from lab.cli.common import CliError
 from models.checkpoint import save_checkpoint
 from models.protonet import ProtoNet
 
-torch.set_num_threads(1)
-
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     return build_parser().parse_args(argv)

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from lab.cost_isaac import format_comparison, isaac_comparison
-
-torch.set_num_threads(1)
 
 
 def test_isaac_ima_converters_and_shift_add_match_the_published_breakdown():

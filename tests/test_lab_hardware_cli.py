@@ -18,7 +18,6 @@ from lab.hardware import HardwareCliError, apply_measured_conductances, load_chi
 from models.checkpoint import save_checkpoint
 from models.protonet import ProtoNet
 
-torch.set_num_threads(1)
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "measurements.csv"
 
 

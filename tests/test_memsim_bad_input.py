@@ -15,8 +15,6 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import memsim
 
-torch.set_num_threads(1)
-
 
 def _profile_file(tmp_path, over):
     data = json.loads(json.dumps(memsim.load_profile("rram_wan2022").model_dump(mode="json")))

@@ -6,8 +6,6 @@ import torch
 import memsim
 from models.small import lenet5, mlp
 
-torch.set_num_threads(1)
-
 
 def _profile(name: str, **over) -> memsim.DeviceProfile:
     base = memsim.load_profile(name).model_dump()

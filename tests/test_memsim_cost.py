@@ -14,8 +14,6 @@ import memsim
 from memsim.cost import CostModelError, adc_energy_J, input_cycles
 from memsim.profile_periphery import Periphery
 
-torch.set_num_threads(1)
-
 V, T_READ = 0.3, 20e-9
 E_DAC, E_ADC_REF, ADC_BITS = 0.5e-12, 2.0e-12, 6
 E_SA, E_ACC, E_BIAS, E_SCALE = 0.03e-12, 0.04e-12, 0.1e-12, 1.5e-12

@@ -14,8 +14,6 @@ from memsim.export import CSV_COLUMNS, ConductanceMapError
 from models.data import load_digits_dataset
 from tests.digits_support import trained_digits_mlp
 
-torch.set_num_threads(1)
-
 
 def _profile(base: str, **over: dict) -> memsim.DeviceProfile:
     raw = memsim.load_profile(base).model_dump(mode="json")

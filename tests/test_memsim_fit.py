@@ -14,8 +14,6 @@ import memsim
 from memsim import fit
 from memsim.physics import device_model
 
-torch.set_num_threads(1)
-
 
 @pytest.fixture(autouse=True)
 def _one_blas_thread():

@@ -11,8 +11,6 @@ import memsim
 from memsim.irdrop import deviation_share, transfer_matrices
 from memsim.profiles import DeviceProfile
 
-torch.set_num_threads(1)
-
 G_MIN, G_MAX = 1.0, 40.0
 
 

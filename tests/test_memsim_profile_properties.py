@@ -22,8 +22,6 @@ from torch import nn
 import memsim
 from memsim.profiles import DeviceProfile, ProgNoiseModel, ProgrammingNoise, WeightQuant
 
-torch.set_num_threads(1)
-
 SETTINGS = settings(
     max_examples=30,
     derandomize=True,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -12,15 +10,6 @@ import memsim
 from models.micronet import VARIANTS, ChannelShuffle, DynamicShiftMax, micronet
 from models.mobilenet import mobilenet_v2_cifar
 from models.protonet import ProtoNet
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # the suite shares 2 cores with other jobs; oversubscribed threads are much slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _crossbar_layers(model: nn.Module) -> list[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,15 +30,6 @@ from models.quant import quantized_state_dict
 def main(argv: list[str]) -> int:
     # `python -m models.baselines` became `memsim train-baseline`
     return memsim_main(["train-baseline", *argv])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # the suite shares 2 cores with other jobs; oversubscribed threads are much slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import DATA as SHARED_DATA
 
 import models.data as data
 from models.data import (
@@ -17,7 +18,6 @@ from models.data import (
     train_val_split,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # sha256 of the archives as documented in shared/data/README.md
 SHARED_SHA256 = {
     "mnist": "1a9fb53be6f83d6098d96fa99748e157b118a436c2c6818a7bb2a9cb7fd0514e",

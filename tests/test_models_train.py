@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 import torch
 from torch import nn
 
@@ -18,15 +15,6 @@ from models.train import (
     train_classifier,
     train_protonet,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # the suite shares 2 cores with other jobs; oversubscribed threads are much slower
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_random_crop_flip_shifts_and_mirrors_without_inventing_pixels() -> None:

@@ -55,6 +55,12 @@ def register_ga(sub: Any) -> None:
     p.add_argument("config", nargs="?", default=None, help="experiment TOML file")
     add_config_options(p)
     p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved CONFIG (after --scale and --set) with every key, its default "
+        "and its description, and exit",
+    )
+    p.add_argument(
         "--resume",
         nargs="?",
         const="latest",
@@ -149,6 +155,13 @@ def cmd_ga(args: argparse.Namespace) -> int:
                 overrides=args.overrides,
                 origin=args.config,
             )
+        if getattr(args, "print_config", False):
+            if config is None:
+                raise CliError("--print-config needs a CONFIG.toml")
+            from lab.experiment_config import describe_config
+
+            print(describe_config(config), end="")
+            return 0
         if args.resume is None:
             if config is None:
                 raise CliError("give a CONFIG.toml to start a run, or --resume RUN_DIR")

@@ -37,12 +37,16 @@ def register(sub: Any) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print every shipped profile with its description."""
-    from memsim.profiles import list_profiles, load_profile
+    from memsim.profiles import ProfileError, list_profiles, load_profile
 
     names = list_profiles()
     width = max(len(n) for n in names)
     for name in names:
-        desc = load_profile(name).description
+        try:
+            desc = load_profile(name).description
+        except ProfileError as exc:
+            # e.g. a profile whose physics needs the optional aihwkit extra
+            desc = f"(cannot load here: {exc})"
         print(f"{name:<{width}}  {desc}")
     return 0
 

@@ -1,0 +1,31 @@
+"""Fixtures and paths shared by the whole suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+"""The checkout."""
+
+DATA = ROOT.parent / "shared" / "data"
+"""The real datasets (``<name>.npz``) beside the checkout; data tests use them when present."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    # The CPUs are shared: with two threads, small torch ops spin and run ~50x slower,
+    # and one thread count for the whole suite keeps seeded results bit-reproducible.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data folder (it may not exist; tests that need it skip)."""
+    return DATA
