@@ -13,26 +13,10 @@ import memsim
 
 log = logging.getLogger("memsim")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class HardwareCliError(ValueError):
     """A user error of a hardware command (bad file, field or option); one line."""
-
-
-def data_root(explicit: str | os.PathLike[str] | None) -> str | None:
-    """Folder of ``<dataset>.npz``: ``explicit``, else ``shared/data`` next to the checkout.
-
-    ``None`` lets :func:`models.data.load_dataset` try ``$MEMSIM_DATA`` and its cache.
-    """
-    if explicit:
-        return str(explicit)
-    if os.environ.get("MEMSIM_DATA"):
-        return None
-    for candidate in (REPO_ROOT / "shared" / "data", REPO_ROOT.parent / "shared" / "data"):
-        if candidate.is_dir():
-            return str(candidate)
-    return None
 
 
 def load_chip(
@@ -60,7 +44,7 @@ def load_chip(
 
     """
     from models.checkpoint import load_checkpoint
-    from models.data import calibration_images, load_dataset
+    from models.data import calibration_images, load_dataset, resolve_data_root
 
     path = Path(checkpoint)
     if not path.is_file():
@@ -75,7 +59,7 @@ def load_chip(
         apply_measured_conductances(chip, conductances)
     dataset = meta.get("dataset")
     if calibrate and dataset and memsim.needs_calibration(chip):
-        train, _ = load_dataset(dataset, root=data_root(root))
+        train, _ = load_dataset(dataset, root=resolve_data_root(root))
         memsim.calibrate(chip, calibration_images(train))
     chip.eval()
     return chip, meta
@@ -108,11 +92,13 @@ def apply_measured_conductances(chip: nn.Module, path: str | os.PathLike[str]) -
 
 
 def parse_times(text: str) -> list[float]:
-    """Parse ``"1,3600,86400"`` into seconds (each finite and >= 0)."""
+    """Parse ``"1,1h,1d"`` into sorted seconds: the ``--drift`` syntax of every command."""
+    from lab.compare import parse_duration
+
     try:
-        times = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise HardwareCliError(f"--times expects comma-separated seconds, got {text!r}") from None
-    if not times or any(not (t >= 0 and t < float("inf")) for t in times):
-        raise HardwareCliError(f"--times expects seconds >= 0, e.g. 1,3600; got {text!r}")
+        times = [parse_duration(t) for t in text.split(",") if t.strip()]
+    except ValueError as exc:
+        raise HardwareCliError(f"--times: {exc}") from None
+    if not times:
+        raise HardwareCliError(f"--times expects times >= 0, e.g. 1,1h,1d; got {text!r}")
     return sorted(times)

@@ -15,17 +15,16 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-import memsim
 from ga.genome import Genome
 from lab.finetune import with_genes
 from models.data import ImageDataset
+from models.evaluate import Score, draw_accuracies
 from models.tasks import Task
 
 NO_DRIFT = "t0"
@@ -72,38 +71,14 @@ def digital_scorer(
     return accuracy
 
 
+def support_generator(seed: int, draw: int) -> torch.Generator:
+    """The generator of the ProtoNet support sets scored on programming draw ``draw``."""
+    return torch.Generator().manual_seed(scoring_seed(seed, draw, 1))
+
+
 def drift_key(t_s: float | None) -> str:
     """Key of a drift time in score dicts (``"t0"`` or e.g. ``"3600s"``)."""
     return NO_DRIFT if t_s is None else f"{t_s:g}s"
-
-
-@dataclass(frozen=True)
-class Score:
-    """Accuracies (fractions) of one model on one chip at one drift time."""
-
-    accuracies: list[float]
-
-    @property
-    def mean(self) -> float:
-        """Mean accuracy."""
-        return statistics.fmean(self.accuracies)
-
-    @property
-    def std(self) -> float:
-        """Sample standard deviation (0 for one value)."""
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able dict in percent, with the raw fractions."""
-        return {
-            "mean_pct": 100 * self.mean,
-            "std_pct": 100 * self.std,
-            "n": len(self.accuracies),
-            **asdict(self),
-        }
-
-    def __str__(self) -> str:
-        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f} %"
 
 
 def paired_delta(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
@@ -157,18 +132,16 @@ def score_on_chip(
         ``draws * support_draws`` values, a classifier's ``draws``.
 
     """
-    net = with_genes(model, genome, genes)
-    chip = memsim.convert(net, profile, seed=scoring_seed(seed, chip_seed), chip_seed=chip_seed)
     times: list[float | None] = [None, *sorted(drift_times_s)]
-    out: dict[str, list[float]] = {drift_key(t): [] for t in times}
-    for i in range(draws):
-        memsim.program(chip, seed=scoring_seed(seed, i))
-        if calibration is not None and memsim.needs_calibration(chip):
-            memsim.calibrate(chip, calibration)
-        chip.eval()
-        for t in times:
-            if t is not None:
-                memsim.drift(chip, float(t))
-            gen = torch.Generator().manual_seed(scoring_seed(seed, i, 1))
-            out[drift_key(t)] += task.accuracies(chip, test, support, gen, support_draws)
-    return {k: Score(v) for k, v in out.items()}
+    out = draw_accuracies(
+        with_genes(model, genome, genes),
+        profile,
+        lambda chip, gen: task.accuracies(chip, test, support, gen, support_draws),
+        draws=draws,
+        program_seed=lambda i: scoring_seed(seed, i),
+        chip_seed=lambda _i: chip_seed,
+        generator=lambda i, _t: support_generator(seed, i),
+        times=times,
+        calibration=calibration,
+    )
+    return {drift_key(t): Score(v) for t, v in out.items()}

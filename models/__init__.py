@@ -7,8 +7,10 @@
 * :mod:`models.protonet`, :mod:`models.mobilenet`, :mod:`models.micronet` - the networks.
 * :mod:`models.train` - classifier and episodic trainers.
 * :mod:`models.evaluate` - accuracy on simulated chips (``evaluate_deployed``).
-* :mod:`models.checkpoint` - self-describing checkpoints (``load_checkpoint``).
-* :mod:`models.baselines` - the paper's baselines (``train_baseline``, CLI).
+* :mod:`models.checkpoint` - the model registry (``register_architecture``) and
+  self-describing checkpoints (``load_checkpoint``).
+* :mod:`models.tasks` - how each kind of network is fine-tuned and scored.
+* :mod:`models.baselines` - the paper's baselines (``train_baseline``).
 
 The modules that need the simulator (``evaluate``, ``baselines``) are imported lazily, so
 ``import models`` never imports ``memsim``'s conversion code.
@@ -19,7 +21,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from models.checkpoint import build_model, load_checkpoint, save_checkpoint
+from models.checkpoint import (
+    build_model,
+    load_checkpoint,
+    load_model,
+    register_architecture,
+    save_checkpoint,
+    save_model,
+)
 from models.data import (
     DATASETS,
     DatasetNotFoundError,
@@ -61,6 +70,9 @@ __all__ = [
     "ProtoNet",
     "accuracies",
     "build_model",
+    "load_model",
+    "register_architecture",
+    "save_model",
     "evaluate_deployed",
     "fake_quant",
     "get_recipe",

@@ -10,6 +10,7 @@ mean and sample standard deviation are reported. No noise is ever added here by 
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -85,13 +86,45 @@ def classifier_accuracy(model: nn.Module, data: ImageDataset, batch_size: int = 
     return correct / len(data)
 
 
-@dataclass
-class DeployedAccuracy:
-    """Accuracy over several simulated chips.
+@dataclass(frozen=True)
+class Score:
+    """Accuracies (fractions) of one model over simulated chips: the one result type.
+
+    Every accuracy the project reports over programming draws (``evaluate_deployed``, the
+    experiments' paired scores, ``memsim evaluate``) is a list of accuracies summarized
+    here.
+    """
+
+    accuracies: list[float]
+
+    @property
+    def mean(self) -> float:
+        """Mean accuracy."""
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (0 for one value)."""
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able dict in percent, with the raw fractions."""
+        return {
+            "mean_pct": 100 * self.mean,
+            "std_pct": 100 * self.std,
+            "n": len(self.accuracies),
+            **asdict(self),
+        }
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.2f} ± {100 * self.std:.2f} %"
+
+
+@dataclass(frozen=True)
+class DeployedAccuracy(Score):
+    """A :class:`Score` with the protocol that produced it (baseline reports).
 
     Attributes:
-        mean: Mean accuracy (fraction) over all draws.
-        std: Sample standard deviation over all draws (0 for a single draw).
         accuracies: Every accuracy; for ProtoNet ``noise_draws * support_draws`` values,
             noise draw major.
         noise_draws: Programming-noise draws (``memsim.convert`` seeds ``seed .. seed+n-1``).
@@ -102,21 +135,82 @@ class DeployedAccuracy:
 
     """
 
-    mean: float
-    std: float
     accuracies: list[float] = field(repr=False)
-    noise_draws: int
-    support_draws: int
-    k_shot: int | None
-    profile: str
-    seed: int
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly dict."""
-        return asdict(self)
+    noise_draws: int = 1
+    support_draws: int = 1
+    k_shot: int | None = None
+    profile: str = ""
+    seed: int = 0
 
     def __str__(self) -> str:
         return f"{100 * self.mean:.2f} ± {100 * self.std:.2f} % (n={len(self.accuracies)})"
+
+
+ChipScore = Callable[[nn.Module, "torch.Generator | None"], list[float]]
+"""Accuracies of one programmed chip, given the generator of its support sets."""
+
+
+@torch.no_grad()
+def draw_accuracies(
+    model: nn.Module,
+    profile: Any,
+    score: ChipScore,
+    *,
+    draws: int,
+    program_seed: Callable[[int], int],
+    chip_seed: Callable[[int], int],
+    generator: Callable[[int, float | None], torch.Generator | None],
+    times: Sequence[float | None] = (None,),
+    calibration: Tensor | None = None,
+    after_program: Callable[[nn.Module], None] | None = None,
+) -> dict[float | None, list[float]]:
+    """The one loop over programming draws behind every reported chip accuracy.
+
+    Draw ``i`` programs chip ``chip_seed(i)`` with seed ``program_seed(i)`` (a chip is
+    converted once per chip seed and re-programmed for later draws of the same chip, which
+    gives exactly the state a fresh conversion with that seed would), calibrates it on
+    ``calibration`` when its converters need it, then ages it to each of ``times``
+    (``None``: right after programming) and scores it there.
+
+    Args:
+        model: The digital model (not modified).
+        profile: Device profile, name or path.
+        score: Accuracies of the programmed chip (one per support set for a ProtoNet).
+        draws: Programming draws (>= 1).
+        program_seed: Seed of draw ``i``'s programming and read noise.
+        chip_seed: Chip instance of draw ``i``.
+        generator: Support-set generator of draw ``i`` at time ``t``.
+        times: Times after programming (seconds, increasing), ``None`` for none.
+        calibration: Training images that set calibrated DAC/ADC ranges.
+        after_program: Called on the chip after each programming (e.g. to load a measured
+            conductance map), before calibration.
+
+    Returns:
+        ``{time: accuracies}`` in draw order.
+
+    """
+    if draws < 1:
+        raise ValueError("draws must be >= 1")
+    prof = _resolve_profile(profile)
+    out: dict[float | None, list[float]] = {t: [] for t in times}
+    chip: nn.Module | None = None
+    current = None
+    for i in range(draws):
+        cs, ps = chip_seed(i), program_seed(i)
+        if chip is None or cs != current:
+            chip, current = memsim.convert(model, prof, seed=ps, chip_seed=cs), cs
+        else:
+            memsim.program(chip, seed=ps)
+        if after_program is not None:
+            after_program(chip)
+        if calibration is not None and memsim.needs_calibration(chip):
+            memsim.calibrate(chip, calibration)
+        chip.eval()
+        for t in times:
+            if t is not None:
+                memsim.drift(chip, float(t))
+            out[t] += score(chip, generator(i, t))
+    return out
 
 
 def evaluate_deployed(
@@ -165,24 +259,30 @@ def evaluate_deployed(
         raise ValueError("draws must be >= 1")
     prof = _resolve_profile(profile)
     is_proto = isinstance(model, ProtoNet)
-    support_gen = torch.Generator().manual_seed(seed)
-    accs: list[float] = []
-    for i in range(draws):
-        chip = memsim.convert(model, prof, seed=seed + i, chip_seed=seed + i)
-        if calibration is not None and memsim.needs_calibration(chip):
-            memsim.calibrate(chip, calibration)
-        accs += accuracies(
+    support_gen = torch.Generator().manual_seed(seed)  # one stream across all draws
+
+    def score(chip: nn.Module, gen: torch.Generator | None) -> list[float]:
+        return accuracies(
             chip,
             test,
             support=support,
             k_shot=k_shot,
             support_draws=support_draws,
-            generator=support_gen,
+            generator=gen,
             batch_size=batch_size,
         )
+
+    accs = draw_accuracies(
+        model,
+        prof,
+        score,
+        draws=draws,
+        program_seed=lambda i: seed + i,
+        chip_seed=lambda i: seed + i,
+        generator=lambda _i, _t: support_gen,
+        calibration=calibration,
+    )[None]
     return DeployedAccuracy(
-        mean=statistics.fmean(accs),
-        std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
         accuracies=accs,
         noise_draws=draws,
         support_draws=support_draws if is_proto else 1,

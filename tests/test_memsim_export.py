@@ -46,7 +46,8 @@ def digits():
 
 
 def _state(chip: nn.Module) -> dict[str, torch.Tensor]:
-    out = {k: v.clone() for k, v in chip.state_dict().items()}
+    # tensors only: the non-tensor _extra_state (seed, age, flags) is covered by g_now
+    out = {k: v.clone() for k, v in chip.state_dict().items() if isinstance(v, torch.Tensor)}
     for name, layer in memsim.analog_layers(chip):
         out[f"{name}.g_now"] = layer.g_now.clone()
     return out

@@ -108,6 +108,11 @@ def profile_dicts(draw: st.DrawFn) -> dict[str, object]:
     if pn["model"] == ProgNoiseModel.polynomial.value and not pn["coeffs_uS"]:
         info = ProgrammingNoise.model_fields["coeffs_uS"]
         pn["coeffs_uS"] = draw(_leaf(info.annotation, info.metadata).filter(bool))
+    if data["ir_drop"]["enabled"]:
+        # an IR-drop solve loads the lines with every cell of the tile, used or not, so
+        # the cost grows with the tile, not the model: keep such tiles small enough to run
+        data["tile"]["rows"] = draw(st.integers(1, 64))
+        data["tile"]["cols"] = draw(st.integers(1, 64))
     mp = data["mapping"]
     if mp["weight_quant"] == WeightQuant.symmetric.value and mp["weight_bits"] is None:
         mp["weight_bits"] = draw(st.integers(1, 16))

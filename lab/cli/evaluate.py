@@ -89,13 +89,12 @@ def evaluate_checkpoint(
     With ``conductances`` (a measured map, :func:`memsim.import_conductances`) every draw
     scores that one measured array; the draws then differ only by read noise.
     """
-    import torch
-
     import memsim
     from lab.hardware import apply_measured_conductances
-    from lab.scoring import digital_scorer, scoring_seed
+    from lab.scoring import digital_scorer, support_generator
     from models.checkpoint import load_checkpoint
     from models.data import calibration_images, load_dataset, resolve_data_root, stratified_subset
+    from models.evaluate import draw_accuracies
     from models.tasks import make_task
 
     model, meta = load_checkpoint(checkpoint)
@@ -110,20 +109,23 @@ def evaluate_checkpoint(
     support = train if task.is_protonet else None
     digital = digital_scorer(task, test, support, seed=seed, support_draws=support_draws)(model)
     times: list[float | None] = [None] if not drift else list(drift)
-    accs: dict[str, list[float]] = {_label(t): [] for t in times}
-    for i in range(draws):
-        cs = chip_seed if chip_seed is not None else seed + i
-        chip = memsim.convert(model, prof, seed=seed + i, chip_seed=cs)
-        if conductances is not None:
-            apply_measured_conductances(chip, conductances)
-        if memsim.needs_calibration(chip):
-            memsim.calibrate(chip, calibration_images(train))
-        chip.eval()
-        for t in times:
-            if t is not None:
-                memsim.drift(chip, t)
-            gen = torch.Generator().manual_seed(scoring_seed(seed, i, 1))
-            accs[_label(t)] += task.accuracies(chip, test, support, gen, support_draws)
+    per_time = draw_accuracies(
+        model,
+        prof,
+        lambda chip, gen: task.accuracies(chip, test, support, gen, support_draws),
+        draws=draws,
+        program_seed=lambda i: seed + i,
+        chip_seed=lambda i: chip_seed if chip_seed is not None else seed + i,
+        generator=lambda i, _t: support_generator(seed, i),
+        times=times,
+        calibration=calibration_images(train),
+        after_program=(
+            None
+            if conductances is None
+            else lambda chip: apply_measured_conductances(chip, conductances)
+        ),
+    )
+    accs = {_label(t): v for t, v in per_time.items()}
     report = memsim.tile_report(memsim.convert(model, prof, seed=seed, chip_seed=seed))
     return {
         "checkpoint": str(checkpoint),
