@@ -209,3 +209,26 @@ def test_compare_refuses_a_protonet_given_as_tensors():
     net = ProtoNet(in_channels=1, hidden=8, blocks=2)
     with pytest.raises(ValueError, match="ProtoNet"):
         compare(net, "ideal", [3600.0], 1, (torch.zeros(4, 1, 8, 8), torch.zeros(4)), None)
+
+
+def test_evaluate_reports_energy_per_inference_from_the_cost_model(capsys, tmp_path):
+    import memsim
+    from models.data import calibration_images
+
+    torch.manual_seed(0)
+    net = mlp(64, (32,), 10)
+    ckpt = save_model(tmp_path / "mlp.pt", "mlp", net, {"dataset": "digits"},
+                      {"in_features": 64, "hidden": [32], "classes": 10})
+    rc, out, err = cli(
+        capsys, "evaluate", ckpt, "--profile", "rram_1t1r_yao2020", "--draws", "1",
+        "--out", tmp_path / "e",
+    )
+    assert rc == 0, err
+    cost = json.loads((tmp_path / "e" / "evaluate.json").read_text())["cost"]
+    train, test = load_dataset("digits")
+    chip = memsim.convert(net, "rram_1t1r_yao2020", seed=0, chip_seed=0)
+    memsim.calibrate(chip, calibration_images(train))
+    ref = memsim.cost_report(chip.eval(), test.images[:64])
+    assert cost["available"] and cost["energy_J"] == pytest.approx(ref.energy_J, rel=1e-12)
+    assert cost["tops_per_w"] == pytest.approx(ref.tops_per_w, rel=1e-12)
+    assert f"energy per inference {1e9 * ref.energy_J:.3f} nJ" in out

@@ -126,7 +126,11 @@ def evaluate_checkpoint(
         ),
     )
     accs = {_label(t): v for t, v in per_time.items()}
-    report = memsim.tile_report(memsim.convert(model, prof, seed=seed, chip_seed=seed))
+    cost_chip = memsim.convert(
+        model, prof, seed=seed, chip_seed=seed if chip_seed is None else chip_seed
+    )
+    report = memsim.tile_report(cost_chip)
+    cost = _cost(cost_chip, test, train)
     return {
         "checkpoint": str(checkpoint),
         "task": meta.get("task"),
@@ -140,6 +144,7 @@ def evaluate_checkpoint(
         "test_images": len(test),
         "conductances": conductances,
         "digital_pct": digital,
+        "cost": cost,
         "results": [
             {
                 "drift_s": t,
@@ -159,6 +164,28 @@ def evaluate_checkpoint(
         },
         "_report": report,
     }
+
+
+COST_IMAGES = 64
+"""Test images whose inferences the cost model measures (energy is per inference)."""
+
+
+def _cost(chip: Any, test: Any, train: Any) -> dict[str, Any]:
+    """Energy per inference and TOPS/W of ``chip`` on test images (:func:`memsim.cost_report`).
+
+    Profiles with ideal converters have no converter energy to model; they get the reason.
+    """
+    import memsim
+    from models.data import calibration_images
+
+    if memsim.needs_calibration(chip):
+        memsim.calibrate(chip, calibration_images(train))
+    try:
+        rep = memsim.cost_report(chip.eval(), test.images[:COST_IMAGES])
+    except memsim.CostModelError as exc:
+        return {"available": False, "reason": str(exc)}
+    totals = rep.totals()
+    return {"available": True, "images": min(COST_IMAGES, len(test)), **totals}
 
 
 def _label(t: float | None) -> str:
@@ -208,6 +235,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"{out['test_images']} test images):"
     )
     print(f"  {'digital (no chip)':<24} {out['digital_pct']:6.2f} %")
+    cost = out["cost"]
+    if cost["available"]:
+        print(
+            f"  energy per inference {1e9 * cost['energy_J']:.3f} nJ, "
+            f"{cost['tops_per_w']:.2f} TOPS/W, latency {1e6 * cost['latency_s']:.2f} us "
+            f"(memsim.cost_report on {cost['images']} test images)"
+        )
+    else:
+        print(f"  energy: not modelled ({cost['reason']})")
     for r in out["results"]:
         when = "right after programming" if r["drift_s"] is None else f"t = {r['drift_s']:g} s"
         n = len(r["accuracies"])
