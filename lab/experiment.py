@@ -45,7 +45,7 @@ from ga.history import GenerationRecord
 from ga.trainer import GATrainer
 from lab.baseline import BASELINE_DIR, load_or_train
 from lab.experiment_config import ConfigError, EvaluationSection, ExperimentConfig
-from lab.experiment_report import build_results, write_plots
+from lab.experiment_report import build_results, cost_block, write_plots
 from lab.finetune import qat_tune
 from lab.run_folder import (
     environment,
@@ -572,6 +572,7 @@ class Experiment:
         cache = self._score(inputs, genes, snapshots)
 
         results = build_results(cfg, inputs, ga_result, cache, steps, evaluated, snapshots)
+        results["cost"] = cost_block(cfg, inputs, genes)
         write_json(self.run_dir / RESULTS_JSON, results)
         write_plots(self.run_dir, cfg, inputs, ga_result.history, baseline_fitness, results)
         self._stage_time("total", time.perf_counter() - t_start)

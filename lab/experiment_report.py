@@ -177,6 +177,44 @@ def write_plots(
         plots.plot_drift(series, run_dir / "drift.png", title=cfg.experiment.name)
 
 
+def cost_block(cfg: ExperimentConfig, inputs: Any, genes: dict[str, Tensor]) -> dict[str, Any]:
+    """Energy per inference and TOPS/W of each model's weights on the fitness chip."""
+    from lab.scoring import cost_on_chip
+
+    return {
+        "chip": cfg.chip.chip_seed,
+        "models": {
+            name: cost_on_chip(
+                inputs.baseline,
+                inputs.genome,
+                g,
+                inputs.profile,
+                chip_seed=cfg.chip.chip_seed,
+                images=inputs.test.images,
+                calibration=inputs.calibration,
+                seed=cfg.evaluation.seed,
+            )
+            for name, g in genes.items()
+        },
+    }
+
+
+def format_cost(cost: dict[str, Any]) -> str:
+    """One line of energy per inference and TOPS/W per model (or why there is none)."""
+    models = cost["models"]
+    first = next(iter(models.values()))
+    if not first["available"]:
+        return f"  energy on chip {cost['chip']}: not modelled ({first['reason']})"
+    parts = [
+        f"{m} {1e9 * c['energy_J']:.3f} nJ ({c['tops_per_w']:.2f} TOPS/W)"
+        for m, c in models.items()
+    ]
+    return (
+        f"  energy per inference on chip {cost['chip']} (memsim.cost_report, "
+        f"{first['images']} test images): " + ", ".join(parts)
+    )
+
+
 def format_results(results: dict[str, Any]) -> str:
     """Human-readable summary of a results dict (test accuracies only)."""
     lines = [
@@ -199,6 +237,8 @@ def format_results(results: dict[str, Any]) -> str:
                     v = block[d]
                     label = d.replace("_minus_", " - ")
                     lines.append(f"    {label:<22} {v['mean_pp']:+6.2f} ± {v['sem_pp']:.2f} pp")
+    if "cost" in results:
+        lines.append(format_cost(results["cost"]))
     g = results["ga"]
     lines.append(
         f"  GA: {g['generations_evaluated']} generations x P={g['population_size']} "

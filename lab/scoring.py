@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+import memsim
 from ga.genome import Genome
 from lab.finetune import with_genes
 from models.data import ImageDataset
@@ -145,3 +146,36 @@ def score_on_chip(
         calibration=calibration,
     )
     return {drift_key(t): Score(v) for t, v in out.items()}
+
+
+COST_IMAGES = 64
+"""Test images whose inferences the cost model measures (its figures are per inference)."""
+
+
+@torch.no_grad()
+def cost_on_chip(
+    model: nn.Module,
+    genome: Genome,
+    genes: Tensor,
+    profile: Any,
+    *,
+    chip_seed: int,
+    images: Tensor,
+    calibration: Tensor | None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Energy, latency and TOPS/W per inference of ``genes`` on chip ``chip_seed``.
+
+    :func:`memsim.cost_report` on the first :data:`COST_IMAGES` ``images``, after the
+    calibration every scored chip gets.  A profile with ideal converters has no converter
+    energy to model: the result then says why instead.
+    """
+    net = with_genes(model, genome, genes)
+    chip = memsim.convert(net, profile, seed=seed, chip_seed=chip_seed)
+    if calibration is not None and memsim.needs_calibration(chip):
+        memsim.calibrate(chip, calibration)
+    try:
+        report = memsim.cost_report(chip.eval(), images[:COST_IMAGES])
+    except memsim.CostModelError as exc:
+        return {"available": False, "reason": str(exc)}
+    return {"available": True, "images": min(COST_IMAGES, len(images)), **report.totals()}

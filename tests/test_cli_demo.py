@@ -131,3 +131,17 @@ def test_evaluate_rejects_an_unknown_profile(demo, capsys):
     _, out, _, _ = demo
     rc, _, err = cli(capsys, "evaluate", run_folder(out) / "ga_best.pt", "--profile", "nope")
     assert rc == 2 and "unknown profile name 'nope'" in err
+
+
+def test_demo_report_has_energy_per_inference_beside_accuracy(demo):
+    _, out, _, _ = demo
+    res = read(run_folder(out) / "results.json")
+    cost = res["cost"]
+    assert cost["chip"] == 1 and set(cost["models"]) == {"baseline", "ga", "control"}
+    line = next(ln for ln in out.splitlines() if "energy per inference on chip 1" in ln)
+    for name, c in cost["models"].items():
+        assert c["available"] and c["images"] == 64
+        terms = c["array_J"] + c["dac_J"] + c["adc_J"] + c["digital_J"]
+        assert c["energy_J"] == pytest.approx(terms, rel=1e-12)
+        assert c["tops_per_w"] == pytest.approx(2 * c["macs"] / c["energy_J"] / 1e12, rel=1e-12)
+        assert f"{name} {1e9 * c['energy_J']:.3f} nJ ({c['tops_per_w']:.2f} TOPS/W)" in line
