@@ -205,9 +205,10 @@ def load_npz(
         raise FileNotFoundError(f"{path}: no such dataset file")
     expected = "an .npz archive with " + ", ".join(NPZ_KEYS)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise DatasetFileError(f"{path}: a single array, not {expected}")
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetFileError(f"{path}: a single array, not {expected}")
+        with loaded as npz:
             missing = [k for k in NPZ_KEYS if k not in npz.files]
             if missing:
                 raise DatasetFileError(f"{path}: missing array(s) {missing}; expected {expected}")
