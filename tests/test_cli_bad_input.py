@@ -86,6 +86,7 @@ def box(tmp_path: Path, digits_sha: str, monkeypatch: pytest.MonkeyPatch) -> Pat
     whole = (tmp_path / "badnpz" / "whole.npz").read_bytes()
     (tmp_path / "badnpz" / "mnist.npz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "latin1.toml").write_bytes('[experiment]\nname = "caf\xe9"\n'.encode("latin-1"))
+    (tmp_path / "latin1.json").write_bytes('{"name": "caf\xe9"}'.encode("latin-1"))
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
     (tmp_path / "typo.toml").write_text(TINY_TOML.replace("[ga]\n", "[ga]\npopulaton_size = 4\n"))
     (tmp_path / "badprof.toml").write_text(
@@ -161,6 +162,11 @@ CASES = [
     (
         ("evaluate", "good.pt", "--profile", "no_such_chip"),
         "memsim evaluate: error: unknown profile name 'no_such_chip'",
+    ),
+    (
+        ("evaluate", "good.pt", "--profile", "latin1.json"),
+        "memsim evaluate: error: latin1.json: not UTF-8 text (invalid continuation byte at byte "
+        "13); profile files must be UTF-8 JSON",
     ),
     # argparse-level option checks
     (
@@ -410,3 +416,10 @@ def test_compare_refuses_an_unknown_dataset(box, capsys):
     rc, _, err = cli(capsys, "compare", "afolder", "--profile", "ideal")
     assert rc == 2 and "afolder: is a folder" in err
     assert snapshot(box) == before
+
+
+def test_profiles_validate_reports_a_folder_or_non_utf8_file_as_invalid(box, capsys):
+    rc, _, err = cli(capsys, "profiles", "validate", "afolder/", "latin1.json")
+    assert rc == 1  # a failed check, as for any invalid profile
+    assert "INVALID afolder: is a folder; expected a profile .json file" in err
+    assert "INVALID latin1.json: not UTF-8 text (invalid continuation byte at byte 13)" in err
