@@ -9,6 +9,7 @@ same bytes and modification time as before, and that no file was added.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -423,3 +424,15 @@ def test_profiles_validate_reports_a_folder_or_non_utf8_file_as_invalid(box, cap
     assert rc == 1  # a failed check, as for any invalid profile
     assert "INVALID afolder: is a folder; expected a profile .json file" in err
     assert "INVALID latin1.json: not UTF-8 text (invalid continuation byte at byte 13)" in err
+
+
+def test_a_broken_pipe_still_ends_quietly(monkeypatch):
+    import lab.cli.profiles
+
+    def broken(_args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    # main() builds its parser on each call, so it picks up the patched function
+    monkeypatch.setattr(lab.cli.profiles, "cmd_list", broken)
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert main(["profiles", "list"]) == 0

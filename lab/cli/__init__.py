@@ -94,15 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # an OSError: handled before the error boundary below
+        # output piped into e.g. `head`: stop quietly, like other Unix tools
+        sys.stderr.close()
+        return 0
     except user_error_types() as exc:
         if getattr(args, "debug", False):
             raise
         print(error_line(command_name(args), exc), file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # output piped into e.g. `head`: stop quietly, like other Unix tools
-        sys.stderr.close()
-        return 0
     except KeyboardInterrupt:
         print(f"memsim {args.command}: interrupted", file=sys.stderr)
         return 130
