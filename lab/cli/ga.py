@@ -61,7 +61,8 @@ def register_ga(sub: Any) -> None:
         const="latest",
         default=None,
         metavar="RUN_DIR",
-        help="continue RUN_DIR (default: the newest unfinished run of CONFIG's name)",
+        help="continue RUN_DIR, with the run root (baselines) it was started with; default: "
+        "the newest unfinished run of CONFIG's name. A finished run is left as it is.",
     )
     add_run_options(p)
     p.set_defaults(func=cmd_ga)
