@@ -625,6 +625,12 @@ def run_experiment(
 ) -> tuple[dict[str, Any], Path]:
     """Run one experiment in a new run folder, or resume ``resume_dir``.
 
+    The profile and dataset are checked before a folder is made
+    (:func:`lab.run_checks.preflight`); a new folder whose setup fails is marked
+    ``failed`` and is never resumed; a finished ``resume_dir`` is returned as it is,
+    with its stored results; a damaged GA checkpoint is refused before anything in the
+    folder is written.
+
     Args:
         config: The experiment.
         run_root: Root of ``baselines/`` and (by default) of the run folders.
