@@ -25,6 +25,29 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint belongs to a different config or problem than the resuming run."""
 
 
+class CheckpointCorruptError(ValueError):
+    """A checkpoint file is truncated, garbage, or not a GA checkpoint at all."""
+
+
+REQUIRED_KEYS = (
+    "config_hash",
+    "config_json",
+    "problem",
+    "generation",
+    "population",
+    "fitness",
+    "best_fitness",
+    "best_generation",
+    "best_solution",
+    "best_evaluated_solution",
+    "history",
+    "early_stop",
+    "stop_reason",
+    "rng",
+)
+"""Entries every GA checkpoint holds (see ``GATrainer._state``)."""
+
+
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     """Atomically write ``state`` as the run's checkpoint; return its path."""
     run_dir = Path(run_dir)
@@ -39,6 +62,7 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: If the folder has no checkpoint.
+        CheckpointCorruptError: If the file is unreadable or not a GA checkpoint.
         CheckpointMismatchError: If it was written by another format version.
 
     """
@@ -48,7 +72,20 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
         stale.unlink(missing_ok=True)
     if not path.exists():
         raise FileNotFoundError(f"no GA checkpoint to resume at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    hint = "restore it from a backup, or start a new run"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a torn or foreign file
+        raise CheckpointCorruptError(
+            f"{path}: corrupt or truncated GA checkpoint ({type(exc).__name__}); {hint}"
+        ) from exc
+    if not isinstance(state, dict):
+        raise CheckpointCorruptError(
+            f"{path}: not a GA checkpoint (holds a {type(state).__name__}, not a dict); {hint}"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in state]
+    if missing and state.get("format") == FORMAT_VERSION:
+        raise CheckpointCorruptError(f"{path}: GA checkpoint lacks {missing}; {hint}")
     if state.get("format") != FORMAT_VERSION:
         raise CheckpointMismatchError(
             f"{path}: checkpoint format {state.get('format')} != supported {FORMAT_VERSION}"

@@ -246,8 +246,16 @@ class GAConfig(BaseModel):
                 f"keep_elitism={value} must be < population_size={pop} "
                 "(at least one offspring per generation)"
             )
-        if info.field_name == "tournament_k" and value > pop:
-            raise ValueError(f"tournament_k={value} must be <= population_size={pop}")
+        # tournament_k is a knob of the tournament only: with its default 3 and another
+        # selection, the legal minimum population of 2 must not be refused because of it
+        if (
+            info.field_name == "tournament_k"
+            and info.data.get("selection") is SelectionType.TOURNAMENT
+            and value > pop
+        ):
+            raise ValueError(
+                f"tournament_k={value} must be <= population_size={pop} with selection='tournament'"
+            )
         return value
 
     @field_validator("reference_noise")

@@ -255,6 +255,8 @@ class Experiment:
         parent = Path(folder) if folder is not None else Path(run_root) / "ga"
         run_dir = new_run_dir(parent, config.experiment.name)
         write_json(run_dir / CONFIG_JSON, config.resolved())
+        # so that a resume from any current directory finds this run's baselines
+        update_run_json(run_dir, run_root=str(Path(run_root).resolve()))
         if source_text is not None:
             (run_dir / "config.source.toml").write_text(source_text, encoding="utf-8")
         return cls(config, run_dir, run_root=run_root, **kwargs)
@@ -517,7 +519,11 @@ class Experiment:
         """Run or resume every stage; write ``results.json`` and plots; return the results."""
         t_start = time.perf_counter()
         cfg = self.config
-        resumed = (self.run_dir / "run.json").exists()
+        resumed = (
+            bool(read_json(self.run_dir / "run.json").get("sessions"))
+            if (self.run_dir / "run.json").exists()
+            else False
+        )
         t0 = time.perf_counter()
         inputs = prepare_inputs(cfg, self.run_root, self.data_root, self.echo)
         self._stage_time("setup", time.perf_counter() - t0)
@@ -620,6 +626,12 @@ def run_experiment(
 ) -> tuple[dict[str, Any], Path]:
     """Run one experiment in a new run folder, or resume ``resume_dir``.
 
+    The profile and dataset are checked before a folder is made
+    (:func:`lab.run_checks.preflight`); a new folder whose setup fails is marked
+    ``failed`` and is never resumed; a finished ``resume_dir`` is returned as it is,
+    with its stored results; a damaged GA checkpoint is refused before anything in the
+    folder is written.
+
     Args:
         config: The experiment.
         run_root: Root of ``baselines/`` and (by default) of the run folders.
@@ -635,9 +647,26 @@ def run_experiment(
         ``(results, run_dir)``.
 
     """
+    from lab import run_checks
+
     kwargs = dict(run_root=run_root, data_root=data_root, progress=progress, echo=echo)
+    # a bad profile or a missing dataset is refused before a run folder exists
+    run_checks.preflight(config, data_root)
     if resume_dir is not None:
+        run_checks.check_resumable(resume_dir)
         exp = Experiment.open(resume_dir, expected=config, **kwargs)
-    else:
-        exp = Experiment.create(config, folder=folder, source_text=source_text, **kwargs)
-    return exp.run(), exp.run_dir
+        if run_checks.is_finished(exp.run_dir) and (exp.run_dir / RESULTS_JSON).is_file():
+            echo(
+                f"{exp.run_dir} is finished (run.json status 'complete'); nothing was rerun "
+                "or rewritten"
+            )
+            return read_json(exp.run_dir / RESULTS_JSON), exp.run_dir
+        run_checks.check_ga_checkpoint(exp.run_dir)  # a corrupt one: refused, folder untouched
+        return exp.run(), exp.run_dir
+    exp = Experiment.create(config, folder=folder, source_text=source_text, **kwargs)
+    try:
+        return exp.run(), exp.run_dir
+    except Exception as exc:
+        if not run_checks.started(exp.run_dir):
+            run_checks.mark_failed(exp.run_dir, exc)
+        raise

@@ -272,6 +272,19 @@ def apply_set(raw: dict[str, Any], assignment: str) -> dict[str, Any]:
     return out
 
 
+def _known_at(loc: tuple[Any, ...]) -> list[str] | None:
+    """Sorted field names of the config table at ``loc`` (None if it is not a table)."""
+    model: Any = ExperimentConfig
+    for part in loc:
+        info = model.model_fields.get(part) if isinstance(part, str) else None
+        if info is None or not (
+            isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
+        ):
+            return None
+        model = info.annotation
+    return sorted(model.model_fields)
+
+
 def format_validation_error(exc: ValidationError, origin: str) -> str:
     """One line per bad field, ``section.key: message (got value)``."""
     lines = []
@@ -279,9 +292,19 @@ def format_validation_error(exc: ValidationError, origin: str) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
+            known = _known_at(err["loc"][:-1])
             msg = "unknown key (not part of the experiment config schema)"
+            if known is not None:
+                where = (
+                    f"[{'.'.join(str(p) for p in err['loc'][:-1])}]"
+                    if len(err["loc"]) > 1
+                    else "the top level"
+                )
+                msg += f"; known keys of {where}: {known}"
         got = f" (got {err['input']!r})" if err["type"] not in ("missing",) else ""
         lines.append(f"{loc}: {msg}{got}")
+    if len(lines) == 1:
+        return f"{origin}: invalid experiment config: {lines[0]}"
     return f"{origin}: invalid experiment config:\n  " + "\n  ".join(lines)
 
 
@@ -330,10 +353,16 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected an experiment .toml file")
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); TOML files must be UTF-8"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from exc
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

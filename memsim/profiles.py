@@ -405,6 +405,11 @@ def list_profiles() -> list[str]:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProfileError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); profile files must be "
+            "UTF-8 JSON"
+        ) from None
     except OSError as exc:
         raise ProfileError(f"{path}: cannot read profile file: {exc}") from exc
     try:
@@ -436,6 +441,8 @@ def _resolve_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if text.endswith(".json") or "/" in text or "\\" in text:
         path = Path(text)
+        if path.is_dir():
+            raise ProfileError(f"{path}: is a folder; expected a profile .json file")
         if not path.is_file():
             raise ProfileError(f"{path}: profile file not found")
         return path

@@ -31,10 +31,14 @@ counts) are our choices and are written into every checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import math
 import os
 import statistics
 import time
+import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -189,31 +193,164 @@ def get_recipe(task: str, scale: str = "quick") -> Recipe:
     raise ValueError(f"unknown task {task!r}; choose from {', '.join(TASKS)}")
 
 
+class RecipeError(ValueError):
+    """A recipe override names no field, or gives a value of the wrong type or range."""
+
+
+class UnknownOverrideError(RecipeError, KeyError):
+    """A recipe override names neither a recipe nor a training-config field."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+# allowed ranges of the numeric recipe and training fields (the rest: type checks only)
+_COUNTS = frozenset(
+    {"episodes", "n_way", "k_shot", "n_query", "lr_step", "epochs", "batch_size"}
+    | {"eval_draws", "support_draws"}
+)
+_FRACTIONS = frozenset({"train_fraction", "test_fraction", "epoch_fraction"})
+_POSITIVE = frozenset({"lr", "lr_gamma"})
+_UNIT = frozenset({"momentum", "label_smoothing", "sigma"})
+_FIXED = frozenset({"task", "scale"})  # chosen by the command's TASK and --scale
+
+
+def _check_override(key: str, value: Any, hint: Any) -> None:
+    """Refuse a value that does not fit field ``key`` of declared type ``hint``."""
+    args = set(typing.get_args(hint)) or {hint}
+    if value is None:
+        if type(None) in args:
+            return
+        raise RecipeError(f"override {key}=None: {key} must not be None")
+    if bool in args:
+        if not isinstance(value, bool):
+            raise RecipeError(f"override {key}={value!r}: {key} must be true or false")
+        return
+    if int in args and float not in args:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"override {key}={value!r}: {key} must be an integer")
+    elif float in args:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"override {key}={value!r}: {key} must be a number")
+        if not math.isfinite(value):
+            raise RecipeError(f"override {key}={value!r}: {key} must be finite")
+    elif str in args and not isinstance(value, str):
+        raise RecipeError(f"override {key}={value!r}: {key} must be a string")
+    elif typing.get_origin(hint) is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"override {key}={value!r}: {key} must be a table/dict")
+    ok, allowed = True, ""
+    if key in _COUNTS:
+        ok, allowed = value >= 1, "an integer >= 1"
+    elif key in _FRACTIONS:
+        ok, allowed = 0 < value <= 1, "in (0, 1]"
+    elif key in _POSITIVE:
+        ok, allowed = value > 0, "> 0"
+    elif key in _UNIT:
+        ok, allowed = 0 <= value < 1, "in [0, 1)"
+    elif key == "bits":
+        ok, allowed = 0 <= value <= 16, "0 (ternary) .. 16, or null (full precision)"
+    elif key == "weight_decay":
+        ok, allowed = value >= 0, ">= 0"
+    if not ok:
+        raise RecipeError(f"override {key}={value!r}: {key} must be {allowed}")
+
+
 def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     """Return ``recipe`` with fields replaced (recipe fields or training-config fields).
 
     Names are looked up first among :class:`Recipe` fields, then among the fields of its
-    training config (e.g. ``episodes``, ``epochs``, ``lr``). Values are taken as given.
+    training config (e.g. ``episodes``, ``epochs``, ``lr``).  Values are checked against
+    the field's type and range (counts >= 1, fractions in (0, 1], ...); an integer is
+    accepted for a float field.
 
     Raises:
-        KeyError: A name that is neither.
+        UnknownOverrideError: A name that is neither (also a ``KeyError``).
+        RecipeError: A value of the wrong type or out of range, or ``task``/``scale``,
+            which the task and scale arguments choose.
 
     """
+    from models.checkpoint import ARCHITECTURES
+    from models.data import DATASETS
+
     top: dict[str, Any] = {}
     inner: dict[str, Any] = {}
+    recipe_hints = typing.get_type_hints(Recipe)
+    train_hints = typing.get_type_hints(type(recipe.train))
     recipe_fields = {f.name for f in dataclasses.fields(Recipe)} - {"train"}
     train_fields = {f.name for f in dataclasses.fields(recipe.train)}
     for key, value in overrides.items():
+        if key in _FIXED:
+            raise RecipeError(f"override {key}: choose the {key} with the command's arguments")
         if key in recipe_fields:
+            _check_override(key, value, recipe_hints[key])
             top[key] = value
         elif key in train_fields:
+            _check_override(key, value, train_hints[key])
             inner[key] = value
         else:
-            raise KeyError(
-                f"unknown override {key!r}; recipe fields: {sorted(recipe_fields)}, "
+            raise UnknownOverrideError(
+                f"unknown override {key!r}; recipe fields: {sorted(recipe_fields - _FIXED)}, "
                 f"training fields: {sorted(train_fields)}"
             )
+    if "dataset" in top and top["dataset"] not in DATASETS:
+        raise RecipeError(f"override dataset={top['dataset']!r}: choose from {list(DATASETS)}")
+    if "arch" in top and top["arch"] not in ARCHITECTURES:
+        raise RecipeError(f"override arch={top['arch']!r}: choose from {sorted(ARCHITECTURES)}")
     return replace(recipe, **top, train=replace(recipe.train, **inner))
+
+
+def baseline_identity(
+    task: str, scale: str, overrides: dict[str, Any] | None = None, profile: Any = None
+) -> str | None:
+    """Short hash of the settings that make a baseline differ from the standard one.
+
+    ``None`` when every override equals the recipe's value and the profile is the
+    recipe's own ``paper_*`` profile (or not given): such a run is the standard baseline.
+    Otherwise the first 8 hex digits of a sha256 over the overrides that change the
+    recipe and the profile's JSON, so two different settings never share a file name.
+    """
+    recipe = get_recipe(task, scale)
+    changed = apply_overrides(recipe, overrides or {})
+    diff = {
+        k: v
+        for k, v in sorted((overrides or {}).items())
+        if _value_of(changed, k) != _value_of(recipe, k)
+    }
+    prof_json = None
+    if profile is not None:
+        import memsim
+
+        prof = memsim.load_profile(profile) if not hasattr(profile, "model_dump") else profile
+        prof_json = prof.model_dump(mode="json")
+        if prof_json == paper_profile(changed.bits, changed.sigma).model_dump(mode="json"):
+            prof_json = None
+    if not diff and prof_json is None:
+        return None
+    blob = json.dumps({"overrides": diff, "profile": prof_json}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def _value_of(recipe: Recipe, key: str) -> Any:
+    if hasattr(recipe, key) and key != "train":
+        return getattr(recipe, key)
+    return getattr(recipe.train, key)
+
+
+def baseline_file_name(
+    task: str,
+    scale: str,
+    seed: int,
+    overrides: dict[str, Any] | None = None,
+    profile: Any = None,
+) -> str:
+    """``<task>-<scale>-seed<k>.pt``, or ``...-seed<k>-<hash>.pt`` for non-standard settings.
+
+    The experiments reuse the standard name only (see :func:`baseline_identity`).
+    """
+    digest = baseline_identity(task, scale, overrides, profile)
+    stem = f"{task}-{scale}-seed{seed}"
+    return f"{stem}-{digest}.pt" if digest else f"{stem}.pt"
 
 
 def fit_recipe(
@@ -261,6 +398,7 @@ def train_baseline(
     profile: Any = None,
     progress: bool = False,
     path: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
 ) -> tuple[nn.Module, Path, dict[str, Any]]:
     """Train one baseline, evaluate it on simulated chips and write a checkpoint.
 
@@ -269,12 +407,16 @@ def train_baseline(
         scale: ``"quick"`` or ``"paper"``.
         seed: Seeds model init, data subset, training and evaluation.
         data_root: Folder with ``<dataset>.npz`` (see :func:`models.data.load_dataset`).
-        out_dir: Folder for ``<task>-<scale>-seed<seed>.pt``.
+        out_dir: Folder for the checkpoint, named by :func:`baseline_file_name`
+            (``<task>-<scale>-seed<seed>.pt``, with a settings hash when ``overrides``
+            or ``profile`` differ from the recipe).
         overrides: Recipe or training-config fields to change (see :func:`apply_overrides`).
         profile: Deployment profile (object, name or path); default: the matching
             ``paper_*`` profile from :func:`models.evaluate.paper_profile`.
         progress: Show a training progress bar (stderr).
-        path: Checkpoint file (default ``<out_dir>/<task>-<scale>-seed<seed>.pt``).
+        path: Checkpoint file (default ``<out_dir>/<baseline_file_name(...)>``).
+        overwrite: Replace an existing checkpoint file; without it an existing file is
+            refused before any training.
 
     Returns:
         ``(model, checkpoint_path, metrics)`` with the trained full-precision model; metrics
@@ -285,6 +427,14 @@ def train_baseline(
 
     """
     recipe = apply_overrides(get_recipe(task, scale), overrides or {})
+    if path is None:
+        path = Path(out_dir) / baseline_file_name(task, scale, seed, overrides, profile)
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(
+            f"{path}: a baseline checkpoint is already there; it is kept (pass overwrite=True, "
+            "or --force on the command line, to replace it)"
+        )
     train, test = load_dataset(recipe.dataset, root=data_root)
     test = stratified_fraction(test, recipe.test_fraction, seed)
     log.info("%s/%s: %d test images", task, scale, len(test))
@@ -350,10 +500,10 @@ def train_baseline(
         "accuracy_std": deployed.std,
         "metrics": metrics,
         "recipe": recipe.as_dict(),
+        "overrides": dict(overrides or {}),
+        "identity": baseline_identity(task, scale, overrides, profile),
         "torch_version": str(torch.__version__),
     }
-    if path is None:
-        path = Path(out_dir) / f"{task}-{scale}-seed{seed}.pt"
     path = save_checkpoint(path, model, meta)
     log.info("%s/%s deployed accuracy %s, checkpoint %s", task, scale, deployed, path)
     return model, path, metrics

@@ -140,26 +140,50 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[nn.Module, dict[str, 
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
-        CheckpointError: If it is not a checkpoint of this format.
+        IsADirectoryError: If ``path`` is a folder.
+        CheckpointError: If it is not a checkpoint of this format, or its weights do not
+            fit its model (a corrupt or edited file).
 
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; expected a checkpoint file (.pt)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint file")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if first.startswith("Weights only load failed"):
+            first = "not a torch file of plain tensors and values"
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint, corrupt or truncated ({first})"
+        ) from None
     if not isinstance(payload, dict) or "arch" not in payload or "state_dict" not in payload:
         raise CheckpointError(
             f"{path}: not a memsim checkpoint (a dict with 'arch' and 'state_dict')"
         )
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: unsupported checkpoint format {payload.get('format')!r}")
-    model = build_model(payload["arch"], payload.get("model_kwargs") or {})
-    model.load_state_dict(payload["state_dict"])
+    meta = payload.get("meta") or {}
+    kwargs = payload.get("model_kwargs") or {}
+    if not isinstance(meta, dict) or not isinstance(kwargs, dict):
+        raise CheckpointError(f"{path}: 'meta' and 'model_kwargs' must be dicts")
+    if not isinstance(payload["state_dict"], dict):
+        raise CheckpointError(f"{path}: 'state_dict' must be a dict of tensors")
+    try:
+        model = build_model(payload["arch"], kwargs)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild its model ({exc})") from None
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: its weights do not fit its {payload['arch']!r} model ({first})"
+        ) from None
     model.eval()
-    return model, payload.get("meta") or {}
+    return model, meta
 
 
 def load_model(path: str | os.PathLike[str]) -> nn.Module:

@@ -55,6 +55,14 @@ class DatasetNotFoundError(FileNotFoundError):
     """Raised when a dataset is in none of the places searched and cannot be downloaded."""
 
 
+class DatasetFileError(ValueError):
+    """A dataset file exists but cannot be read: corrupt, truncated or missing arrays."""
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test", "classes")
+"""Arrays of a dataset ``.npz`` archive."""
+
+
 class ImageDataset(TensorDataset):
     """A ``TensorDataset`` of ``(images, labels)`` that knows where it came from.
 
@@ -184,14 +192,44 @@ def load_npz(
     Returns:
         ``(train, test)`` normalized datasets.
 
+    Raises:
+        FileNotFoundError: No such file.
+        IsADirectoryError: ``path`` is a folder.
+        DatasetFileError: The file is not a readable archive of the expected arrays.
+
     """
     path = Path(path)
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-        classes = [str(c) for c in npz["classes"]]
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; expected a dataset .npz file")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such dataset file")
+    expected = "an .npz archive with " + ", ".join(NPZ_KEYS)
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise DatasetFileError(f"{path}: a single array, not {expected}")
+        with loaded as npz:
+            missing = [k for k in NPZ_KEYS if k not in npz.files]
+            if missing:
+                raise DatasetFileError(f"{path}: missing array(s) {missing}; expected {expected}")
+            arrays = {k: npz[k] for k in NPZ_KEYS[:4]}
+            classes = [str(c) for c in npz["classes"]]
+    except DatasetFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy/zipfile raise many types on a bad file
+        raise DatasetFileError(
+            f"{path}: corrupt or truncated dataset file ({type(exc).__name__}: {exc}); "
+            f"expected {expected}; delete it or fetch it again"
+        ) from exc
     for key in ("x_train", "x_test"):
         if arrays[key].dtype != np.uint8 or arrays[key].ndim not in (3, 4):
-            raise ValueError(f"{path}: {key} must be uint8 (N,H,W) or (N,H,W,C)")
+            raise DatasetFileError(f"{path}: {key} must be uint8 (N,H,W) or (N,H,W,C)")
+    for x, y in (("x_train", "y_train"), ("x_test", "y_test")):
+        if arrays[y].ndim != 1 or len(arrays[y]) != len(arrays[x]):
+            raise DatasetFileError(
+                f"{path}: {y} must be 1-D with one label per image of {x} "
+                f"({len(arrays[x])}), got shape {arrays[y].shape}"
+            )
     return _from_arrays(
         name or path.stem, arrays, classes, file_sha256(path), str(path), scale=255.0
     )

@@ -39,7 +39,7 @@ def test_every_field_is_documented():
         ({"fitness_draws": 0}, "fitness_draws"),
         ({"selection_tau": 0.0}, "selection_tau"),
         ({"population_size": 4, "keep_elitism": 4}, "keep_elitism"),
-        ({"population_size": 4, "tournament_k": 5}, "tournament_k"),
+        ({"population_size": 4, "selection": "tournament", "tournament_k": 5}, "tournament_k"),
         ({"mutation": "maxmin", "mutation_scale": "level_step"}, "mutation_scale"),
         ({"reference_noise": (0.05, -0.1)}, "reference_noise"),
         ({"early_stop_patience": 0}, "early_stop_patience"),

@@ -12,7 +12,13 @@ from torch import nn
 import memsim
 from lab.cli import main as memsim_main
 from memsim.quantization import TERNARY
-from models.baselines import TASKS, apply_overrides, get_recipe, train_baseline
+from models.baselines import (
+    TASKS,
+    apply_overrides,
+    baseline_file_name,
+    get_recipe,
+    train_baseline,
+)
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.data import load_dataset
 from models.evaluate import (
@@ -169,7 +175,9 @@ def test_protonet_digits_baseline_end_to_end(tmp_path: Path) -> None:
     model, path, metrics = train_baseline(
         "protonet-digits", "quick", seed=0, out_dir=tmp_path, overrides=overrides
     )
-    assert path == tmp_path / "protonet-digits-quick-seed0.pt" and path.is_file()
+    # overrides change the model: their hash is part of the file name
+    assert path == tmp_path / baseline_file_name("protonet-digits", "quick", 0, overrides)
+    assert path.name != "protonet-digits-quick-seed0.pt" and path.is_file()
     assert len(metrics["accuracies"]) == 4
     assert metrics["profile"] == "paper_2bit_5pct"
     assert 0.5 < metrics["accuracy_mean"] <= 1.0  # 40 noisy 2-bit episodes already learn

@@ -15,8 +15,10 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim sweep figures [--scale quick|paper]
     memsim demo
 
-``--threads``, ``--data-root``, ``--device`` and ``--no-progress`` are global: they work on
-every subcommand, before or after its name.  Each subcommand lives in its own module of
+``--threads``, ``--data-root``, ``--device``, ``--no-progress`` and ``--debug`` are global:
+they work on every subcommand, before or after its name.  Wrong input and file errors
+print one line ``memsim <command>: error: ...`` and exit 2 (:mod:`lab.cli.errors`);
+``--debug`` shows the traceback instead.  Each subcommand lives in its own module of
 this package and imports the heavy packages only when it runs.
 """
 
@@ -35,7 +37,8 @@ from . import inspect as cli_inspect
 from . import profiles as cli_profiles
 from . import reproduce as cli_reproduce
 from . import train as cli_train
-from .common import CliError, add_global_options
+from .common import add_global_options
+from .errors import command_name, error_line, user_error_types
 
 EPILOG = """\
 Data: datasets are read from --data-root, $MEMSIM_DATA, shared/data next to the checkout,
@@ -101,13 +104,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"memsim {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
+    except BrokenPipeError:  # an OSError: handled before the error boundary below
         # output piped into e.g. `head`: stop quietly, like other Unix tools
         sys.stderr.close()
         return 0
+    except user_error_types() as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(error_line(command_name(args), exc), file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"memsim {args.command}: interrupted", file=sys.stderr)
         return 130

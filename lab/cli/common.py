@@ -102,6 +102,12 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         help="where the models and simulated chips run: cpu, cuda or cuda:N (default cpu)",
     )
     g.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="show the traceback of an error instead of the one-line message",
+    )
+    g.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",

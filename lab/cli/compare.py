@@ -22,6 +22,7 @@ from .common import (
     positive_int,
     user_errors,
 )
+from .errors import check_output_folder
 
 INSTALL_HINT = (
     "memsim compare needs IBM aihwkit, which is not installed in this environment; "
@@ -84,10 +85,25 @@ def aihwkit_available() -> bool:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Check for aihwkit, then run :func:`lab.compare.compare` and write its files."""
+    from models.data import DATASETS
+
     if not aihwkit_available():
         raise CliError(INSTALL_HINT)
+    if Path(args.checkpoint).is_dir():
+        raise CliError(f"{args.checkpoint}: is a folder; expected a checkpoint file (.pt)")
     if not Path(args.checkpoint).is_file():
         raise CliError(f"{args.checkpoint}: no such checkpoint file")
+    if args.data is not None and not args.data.endswith(".npz"):
+        if args.data.lower().replace("-", "_") not in DATASETS:
+            raise CliError(
+                f"--data {args.data!r}: unknown dataset; choose from {', '.join(DATASETS)} "
+                "or give a .npz file"
+            )
+    if args.data is not None and args.data.endswith(".npz") and not Path(args.data).is_file():
+        raise CliError(f"--data {args.data}: no such .npz file")
+    check_output_folder(
+        args.out or Path(args.run_root) / "compare", "--out" if args.out else "--run-root"
+    )
     from lab.compare import compare
     from lab.run_folder import new_run_dir
 

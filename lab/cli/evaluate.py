@@ -27,6 +27,7 @@ from .common import (
     positive_int,
     user_errors,
 )
+from .errors import check_output_folder
 
 
 def register(sub: Any) -> None:
@@ -61,6 +62,12 @@ def register(sub: Any) -> None:
         "--test-size", type=positive_int, default=None, help="stratified test subset (default: all)"
     )
     p.add_argument(
+        "--allow-data-mismatch",
+        action="store_true",
+        help="score even if the dataset file differs from the one the checkpoint was trained "
+        "on (its sha256 in the checkpoint); default: refuse",
+    )
+    p.add_argument(
         "--out",
         default=None,
         help="output folder (default: a new <run-root>/evaluate folder); a name ending in "
@@ -83,17 +90,24 @@ def evaluate_checkpoint(
     test_size: int | None,
     data_root: str | None,
     conductances: str | None = None,
+    allow_data_mismatch: bool = False,
 ) -> dict[str, Any]:
     """Score a checkpoint; return a JSON-able dict with one entry per drift time.
 
     With ``conductances`` (a measured map, :func:`memsim.import_conductances`) every draw
     scores that one measured array; the draws then differ only by read noise.
+
+    Raises:
+        CliError: The checkpoint names no dataset, the dataset differs from the one it
+            was trained on (unless ``allow_data_mismatch``), or ``test_size`` would give
+            fewer images than asked or fewer than the number of classes.
+
     """
     import memsim
     from lab.hardware import apply_measured_conductances
     from lab.scoring import digital_scorer, support_generator
     from models.checkpoint import load_checkpoint
-    from models.data import calibration_images, load_dataset, resolve_data_root, stratified_subset
+    from models.data import calibration_images, load_dataset, resolve_data_root
     from models.evaluate import draw_accuracies
     from models.tasks import make_task
 
@@ -103,8 +117,15 @@ def evaluate_checkpoint(
         raise CliError(f"{checkpoint}: the checkpoint meta names no dataset")
     prof = memsim.load_profile(profile)
     train, test = load_dataset(dataset, root=resolve_data_root(data_root))
+    recorded = meta.get("dataset_sha256")
+    if recorded and recorded != train.sha256 and not allow_data_mismatch:
+        raise CliError(
+            f"{checkpoint} was trained on {dataset} data with sha256 {str(recorded)[:12]}..., "
+            f"but the {dataset} data loaded now ({train.source}) has sha256 "
+            f"{train.sha256[:12]}...; pass --allow-data-mismatch to score it anyway"
+        )
     if test_size is not None:
-        test = stratified_subset(test, test_size, seed)
+        test = _test_subset(test, test_size, seed, dataset)
     task = make_task(model)
     support = train if task.is_protonet else None
     digital = digital_scorer(task, test, support, seed=seed, support_draws=support_draws)(model)
@@ -188,6 +209,31 @@ def _cost(chip: Any, test: Any, train: Any) -> dict[str, Any]:
     return {"available": True, "images": min(COST_IMAGES, len(test)), **totals}
 
 
+def _test_subset(test: Any, size: int, seed: int, dataset: str) -> Any:
+    """The stratified ``--test-size`` subset, refusing one smaller than asked."""
+    from models.data import stratified_subset
+
+    classes = int(test.labels.unique().numel())
+    if size < classes:
+        raise CliError(
+            f"--test-size {size}: the stratified subset needs at least one image per class; "
+            f"{dataset} has {classes} classes, so use --test-size >= {classes} "
+            f"(at most {len(test)})"
+        )
+    if size > len(test):
+        raise CliError(
+            f"--test-size {size}: the {dataset} test split has only {len(test)} images; "
+            f"use --test-size {classes}..{len(test)}, or omit it for all"
+        )
+    subset = stratified_subset(test, size, seed)
+    if len(subset) < size:
+        raise CliError(
+            f"--test-size {size}: a class-balanced subset of {dataset} gives only "
+            f"{len(subset)} images; use a multiple of the {classes} classes or omit it"
+        )
+    return subset
+
+
 def _label(t: float | None) -> str:
     return "t0" if t is None else f"{t:g}"
 
@@ -201,6 +247,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from lab import plots
     from lab.run_folder import environment, new_run_dir, write_json
 
+    if args.out and args.out.endswith(".json"):
+        check_output_folder(Path(args.out).parent, "--out")
+    elif args.out:
+        check_output_folder(args.out, "--out")
+    else:
+        check_output_folder(Path(args.run_root) / "evaluate", "--run-root")
     with user_errors():
         out = evaluate_checkpoint(
             args.checkpoint,
@@ -213,6 +265,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             test_size=args.test_size,
             data_root=args.data_root,
             conductances=args.conductances,
+            allow_data_mismatch=args.allow_data_mismatch,
         )
     report = out.pop("_report")
     out["environment"] = environment()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import CliError, add_run_options, user_errors
+from .errors import check_output_folder
 
 GA_EPILOG = """\
 The run folder <run-root>/ga/<name>-<timestamp>/ holds config.json (resolved),
@@ -66,7 +67,8 @@ def register_ga(sub: Any) -> None:
         const="latest",
         default=None,
         metavar="RUN_DIR",
-        help="continue RUN_DIR (default: the newest unfinished run of CONFIG's name)",
+        help="continue RUN_DIR, with the run root (baselines) it was started with; default: "
+        "the newest unfinished run of CONFIG's name. A finished run is left as it is.",
     )
     add_run_options(p)
     p.set_defaults(func=cmd_ga)
@@ -100,8 +102,9 @@ def _latest_unfinished(parent: Path, name: str) -> Path:
     candidates = sorted(parent.glob(f"{name}-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for path in candidates:
         run = path / "run.json"
+        # a finished run has nothing to resume, and a failed start is never resumed
         if (path / "config.json").exists() and (
-            not run.exists() or read_json(run).get("status") != "complete"
+            not run.exists() or read_json(run).get("status") not in ("complete", "failed")
         ):
             return path
     raise CliError(f"no unfinished run folder {parent}/{name}-* to resume")
@@ -113,6 +116,7 @@ def _run(
     *,
     resume_dir: Path | None,
     source_text: str | None,
+    run_root: str | Path | None = None,
 ) -> int:
     from lab.experiment import run_experiment
     from lab.experiment_report import format_results
@@ -121,7 +125,7 @@ def _run(
     with user_errors():
         results, run_dir = run_experiment(
             config,
-            run_root=args.run_root,
+            run_root=run_root if run_root is not None else args.run_root,
             resume_dir=resume_dir,
             data_root=args.data_root,
             # bars only on a terminal; logs get one line per generation instead
@@ -138,19 +142,17 @@ def cmd_ga(args: argparse.Namespace) -> int:
     """Load/override/validate the config, then run or resume the experiment."""
     from lab.experiment import CONFIG_JSON
     from lab.experiment_config import ExperimentConfig, build_config, read_toml
+    from lab.run_checks import folder_run_root
     from lab.run_folder import read_json
 
     with user_errors():
         config = None
         source = None
         if args.config is not None:
-            source = (
-                Path(args.config).read_text(encoding="utf-8")
-                if Path(args.config).is_file()
-                else None
-            )
+            raw = read_toml(args.config)  # first: it names the file if it is not UTF-8 TOML
+            source = Path(args.config).read_text(encoding="utf-8")
             config = build_config(
-                read_toml(args.config),
+                raw,
                 scale=args.scale,
                 overrides=args.overrides,
                 origin=args.config,
@@ -165,6 +167,7 @@ def cmd_ga(args: argparse.Namespace) -> int:
         if args.resume is None:
             if config is None:
                 raise CliError("give a CONFIG.toml to start a run, or --resume RUN_DIR")
+            check_output_folder(args.run_root, "--run-root")
             return _run(config, args, resume_dir=None, source_text=source)
         if args.resume == "latest":
             if config is None:
@@ -172,6 +175,8 @@ def cmd_ga(args: argparse.Namespace) -> int:
             resume_dir = _latest_unfinished(Path(args.run_root) / "ga", config.experiment.name)
         else:
             resume_dir = Path(args.resume)
+            if not resume_dir.is_dir():
+                raise CliError(f"--resume {resume_dir}: no such run folder")
         if config is None:
             # resuming from the folder alone: its saved config, plus any --set
             saved = (
@@ -181,7 +186,9 @@ def cmd_ga(args: argparse.Namespace) -> int:
                 raise CliError(f"{resume_dir} is not an experiment run folder (no {CONFIG_JSON})")
             config = build_config(saved, overrides=args.overrides, origin=str(resume_dir))
         assert isinstance(config, ExperimentConfig)
-        return _run(config, args, resume_dir=resume_dir, source_text=None)
+        # the folder's own run root (its baseline), wherever the command is run from
+        root = folder_run_root(resume_dir, args.run_root)
+        return _run(config, args, resume_dir=resume_dir, source_text=None, run_root=root)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -193,4 +200,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with user_errors():
         config = build_config(tomllib.loads(DEMO_TOML), overrides=args.overrides, origin="demo")
+    check_output_folder(args.run_root, "--run-root")
     return _run(config, args, resume_dir=None, source_text=DEMO_TOML)

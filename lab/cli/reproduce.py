@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_run_options, user_errors
+from .common import CliError, add_run_options, positive_int, user_errors
+from .errors import check_output_folder
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -51,7 +52,7 @@ def register_reproduce(sub: Any) -> None:
     )
     t.add_argument(
         "--jobs",
-        type=int,
+        type=positive_int,
         default=1,
         help="rows run at once, each in a subprocess (default 1: in this process)",
     )
@@ -92,6 +93,7 @@ def cmd_table1(args: argparse.Namespace) -> int:
     """Run the Table 1 rows; print table1.md."""
     from lab.table1 import CONFIG_DIR, TABLE_MD, run_table1
 
+    check_output_folder(args.run_root, "--run-root")
     with user_errors():
         try:
             _, out = run_table1(
@@ -118,6 +120,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     """Run the figure sweeps; list the PNG/CSV files written."""
     from lab.sweeps import SWEEP_DIR, run_figures
 
+    check_output_folder(args.run_root, "--run-root")
     with user_errors():
         try:
             state, out = run_figures(

@@ -8,12 +8,16 @@ import logging
 from typing import Any
 
 from .common import DEFAULT_RUN_ROOT, CliError, user_errors
+from .errors import check_output_folder
 
 TASK_HELP = """\
 tasks: protonet-mnist (2-bit, 5 %), protonet-fashion-mnist (3-bit, 20 %),
 mobilenetv2-cifar10 (2-bit, 5 %), micronet-cifar100 (ternary, 5 %), protonet-digits
 (2-bit, 5 %, bundled data). The checkpoint goes to <out>/<task>-<scale>-seed<k>.pt, where
-'memsim ga' experiments with data.baseline_holdout=false reuse it.
+'memsim ga' experiments with data.baseline_holdout=false reuse it. With --set values or a
+--profile that differ from the recipe, the name gets a hash of those settings
+(<task>-<scale>-seed<k>-<hash8>.pt), so the experiments never reuse it by mistake. An
+existing checkpoint is never replaced without --force.
 """
 
 
@@ -52,22 +56,43 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="override a recipe/training field, e.g. --set episodes=100 (repeatable)",
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing checkpoint of the same name (default: refuse)",
+    )
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train, evaluate, checkpoint; print the metrics JSON."""
-    from models.baselines import train_baseline
+    from pathlib import Path
+
+    import memsim
+    from models.baselines import RecipeError, baseline_file_name, train_baseline
     from models.data import resolve_data_root
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     overrides = {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise CliError(f"--set expects KEY=VALUE, got {item!r}")
         overrides[key.strip()] = _parse_value(value)
     with user_errors():
+        # everything is checked before any training: overrides, profile, target file
+        profile = memsim.load_profile(args.profile) if args.profile is not None else None
+        try:
+            name = baseline_file_name(args.task, args.scale, args.seed, overrides, profile)
+        except RecipeError as exc:
+            raise CliError(f"--set: {exc}") from None
+        check_output_folder(args.out, "--out")
+        path = Path(args.out) / name
+        if path.exists() and not args.force:
+            raise CliError(
+                f"{path}: a baseline checkpoint of these settings is already there; it is "
+                "kept (use it, pass --force to replace it, or choose another --out)"
+            )
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         _, path, metrics = train_baseline(
             args.task,
             args.scale,
@@ -75,8 +100,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             resolve_data_root(args.data_root),
             args.out,
             overrides=overrides,
-            profile=args.profile,
+            profile=profile,
             progress=args.progress,
+            path=path,
+            overwrite=args.force,
         )
     print(json.dumps({"checkpoint": str(path), **metrics}, indent=2))
     return 0

@@ -1,0 +1,134 @@
+"""``memsim ga`` run folders under faults: failed starts, moved working directory, damaged
+GA checkpoint, finished runs.  Nothing a refusal touches may change on disk."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from cli_support import TINY_TOML, cli, read, run_folder
+
+SMALL = (
+    "--no-progress",
+    "--set",
+    "ga.population_size=2",  # the legal minimum, with the default sigmoid_rws selection
+    "--set",
+    "ga.generations=2",
+    "--set",
+    "control.enabled=false",
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    out = {}
+    for p in sorted(root.rglob("*")):
+        digest = hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+        out[str(p.relative_to(root))] = (digest, p.stat().st_mtime_ns)
+    return out
+
+
+def test_a_start_that_fails_in_setup_is_marked_and_never_resumed(tmp_path, capsys, monkeypatch):
+    import lab.experiment
+    from models.data import DatasetFileError
+
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    root = tmp_path / "rr"
+
+    def broken(*_a, **_k):
+        raise DatasetFileError("data/digits.npz: corrupt or truncated dataset file")
+
+    monkeypatch.setattr(lab.experiment, "prepare_inputs", broken)
+    rc, out, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", root, *SMALL)
+    assert rc == 2 and out == ""
+    assert err.strip() == ("memsim ga: error: data/digits.npz: corrupt or truncated dataset file")
+    monkeypatch.undo()
+    (folder,) = (root / "ga").iterdir()
+    run = read(folder / "run.json")
+    assert run["status"] == "failed"
+    assert run["error"] == "DatasetFileError: data/digits.npz: corrupt or truncated dataset file"
+    before = snapshot(root)
+
+    rc, _, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--resume", "--run-root", root, *SMALL)
+    assert rc == 2
+    assert err.strip() == f"memsim ga: error: no unfinished run folder {root}/ga/tiny-* to resume"
+    rc, _, err = cli(capsys, "ga", "--resume", folder, "--no-progress")
+    assert rc == 2
+    assert err.strip() == (
+        f"memsim ga: error: {folder}: its start failed (DatasetFileError: data/digits.npz: "
+        "corrupt or truncated dataset file), so it is never resumed; fix the cause and start a "
+        "new run"
+    )
+    assert snapshot(root) == before
+
+
+def test_resume_uses_the_folders_own_root_refuses_a_damaged_checkpoint_and_leaves_a_finished_run(
+    tmp_path, capsys, monkeypatch
+):
+    from lab.task_fitness import TaskFitness
+
+    start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
+    start.mkdir()
+    elsewhere.mkdir()
+    (start / "tiny.toml").write_text(TINY_TOML)
+    monkeypatch.chdir(start)
+
+    original = TaskFitness.evaluate_population
+
+    def interrupted(self, population, generation, rng):
+        if generation == 2:
+            raise KeyboardInterrupt
+        return original(self, population, generation, rng)
+
+    monkeypatch.setattr(TaskFitness, "evaluate_population", interrupted)
+    # a relative run root: the resume below runs from another directory
+    rc, _, err = cli(capsys, "ga", "tiny.toml", "--run-root", "rr", *SMALL)
+    assert rc == 130, err
+    monkeypatch.setattr(TaskFitness, "evaluate_population", original)
+    root = (start / "rr").resolve()
+    (folder,) = (root / "ga").iterdir()
+    baseline = root / "baselines" / "protonet-digits-quick-seed0-holdout300.pt"
+    assert baseline.is_file()
+
+    monkeypatch.chdir(elsewhere)
+    checkpoint = folder / "ga" / "checkpoint.pt"
+    good = checkpoint.read_bytes()
+    checkpoint.write_bytes(good[: len(good) // 3])
+    before = snapshot(root)
+    rc, out, err = cli(capsys, "ga", "--resume", folder, "--no-progress")
+    assert rc == 2 and out == ""
+    assert err.strip().startswith(
+        f"memsim ga: error: {checkpoint}: corrupt or truncated GA checkpoint ("
+    )
+    assert err.strip().endswith("); restore it from a backup, or start a new run")
+    assert snapshot(root) == before
+    assert list(elsewhere.iterdir()) == []
+
+    checkpoint.write_bytes(good)
+    rc, out, err = cli(capsys, "ga", "--resume", folder, "--no-progress")
+    assert rc == 0, err
+    assert run_folder(out) == folder
+    assert f"baseline: reusing {baseline}" in err  # not a new baseline in ./runs
+    assert "GA: resuming" in err
+    assert list(elsewhere.iterdir()) == []
+    assert read(folder / "run.json")["status"] == "complete"
+
+    # a finished run: said so, and not one byte or mtime changes
+    before = snapshot(root)
+    rc, out, err = cli(capsys, "ga", "--resume", folder, "--no-progress")
+    assert rc == 0, err
+    assert (
+        f"{folder} is finished (run.json status 'complete'); nothing was rerun or rewritten" in err
+    )
+    assert run_folder(out) == folder
+    assert snapshot(root) == before
