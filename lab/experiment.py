@@ -232,9 +232,15 @@ class Experiment:
         data_root: str | None = None,
         progress: bool = True,
         echo: Echo = print,
+        executor: Any = None,
     ) -> None:
-        """Bind a config to a run folder (see :meth:`create` and :meth:`open`)."""
+        """Bind a config to a run folder (see :meth:`create` and :meth:`open`).
+
+        ``executor`` (a :class:`lab.executors.ExecutorSpec`, default serial) is where the
+        GA's population is evaluated; any choice gives the same numbers.
+        """
         self.config = config
+        self.executor = executor
         self.run_dir = Path(run_dir)
         self.run_root = Path(run_root)
         self.data_root = data_root
@@ -369,18 +375,21 @@ class Experiment:
                     f"{100 * record.best_ever:.2f} % ({record.wall_time_s:.1f} s)"
                 )
 
-        trainer = GATrainer(
-            ga_cfg,
-            fitness,
-            inputs.base_genes,
-            genome=inputs.genome,
-            on_generation=on_generation,
-        )
+        from lab.parallel_fitness import population_evaluator
+
         resume = (self.run_dir / GA_DIR / "checkpoint.pt").exists()
         if resume:
             self.echo(f"GA: resuming from {self.run_dir / GA_DIR}")
         t0 = time.perf_counter()
-        result = trainer.run(resume=resume)
+        with population_evaluator(fitness, self.executor) as evaluator:
+            trainer = GATrainer(
+                ga_cfg,
+                evaluator,
+                inputs.base_genes,
+                genome=inputs.genome,
+                on_generation=on_generation,
+            )
+            result = trainer.run(resume=resume)
         self._stage_time("ga", time.perf_counter() - t0)
         return result, trainer
 
@@ -616,6 +625,7 @@ def run_experiment(
     progress: bool = True,
     echo: Echo = print,
     source_text: str | None = None,
+    executor: Any = None,
 ) -> tuple[dict[str, Any], Path]:
     """Run one experiment in a new run folder, or resume ``resume_dir``.
 
@@ -629,12 +639,15 @@ def run_experiment(
         progress: Show progress bars.
         echo: Where status lines go.
         source_text: The TOML text the config was read from (copied into the folder).
+        executor: Where the GA's population is evaluated (``lab.executors.ExecutorSpec``).
 
     Returns:
         ``(results, run_dir)``.
 
     """
-    kwargs = dict(run_root=run_root, data_root=data_root, progress=progress, echo=echo)
+    kwargs = dict(
+        run_root=run_root, data_root=data_root, progress=progress, echo=echo, executor=executor
+    )
     if resume_dir is not None:
         exp = Experiment.open(resume_dir, expected=config, **kwargs)
     else:

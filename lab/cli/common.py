@@ -123,6 +123,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def user_errors() -> Iterator[None]:
     """Turn the expected failures of a run into :class:`CliError` (no traceback)."""
     from ga.checkpoint import CheckpointMismatchError
+    from lab.executors import ExecutorError
     from lab.experiment import ExperimentError
     from lab.experiment_config import ConfigError
     from memsim.profiles import ProfileError
@@ -138,5 +139,6 @@ def user_errors() -> Iterator[None]:
         DatasetNotFoundError,
         CheckpointError,
         CheckpointMismatchError,
+        ExecutorError,
     ) as exc:
         raise CliError(str(exc)) from exc

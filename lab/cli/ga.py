@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import CliError, add_run_options, user_errors
+from .executor_options import EXECUTOR_EPILOG, add_executor_options, executor_spec
 
 GA_EPILOG = """\
 The run folder <run-root>/ga/<name>-<timestamp>/ holds config.json (resolved),
@@ -49,7 +50,7 @@ def register_ga(sub: Any) -> None:
         help="run a GA experiment from a TOML config (baseline, GA, control, test scores)",
         description="Run a GA experiment: baseline -> GA on a simulated chip -> extra-QAT "
         "control -> test accuracy of all three on fresh programming draws.",
-        epilog=GA_EPILOG,
+        epilog=GA_EPILOG + "\n" + EXECUTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", default=None, help="experiment TOML file")
@@ -63,6 +64,7 @@ def register_ga(sub: Any) -> None:
         help="continue RUN_DIR (default: the newest unfinished run of CONFIG's name)",
     )
     add_run_options(p)
+    add_executor_options(p)
     p.set_defaults(func=cmd_ga)
 
 
@@ -85,6 +87,7 @@ def register_demo(sub: Any) -> None:
         help="override a demo setting, e.g. --set ga.generations=3",
     )
     add_run_options(p)
+    add_executor_options(p)
     p.set_defaults(func=cmd_demo)
 
 
@@ -122,6 +125,7 @@ def _run(
             progress=args.progress and sys.stderr.isatty(),
             echo=lambda s: print(s, file=sys.stderr, flush=True),
             source_text=source_text,
+            executor=args.executor_spec,
         )
     print(format_results(results))
     print(f"run folder: {run_dir}  (wall time {time.perf_counter() - start:.1f} s)")
@@ -134,6 +138,7 @@ def cmd_ga(args: argparse.Namespace) -> int:
     from lab.experiment_config import ExperimentConfig, build_config, read_toml
     from lab.run_folder import read_json
 
+    args.executor_spec = executor_spec(args)  # before any work: a bad --address fails now
     with user_errors():
         config = None
         source = None
@@ -178,6 +183,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lab.demo import DEMO_TOML
     from lab.experiment_config import build_config
 
+    args.executor_spec = executor_spec(args)
     with user_errors():
         config = build_config(tomllib.loads(DEMO_TOML), overrides=args.overrides, origin="demo")
     return _run(config, args, resume_dir=None, source_text=DEMO_TOML)
