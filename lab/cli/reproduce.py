@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_run_options, user_errors
+from .common import CliError, add_run_options, positive_int, user_errors
+from .executor_options import add_executor_options, executor_spec
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -27,6 +28,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--resume", default=None, metavar="DIR", help="continue an earlier folder")
     add_run_options(p)
+    add_executor_options(p)
 
 
 def register_reproduce(sub: Any) -> None:
@@ -51,9 +53,10 @@ def register_reproduce(sub: Any) -> None:
     )
     t.add_argument(
         "--jobs",
-        type=int,
-        default=1,
-        help="rows run at once, each in a subprocess (default 1: in this process)",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="deprecated: the same as --executor process --workers N",
     )
     t.set_defaults(func=cmd_table1)
 
@@ -78,6 +81,9 @@ def register_sweep(sub: Any) -> None:
         "--only", default=None, help="comma-separated figure names, e.g. fig4,fig6 (default all)"
     )
     f.set_defaults(func=cmd_figures)
+    from . import sweep_grid
+
+    sweep_grid.register(ps)
 
 
 def _echo(s: str) -> None:
@@ -90,8 +96,21 @@ def _split(text: str | None) -> list[str] | None:
 
 def cmd_table1(args: argparse.Namespace) -> int:
     """Run the Table 1 rows; print table1.md."""
+    from lab.executors import ExecutorSpec
     from lab.table1 import CONFIG_DIR, TABLE_MD, run_table1
 
+    if args.jobs is not None:
+        if args.executor != "serial" or args.workers is not None:
+            raise CliError("--jobs is the old spelling of --executor process --workers N; give one")
+        print(
+            "memsim reproduce: --jobs is deprecated; use --executor process --workers N",
+            file=sys.stderr,
+        )
+        executor = ExecutorSpec(
+            kind="process", workers=args.jobs, threads_per_worker=args.threads or 1
+        )
+    else:
+        executor = executor_spec(args)
     with user_errors():
         try:
             _, out = run_table1(
@@ -104,8 +123,7 @@ def cmd_table1(args: argparse.Namespace) -> int:
                 overrides=args.overrides,
                 progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
-                jobs=args.jobs,
-                threads=args.threads,
+                executor=executor,
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from exc
@@ -118,6 +136,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     """Run the figure sweeps; list the PNG/CSV files written."""
     from lab.sweeps import SWEEP_DIR, run_figures
 
+    executor = executor_spec(args)
     with user_errors():
         try:
             state, out = run_figures(
@@ -130,6 +149,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
                 overrides=args.overrides,
                 progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
+                executor=executor,
             )
         except FileNotFoundError as exc:
             raise CliError(str(exc)) from exc
