@@ -204,6 +204,7 @@ def run_grid(
     resume_dir: str | os.PathLike[str] | None = None,
     data_root: str | None = None,
     executor: ExecutorSpec | None = None,
+    device: str = "cpu",
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> tuple[dict[str, Any], Path]:
@@ -220,6 +221,7 @@ def run_grid(
         resume_dir: An earlier grid folder to continue (same config, axes, seeds).
         data_root: Dataset folder.
         executor: Where the runs go (default serial, in this process).
+        device: Where each run's models and chips run.
         progress: Progress bars of in-process runs.
         echo: Status lines.
 
@@ -292,7 +294,7 @@ def run_grid(
     # baselines are trained once here, not by several workers at the same time
     baselines = {(configs[i].experiment.task, configs[i].experiment.scale): i for i in todo}
     for i in baselines.values():
-        prepare_inputs(configs[i], run_root, data_root, echo)
+        prepare_inputs(configs[i], run_root, data_root, echo, device)
 
     def finished(i: int, error: str) -> None:
         run = state["runs"][i]
@@ -312,7 +314,8 @@ def run_grid(
 
     if executor.parallel:
         jobs = [
-            RowJob(configs[i], state["runs"][i]["run_dir"], str(run_root), data_root) for i in todo
+            RowJob(configs[i], state["runs"][i]["run_dir"], str(run_root), data_root, device)
+            for i in todo
         ]
         with make_executor(executor) as ex:
             ex.map(run_row, jobs, on_result=lambda k, err: finished(todo[k], err))
@@ -330,6 +333,7 @@ def run_grid(
                 data_root=data_root,
                 progress=progress,
                 echo=echo,
+                device=device,
             )
             finished(i, "")
     state["wall_time_s"] = state.get("wall_time_s", 0.0) + time.perf_counter() - start

@@ -107,6 +107,7 @@ def run_sweep(
     echo: Callable[[str], None],
     save: Callable[[], None],
     executor: Any = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run or resume every point of one figure; write its CSV and PNG; return its record."""
     from lab.experiment import Experiment, run_experiment
@@ -126,7 +127,12 @@ def run_sweep(
         cfg = load_config(base, scale=scale, overrides=[*sets, *overrides])  # type: ignore[arg-type]
         echo(f"{spec.name} point {i + 1}/{len(pts)}: {point['values'] or 'single run'}")
         kwargs = dict(
-            run_root=run_root, data_root=data_root, progress=progress, echo=echo, executor=executor
+            run_root=run_root,
+            data_root=data_root,
+            progress=progress,
+            echo=echo,
+            executor=executor,
+            device=device,
         )
         if point.get("run_dir"):
             results, _ = run_experiment(cfg, resume_dir=point["run_dir"], **kwargs)
@@ -277,6 +283,7 @@ def run_figures(
     progress: bool = True,
     echo: Callable[[str], None] = print,
     executor: Any = None,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) every figure sweep; return the state and the output folder.
 
@@ -309,6 +316,7 @@ def run_figures(
             echo=echo,
             save=save,
             executor=executor,
+            device=device,
         )
     state["wall_time_s"] = state.get("wall_time_s", 0.0) + time.perf_counter() - start
     save()

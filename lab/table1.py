@@ -90,6 +90,7 @@ def run_table1(
     jobs: int = 1,
     threads: int | None = None,
     executor: ExecutorSpec | None = None,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) every row; write ``table1.json`` and ``table1.md``.
 
@@ -107,6 +108,7 @@ def run_table1(
         threads: Unused (kept for old callers); workers take ``executor``'s threads.
         executor: Where the rows run: serial (default) one after the other here; process
             or ray: one row per task on the workers, each logging to its ``log.txt``.
+        device: Where each row's models and chips run.
 
     Returns:
         ``(table, out_dir)``.
@@ -173,7 +175,7 @@ def run_table1(
         write_json(out / TABLE_JSON, table)
 
     if executor is not None and executor.parallel:
-        _run_on_executor(pending, executor, run_root, data_root, echo, finished)
+        _run_on_executor(pending, executor, run_root, data_root, echo, finished, device)
     else:
         for key, cfg, row in pending:
             t0 = time.perf_counter()
@@ -184,6 +186,7 @@ def run_table1(
                 data_root=data_root,
                 progress=progress,
                 echo=echo,
+                device=device,
             )
             finished(key, cfg, row, time.perf_counter() - t0, "")
     table["wall_time_s"] = table.get("wall_time_s", 0.0) + time.perf_counter() - start
@@ -219,6 +222,7 @@ class RowJob:
     run_dir: str
     run_root: str
     data_root: str | None
+    device: str = "cpu"
 
 
 def run_row(job: RowJob) -> str:
@@ -242,6 +246,7 @@ def run_row(job: RowJob) -> str:
                 data_root=job.data_root,
                 progress=False,
                 echo=echo,
+                device=job.device,
             )
         except Exception as exc:  # noqa: BLE001 - reported in the table, not fatal to others
             traceback.print_exc(file=log)
@@ -256,12 +261,15 @@ def _run_on_executor(
     data_root: str | None,
     echo: Callable[[str], None],
     finished: Callable[[str, Any, dict[str, Any], float, str], None],
+    device: str = "cpu",
 ) -> None:
     """Run the rows as independent tasks on ``spec``'s workers (one row per task).
 
     Each row logs to ``<run_dir>/log.txt``; ``table1.json`` is updated as each finishes.
     """
-    jobs = [RowJob(cfg, row["run_dir"], str(run_root), data_root) for _, cfg, row in pending]
+    jobs = [
+        RowJob(cfg, row["run_dir"], str(run_root), data_root, device) for _, cfg, row in pending
+    ]
     for key, _, row in pending:
         echo(f"table1 {key}: queued on {spec.describe()}, log {row['run_dir']}/log.txt")
     t0 = time.perf_counter()

@@ -217,7 +217,12 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
 
 
 def fit_recipe(
-    recipe: Recipe, train: ImageDataset, seed: int, *, progress: bool = False
+    recipe: Recipe,
+    train: ImageDataset,
+    seed: int,
+    *,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, ImageDataset, list[float], float]:
     """Build the recipe's network and train it on (a stratified part of) ``train``.
 
@@ -229,6 +234,9 @@ def fit_recipe(
         train: Training split (the recipe's ``train_fraction`` of it is used).
         seed: Seeds the model initialisation, the subset and the training.
         progress: Show a progress bar (stderr).
+        device: Where the network trains (``cpu``, ``cuda``, ``cuda:N``); the returned
+            model is on the CPU either way.  Initialisation, subset, batches and weight
+            noise come from CPU generators, so the draws are the same on any device.
 
     Returns:
         ``(model, images used, losses, training seconds)``; the model is in train mode.
@@ -239,15 +247,16 @@ def fit_recipe(
     kwargs = dict(recipe.model_kwargs)
     if recipe.is_protonet:
         kwargs["in_channels"] = train.images.shape[1]
-    model = build_model(recipe.arch, kwargs)
+    model = build_model(recipe.arch, kwargs).to(device)
+    data = used.to(device)
     start = time.perf_counter()
     if recipe.is_protonet:
         assert isinstance(recipe.train, EpisodeConfig)
-        losses = train_protonet(model, used, recipe.train, seed=seed, progress=progress)
+        losses = train_protonet(model, data, recipe.train, seed=seed, progress=progress)
     else:
         assert isinstance(recipe.train, ClassifierConfig)
-        losses = train_classifier(model, used, recipe.train, seed=seed, progress=progress)
-    return model, used, losses, time.perf_counter() - start
+        losses = train_classifier(model, data, recipe.train, seed=seed, progress=progress)
+    return model.cpu(), used, losses, time.perf_counter() - start
 
 
 def train_baseline(
@@ -261,6 +270,7 @@ def train_baseline(
     profile: Any = None,
     progress: bool = False,
     path: str | os.PathLike[str] | None = None,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, Path, dict[str, Any]]:
     """Train one baseline, evaluate it on simulated chips and write a checkpoint.
 
@@ -275,6 +285,8 @@ def train_baseline(
             ``paper_*`` profile from :func:`models.evaluate.paper_profile`.
         progress: Show a training progress bar (stderr).
         path: Checkpoint file (default ``<out_dir>/<task>-<scale>-seed<seed>.pt``).
+        device: Where the network trains (see :func:`fit_recipe`); the deployed
+            evaluation runs on the CPU.
 
     Returns:
         ``(model, checkpoint_path, metrics)`` with the trained full-precision model; metrics
@@ -288,7 +300,9 @@ def train_baseline(
     train, test = load_dataset(recipe.dataset, root=data_root)
     test = stratified_fraction(test, recipe.test_fraction, seed)
     log.info("%s/%s: %d test images", task, scale, len(test))
-    model, train_used, losses, train_time = fit_recipe(recipe, train, seed, progress=progress)
+    model, train_used, losses, train_time = fit_recipe(
+        recipe, train, seed, progress=progress, device=device
+    )
 
     start = time.perf_counter()
     prof = profile if profile is not None else paper_profile(recipe.bits, recipe.sigma)

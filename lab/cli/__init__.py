@@ -9,10 +9,13 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim ga CONFIG.toml [--scale quick|paper] [--set section.key=value ...] [--resume [DIR]]
     memsim reproduce table1 [--scale quick|paper]
     memsim sweep figures [--scale quick|paper]
+    memsim sweep grid CONFIG.toml --grid KEY=V1,V2,... [--seeds N]
     memsim demo
 
 ``--threads``, ``--data-root``, ``--device`` and ``--no-progress`` are global: they work on
-every subcommand, before or after its name.  Each subcommand lives in its own module of
+every subcommand, before or after its name.  The GA and sweep commands also take
+``--executor serial|process|ray``, ``--workers``, ``--address`` and ``--gpus-per-worker``
+(:mod:`lab.cli.executor_options`).  Each subcommand lives in its own module of
 this package and imports the heavy packages only when it runs.
 """
 

@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
         ".json is the report file itself, with the plots beside it",
     )
     add_run_options(p)
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, supports_device=True)
 
 
 def evaluate_checkpoint(
@@ -79,8 +79,13 @@ def evaluate_checkpoint(
     support_draws: int,
     test_size: int | None,
     data_root: str | None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Score a checkpoint; return a JSON-able dict with one entry per drift time."""
+    """Score a checkpoint; return a JSON-able dict with one entry per drift time.
+
+    The model, data and chips live on ``device``; chips are the same as on the CPU
+    (programming noise and faults are drawn on the CPU).
+    """
     import torch
 
     import memsim
@@ -97,6 +102,8 @@ def evaluate_checkpoint(
     train, test = load_dataset(dataset, root=resolve_data_root(data_root))
     if test_size is not None:
         test = stratified_subset(test, test_size, seed)
+    if device != "cpu":
+        model, train, test = model.to(device), train.to(device), test.to(device)
     task = make_task(model)
     support = train if task.is_protonet else None
     digital = digital_scorer(task, test, support, seed=seed, support_draws=support_draws)(model)
@@ -171,6 +178,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             support_draws=args.support_draws,
             test_size=args.test_size,
             data_root=args.data_root,
+            device=args.device,
         )
     report = out.pop("_report")
     out["environment"] = environment()

@@ -65,7 +65,7 @@ def register_ga(sub: Any) -> None:
     )
     add_run_options(p)
     add_executor_options(p)
-    p.set_defaults(func=cmd_ga)
+    p.set_defaults(func=cmd_ga, supports_device=True)
 
 
 def register_demo(sub: Any) -> None:
@@ -88,7 +88,7 @@ def register_demo(sub: Any) -> None:
     )
     add_run_options(p)
     add_executor_options(p)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_demo, supports_device=True)
 
 
 def _latest_unfinished(parent: Path, name: str) -> Path:
@@ -126,6 +126,7 @@ def _run(
             echo=lambda s: print(s, file=sys.stderr, flush=True),
             source_text=source_text,
             executor=args.executor_spec,
+            device=args.device,
         )
     print(format_results(results))
     print(f"run folder: {run_dir}  (wall time {time.perf_counter() - start:.1f} s)")

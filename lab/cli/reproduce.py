@@ -58,7 +58,7 @@ def register_reproduce(sub: Any) -> None:
         metavar="N",
         help="deprecated: the same as --executor process --workers N",
     )
-    t.set_defaults(func=cmd_table1)
+    t.set_defaults(func=cmd_table1, supports_device=True)
 
 
 def register_sweep(sub: Any) -> None:
@@ -80,7 +80,7 @@ def register_sweep(sub: Any) -> None:
     f.add_argument(
         "--only", default=None, help="comma-separated figure names, e.g. fig4,fig6 (default all)"
     )
-    f.set_defaults(func=cmd_figures)
+    f.set_defaults(func=cmd_figures, supports_device=True)
     from . import sweep_grid
 
     sweep_grid.register(ps)
@@ -124,6 +124,7 @@ def cmd_table1(args: argparse.Namespace) -> int:
                 progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
                 executor=executor,
+                device=args.device,
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from exc
@@ -150,6 +151,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
                 progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
                 executor=executor,
+                device=args.device,
             )
         except FileNotFoundError as exc:
             raise CliError(str(exc)) from exc

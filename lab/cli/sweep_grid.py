@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", default=None, metavar="DIR", help="continue an earlier grid folder")
     add_run_options(p)
     add_executor_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, supports_device=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             resume_dir=args.resume,
             data_root=args.data_root,
             executor=spec,
+            device=args.device,
             progress=args.progress and sys.stderr.isatty(),
             echo=lambda s: print(s, file=sys.stderr, flush=True),
         )

@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="override a recipe/training field, e.g. --set episodes=100 (repeatable)",
     )
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, supports_device=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -77,6 +77,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides=overrides,
             profile=args.profile,
             progress=args.progress,
+            device=args.device,
         )
     print(json.dumps({"checkpoint": str(path), **metrics}, indent=2))
     return 0
