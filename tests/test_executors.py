@@ -218,6 +218,41 @@ def test_malformed_address_and_bad_worker_counts_are_refused(capsys):
     assert "use it with --executor ray" in capsys.readouterr().err
 
 
+def test_a_members_score_does_not_depend_on_the_members_before_it():
+    # with nn.Dropout the fine-tune draws from the global RNG: seeded per member, so a
+    # worker that ran other members first still gives the same score and genes
+    from torch import nn
+
+    from ga import Genome
+    from lab.fitness import ChipFitness
+    from lab.parallel_fitness import MemberEvaluator
+    from models.data import load_dataset, train_val_split
+    from models.evaluate import paper_profile
+
+    train, _ = load_dataset("digits")
+    train, val = train_val_split(train, 0.2, seed=0)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 10)
+    )
+    genome = Genome.from_model(model)
+    _, _, _, cfg = _problem()
+    fitness = ChipFitness(
+        model, genome, paper_profile(2, 0.05), cfg, train=train, val=val.subset(torch.arange(60))
+    )
+    genes = genome.from_module(model).repeat(3, 1)
+    genes[1] *= 0.9
+    genes[2] *= 1.1
+    seeds = [[11, 12], [21, 22], [31, 32]]
+    evaluator = MemberEvaluator(fitness)
+    torch.manual_seed(123)
+    fits, tuned, _, _ = evaluator.evaluate(genes, seeds)
+    torch.manual_seed(456)  # another global state, and member 2 alone
+    fit2, tuned2, _, _ = evaluator.evaluate(genes[2:], seeds[2:])
+    assert fit2 == fits[2:] and torch.equal(tuned2[0], tuned[2])
+    assert not torch.equal(tuned[2], genes[2])  # the fine-tune ran (and dropped units)
+
+
 def test_split_covers_every_member_once():
     from lab.executors import split
 
