@@ -10,9 +10,12 @@ Run: ``.venv/bin/python bench/executors.py [--workers 2] [--generations 2] [--st
    Printed: median seconds per generation over generations 1.. (generation 0 also starts
    the workers and is left out), the speedup over serial, and the seconds of one member's
    fitness.  All three runs must end with the same best-ever genes (checked).
-2. **A 4-cell sweep** (``memsim sweep grid`` on a tiny digits config, 4 values of
-   ``faults.stuck_at_gmax_rate``, control off): wall time under each executor, the
-   baseline trained before the clock starts.
+2. **A 4-cell sweep** (``memsim sweep grid`` on a small digits config: P=6, 3
+   generations, 5 QAT steps, 300 test images, control off; 4 values of
+   ``faults.stuck_at_gmax_rate``): wall time under each executor, the baseline trained
+   before the clock starts.  The parallel executors pay for starting their worker
+   processes (each imports torch and loads the data), so cells much shorter than that
+   start-up are faster serially.
 3. **Ray's overhead over process per task**: 100 no-op tasks through each executor's
    ``map`` (workers already started), seconds per task, and the difference.
 
@@ -55,7 +58,7 @@ seed = 0
 
 [data]
 val_size = 300
-test_size = 100
+test_size = 300
 
 [evaluation]
 draws = 5
@@ -65,9 +68,9 @@ support_draws = 1
 enabled = false
 
 [ga]
-population_size = 4
-generations = 2
-finetune_steps = 2
+population_size = 6
+generations = 3
+finetune_steps = 5
 finetune_lr = 1e-4
 init = "origin"
 mutation = "maxmin"
