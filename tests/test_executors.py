@@ -149,10 +149,13 @@ def test_worker_state_is_sent_once_and_kept(ray_local):
             assert pool.map("__next__", [(), (), ()]) == [7, 8, 9], kind
 
 
-def test_kill_under_ray_resume_under_serial(tmp_path):
+@pytest.mark.parametrize("killed, resumed_on", [("ray", "serial"), ("serial", "ray")])
+def test_kill_9_and_resume_on_another_executor(tmp_path, request, killed, resumed_on):
     pytest.importorskip("ray")
     run_dir, out_file = tmp_path / "run", tmp_path / "killed.pt"
-    cmd = [sys.executable, __file__, str(run_dir), str(out_file), "ray", "2", "--sleep", "2"]
+    cmd = [sys.executable, __file__, str(run_dir), str(out_file), killed, "2", "--sleep", "2"]
+    if killed == "serial":
+        cmd[5] = "1"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
     # its own session, so that the kill takes the local Ray instance it starts with it
@@ -165,7 +168,7 @@ def test_kill_under_ray_resume_under_serial(tmp_path):
                 time.sleep(0.5)  # mid-sleep after the generation-1 checkpoint
                 break
         else:
-            pytest.fail(f"the run under Ray ended before generation 1 (rc {proc.wait()})")
+            pytest.fail(f"the run under {killed} ended before generation 1 (rc {proc.wait()})")
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(timeout=60)
@@ -173,7 +176,12 @@ def test_kill_under_ray_resume_under_serial(tmp_path):
     assert proc.returncode == -signal.SIGKILL
     assert (run_dir / "checkpoint.pt").exists() and not out_file.exists()
 
-    resumed = _run("serial", 1, resume=True, generations=KILL_GENERATIONS, checkpoint_dir=run_dir)
+    if resumed_on == "ray":
+        request.getfixturevalue("ray_local")
+    workers = 2 if resumed_on == "ray" else 1
+    resumed = _run(
+        resumed_on, workers, resume=True, generations=KILL_GENERATIONS, checkpoint_dir=run_dir
+    )
     straight = _run("serial", 1, generations=KILL_GENERATIONS, checkpoint_dir=tmp_path / "straight")
     _assert_same(_summary(resumed), _summary(straight))
     assert resumed.generations_completed == KILL_GENERATIONS
