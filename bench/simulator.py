@@ -28,12 +28,20 @@ from models.mobilenet import mobilenet_v2_cifar
 from models.small import lenet5, mlp
 
 
+def _sync() -> None:
+    # CUDA kernels run asynchronously: wait for them, or the clock measures the launch only
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def _time(fn, repeats: int) -> float:
     fn()  # warm-up (and ADC calibration on the first batch)
+    _sync()
     samples = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        _sync()
         samples.append(time.perf_counter() - t0)
     return statistics.median(samples)
 

@@ -39,7 +39,12 @@ def baseline_path(cfg: ExperimentConfig, run_root: str | os.PathLike[str]) -> Pa
 
 
 def train_holdout_baseline(
-    cfg: ExperimentConfig, train_part: Any, path: Path, *, progress: bool = False
+    cfg: ExperimentConfig,
+    train_part: Any,
+    path: Path,
+    *,
+    progress: bool = False,
+    device: str = "cpu",
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train the task's recipe on ``train_part`` (train minus validation) and save it.
 
@@ -48,6 +53,7 @@ def train_holdout_baseline(
         train_part: The training split without the validation images.
         path: Where to write the checkpoint.
         progress: Show a training progress bar (stderr).
+        device: Where the network trains (the checkpoint is written from the CPU).
 
     Returns:
         ``(model, meta)``.
@@ -58,7 +64,9 @@ def train_holdout_baseline(
 
     e = cfg.experiment
     recipe = get_recipe(e.task, e.scale)
-    model, used, losses, train_time = fit_recipe(recipe, train_part, e.seed, progress=progress)
+    model, used, losses, train_time = fit_recipe(
+        recipe, train_part, e.seed, progress=progress, device=device
+    )
     meta: dict[str, Any] = {
         "task": e.task,
         "scale": e.scale,
@@ -88,8 +96,9 @@ def load_or_train(
     echo: Any,
     *,
     progress: bool = False,
+    device: str = "cpu",
 ) -> tuple[nn.Module, dict[str, Any], Path]:
-    """Reuse the run root's baseline checkpoint, or train and save it there."""
+    """Reuse the run root's baseline checkpoint, or train and save it there (on ``device``)."""
     from models.baselines import train_baseline
     from models.checkpoint import load_checkpoint
 
@@ -102,9 +111,11 @@ def load_or_train(
             f"baseline: training {e.task} ({e.scale} recipe, seed {e.seed}) without the "
             f"{cfg.data.val_size} validation images -> {path}"
         )
-        train_holdout_baseline(cfg, train_part, path, progress=progress)
+        train_holdout_baseline(cfg, train_part, path, progress=progress, device=device)
     else:
         echo(f"baseline: training {e.task} ({e.scale} recipe, seed {e.seed}) -> {path}")
-        train_baseline(e.task, e.scale, e.seed, data_root, path.parent, progress=progress)
+        train_baseline(
+            e.task, e.scale, e.seed, data_root, path.parent, progress=progress, device=device
+        )
     model, meta = load_checkpoint(path)
     return model, meta, path

@@ -163,8 +163,13 @@ def prepare_inputs(
     run_root: str | os.PathLike[str],
     data_root: str | None,
     echo: Echo,
+    device: str = "cpu",
 ) -> Inputs:
-    """Load data and profile, then load or train the baseline (data first: fail early)."""
+    """Load data and profile, then load or train the baseline (data first: fail early).
+
+    With a ``device`` other than the CPU the baseline trains there, and the returned
+    baseline and datasets live there (the GA's genes stay on the CPU).
+    """
     from models.baselines import get_recipe
 
     e = cfg.experiment
@@ -180,12 +185,16 @@ def prepare_inputs(
         subset_seed = scoring_seed(e.seed, _STREAM_TEST_SUBSET)
         test = stratified_subset(test, cfg.data.test_size, subset_seed)
     profile = resolve_profile(cfg, recipe)
-    baseline, meta, path = load_or_train(cfg, run_root, root, train, echo)
+    baseline, meta, path = load_or_train(cfg, run_root, root, train, echo, device=device)
     f = cfg.fitness
     task = make_task(
         baseline, batch_size=f.batch_size, n_way=f.n_way, k_shot=f.k_shot, n_query=f.n_query
     )
     genome = Genome.from_model(baseline)
+    base_genes = genome.from_module(baseline)
+    if device != "cpu":
+        baseline = baseline.to(device)
+        train_full, train, val, test = (d.to(device) for d in (train_full, train, val, test))
     return Inputs(
         train_full=train_full,
         train=train,
@@ -197,7 +206,7 @@ def prepare_inputs(
         profile=profile,
         task=task,
         genome=genome,
-        base_genes=genome.from_module(baseline),
+        base_genes=base_genes,
         qat_sigma=cfg.chip.qat_sigma if cfg.chip.qat_sigma is not None else recipe.sigma,
     )
 
@@ -210,7 +219,8 @@ def _save_weights(path: Path, inputs: Inputs, genes: Tensor, meta: dict[str, Any
     from lab.finetune import with_genes
     from models.checkpoint import save_checkpoint
 
-    save_checkpoint(path, with_genes(inputs.baseline, inputs.genome, genes), meta)
+    # written from the CPU, so that a checkpoint made on a GPU loads anywhere
+    save_checkpoint(path, with_genes(inputs.baseline, inputs.genome, genes).cpu(), meta)
 
 
 def _load_genes(path: Path, inputs: Inputs) -> Tensor:
@@ -232,9 +242,18 @@ class Experiment:
         data_root: str | None = None,
         progress: bool = True,
         echo: Echo = print,
+        executor: Any = None,
+        device: str = "cpu",
     ) -> None:
-        """Bind a config to a run folder (see :meth:`create` and :meth:`open`)."""
+        """Bind a config to a run folder (see :meth:`create` and :meth:`open`).
+
+        ``executor`` (a :class:`lab.executors.ExecutorSpec`, default serial) is where the
+        GA's population is evaluated; any choice gives the same numbers.  ``device`` is
+        where the baseline, fine-tunes, chips and scoring run.
+        """
         self.config = config
+        self.executor = executor
+        self.device = device
         self.run_dir = Path(run_dir)
         self.run_root = Path(run_root)
         self.data_root = data_root
@@ -371,18 +390,21 @@ class Experiment:
                     f"{100 * record.best_ever:.2f} % ({record.wall_time_s:.1f} s)"
                 )
 
-        trainer = GATrainer(
-            ga_cfg,
-            fitness,
-            inputs.base_genes,
-            genome=inputs.genome,
-            on_generation=on_generation,
-        )
+        from lab.parallel_fitness import population_evaluator
+
         resume = (self.run_dir / GA_DIR / "checkpoint.pt").exists()
         if resume:
             self.echo(f"GA: resuming from {self.run_dir / GA_DIR}")
         t0 = time.perf_counter()
-        result = trainer.run(resume=resume)
+        with population_evaluator(fitness, self.executor) as evaluator:
+            trainer = GATrainer(
+                ga_cfg,
+                evaluator,
+                inputs.base_genes,
+                genome=inputs.genome,
+                on_generation=on_generation,
+            )
+            result = trainer.run(resume=resume)
         self._stage_time("ga", time.perf_counter() - t0)
         return result, trainer
 
@@ -525,7 +547,7 @@ class Experiment:
             else False
         )
         t0 = time.perf_counter()
-        inputs = prepare_inputs(cfg, self.run_root, self.data_root, self.echo)
+        inputs = prepare_inputs(cfg, self.run_root, self.data_root, self.echo, self.device)
         self._stage_time("setup", time.perf_counter() - t0)
         self._record_start(inputs, resumed)
         self.echo(
@@ -623,6 +645,8 @@ def run_experiment(
     progress: bool = True,
     echo: Echo = print,
     source_text: str | None = None,
+    executor: Any = None,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], Path]:
     """Run one experiment in a new run folder, or resume ``resume_dir``.
 
@@ -642,6 +666,8 @@ def run_experiment(
         progress: Show progress bars.
         echo: Where status lines go.
         source_text: The TOML text the config was read from (copied into the folder).
+        executor: Where the GA's population is evaluated (``lab.executors.ExecutorSpec``).
+        device: Where models and chips run (``cpu``, ``cuda``, ``cuda:N``).
 
     Returns:
         ``(results, run_dir)``.
@@ -649,7 +675,14 @@ def run_experiment(
     """
     from lab import run_checks
 
-    kwargs = dict(run_root=run_root, data_root=data_root, progress=progress, echo=echo)
+    kwargs = dict(
+        run_root=run_root,
+        data_root=data_root,
+        progress=progress,
+        echo=echo,
+        executor=executor,
+        device=device,
+    )
     # a bad profile or a missing dataset is refused before a run folder exists
     run_checks.preflight(config, data_root)
     if resume_dir is not None:

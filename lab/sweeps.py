@@ -106,6 +106,8 @@ def run_sweep(
     progress: bool,
     echo: Callable[[str], None],
     save: Callable[[], None],
+    executor: Any = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run or resume every point of one figure; write its CSV and PNG; return its record."""
     from lab.experiment import Experiment, run_experiment
@@ -124,7 +126,14 @@ def run_sweep(
         sets.append(f"experiment.name={_toml_value(f'{spec.name}-p{i:02d}')}")
         cfg = load_config(base, scale=scale, overrides=[*sets, *overrides])  # type: ignore[arg-type]
         echo(f"{spec.name} point {i + 1}/{len(pts)}: {point['values'] or 'single run'}")
-        kwargs = dict(run_root=run_root, data_root=data_root, progress=progress, echo=echo)
+        kwargs = dict(
+            run_root=run_root,
+            data_root=data_root,
+            progress=progress,
+            echo=echo,
+            executor=executor,
+            device=device,
+        )
         if point.get("run_dir"):
             results, _ = run_experiment(cfg, resume_dir=point["run_dir"], **kwargs)
         else:
@@ -273,8 +282,14 @@ def run_figures(
     overrides: Sequence[str] = (),
     progress: bool = True,
     echo: Callable[[str], None] = print,
+    executor: Any = None,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], Path]:
-    """Run (or resume) every figure sweep; return the state and the output folder."""
+    """Run (or resume) every figure sweep; return the state and the output folder.
+
+    ``executor`` (a :class:`lab.executors.ExecutorSpec`) evaluates each point's GA
+    population; ``memsim sweep grid`` (:mod:`lab.sweep_grid`) runs whole points as tasks.
+    """
     files = sweep_files(Path(sweep_dir), only)
     if resume_dir is not None:
         out = Path(resume_dir)
@@ -300,6 +315,8 @@ def run_figures(
             progress=progress,
             echo=echo,
             save=save,
+            executor=executor,
+            device=device,
         )
     state["wall_time_s"] = state.get("wall_time_s", 0.0) + time.perf_counter() - start
     save()

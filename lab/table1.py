@@ -7,21 +7,21 @@ accuracies beside the paper's numbers.  A row whose data is unavailable (CIFAR-1
 offline) is reported as skipped, with the reason; nothing is filled in for it.
 ``table1.json`` is rewritten after every row, so an interrupted reproduction resumes
 where it stopped (finished rows are kept, unfinished ones continue from their GA
-checkpoints).  With ``jobs > 1`` rows run concurrently, each in a ``memsim ga --resume``
-subprocess on its own run folder.
+checkpoints).  With a ``process`` or ``ray`` executor (:mod:`lab.executors`) the rows run
+concurrently, one task per row on its own run folder.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.executors import ExecutorKind, ExecutorSpec, make_executor
 from lab.experiment import RESULTS_JSON, Experiment, run_experiment
 from lab.experiment_config import load_config
 from lab.experiment_report import format_results
@@ -89,6 +89,8 @@ def run_table1(
     echo: Callable[[str], None] = print,
     jobs: int = 1,
     threads: int | None = None,
+    executor: ExecutorSpec | None = None,
+    device: str = "cpu",
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) every row; write ``table1.json`` and ``table1.md``.
 
@@ -102,8 +104,11 @@ def run_table1(
         overrides: ``section.key=value`` applied to every row.
         progress: Progress bars.
         echo: Status lines.
-        jobs: Rows run at once (> 1: each in a ``memsim ga`` subprocess).
-        threads: torch threads of each subprocess.
+        jobs: Deprecated: ``jobs > 1`` means ``executor=ExecutorSpec("process", jobs)``.
+        threads: Unused (kept for old callers); workers take ``executor``'s threads.
+        executor: Where the rows run: serial (default) one after the other here; process
+            or ray: one row per task on the workers, each logging to its ``log.txt``.
+        device: Where each row's models and chips run.
 
     Returns:
         ``(table, out_dir)``.
@@ -111,6 +116,8 @@ def run_table1(
     """
     from models.data import DatasetNotFoundError
 
+    if executor is None and jobs > 1:  # the deprecated --jobs N
+        executor = ExecutorSpec(kind=ExecutorKind.PROCESS, workers=jobs)
     files = _row_files(Path(config_dir), rows)
     if resume_dir is not None:
         out = Path(resume_dir)
@@ -121,7 +128,7 @@ def run_table1(
         out = new_run_dir(Path(run_root) / "table1", f"table1-{scale}")
         table = {"scale": scale, "overrides": list(overrides), "rows": {}}
     table.setdefault("sessions", []).append(environment())
-    table["jobs"] = jobs
+    table["executor"] = (executor or ExecutorSpec()).describe()
     start = time.perf_counter()
     pending: list[tuple[str, Any, dict[str, Any]]] = []
     for path in files:
@@ -167,7 +174,9 @@ def run_table1(
             echo(format_results(results))
         write_json(out / TABLE_JSON, table)
 
-    if jobs <= 1:
+    if executor is not None and executor.parallel:
+        _run_on_executor(pending, executor, run_root, data_root, echo, finished, device)
+    else:
         for key, cfg, row in pending:
             t0 = time.perf_counter()
             run_experiment(
@@ -177,10 +186,9 @@ def run_table1(
                 data_root=data_root,
                 progress=progress,
                 echo=echo,
+                device=device,
             )
             finished(key, cfg, row, time.perf_counter() - t0, "")
-    else:
-        _run_parallel(pending, jobs, threads, run_root, data_root, echo, finished)
     table["wall_time_s"] = table.get("wall_time_s", 0.0) + time.perf_counter() - start
     write_json(out / TABLE_JSON, table)
     (out / TABLE_MD).write_text(render_markdown(table), encoding="utf-8")
@@ -206,44 +214,72 @@ def _check_data(cfg: Any, data_root: str | None) -> None:
         find_dataset_file(dataset, root=root, download=cfg.data.download)
 
 
-def _run_parallel(
+@dataclass(frozen=True)
+class RowJob:
+    """One Table 1 row (or any experiment) to run in a worker, in its run folder."""
+
+    config: Any
+    run_dir: str
+    run_root: str
+    data_root: str | None
+    device: str = "cpu"
+
+
+def run_row(job: RowJob) -> str:
+    """Resume ``job``'s experiment in this process, logging to ``<run_dir>/log.txt``.
+
+    The executor's task function: returns ``""`` on success or a one-line error (the
+    row's numbers are then read from its ``results.json``, as for an in-process run).
+    """
+    import traceback
+
+    with open(Path(job.run_dir) / "log.txt", "a", encoding="utf-8") as log:
+
+        def echo(text: str) -> None:
+            print(text, file=log, flush=True)
+
+        try:
+            run_experiment(
+                job.config,
+                run_root=job.run_root,
+                resume_dir=job.run_dir,
+                data_root=job.data_root,
+                progress=False,
+                echo=echo,
+                device=job.device,
+            )
+        except Exception as exc:  # noqa: BLE001 - reported in the table, not fatal to others
+            traceback.print_exc(file=log)
+            return f"{type(exc).__name__}: {exc} (see log.txt)".splitlines()[0]
+    return ""
+
+
+def _run_on_executor(
     pending: Sequence[tuple[str, Any, dict[str, Any]]],
-    jobs: int,
-    threads: int | None,
+    spec: ExecutorSpec,
     run_root: str | os.PathLike[str],
     data_root: str | None,
     echo: Callable[[str], None],
     finished: Callable[[str, Any, dict[str, Any], float, str], None],
+    device: str = "cpu",
 ) -> None:
-    """Run rows as ``memsim ga --resume RUN_DIR`` subprocesses, ``jobs`` at a time.
+    """Run the rows as independent tasks on ``spec``'s workers (one row per task).
 
-    Each subprocess logs to ``<run_dir>/log.txt``; the row's numbers are read from its
-    ``results.json``, exactly as written by an in-process run.
+    Each row logs to ``<run_dir>/log.txt``; ``table1.json`` is updated as each finishes.
     """
-    queue = list(pending)
-    running: list[tuple[subprocess.Popen[bytes], str, Any, dict[str, Any], float, Any]] = []
-    while queue or running:
-        while queue and len(running) < jobs:
-            key, cfg, row = queue.pop(0)
-            cmd = [sys.executable, "-m", "lab.cli"]
-            if threads:
-                cmd += ["--threads", str(threads)]
-            cmd += ["ga", "--resume", row["run_dir"], "--run-root", str(run_root), "--no-progress"]
-            if data_root:
-                cmd += ["--data-root", str(data_root)]
-            log = open(Path(row["run_dir"]) / "log.txt", "ab")  # noqa: SIM115 - closed below
-            echo(f"table1 {key}: running in a subprocess, log {row['run_dir']}/log.txt")
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            running.append((proc, key, cfg, row, time.perf_counter(), log))
-        time.sleep(1.0)
-        for item in list(running):
-            proc, key, cfg, row, t0, log = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            log.close()
-            error = "" if proc.returncode == 0 else f"exit status {proc.returncode}, see log.txt"
-            finished(key, cfg, row, time.perf_counter() - t0, error)
+    jobs = [
+        RowJob(cfg, row["run_dir"], str(run_root), data_root, device) for _, cfg, row in pending
+    ]
+    for key, _, row in pending:
+        echo(f"table1 {key}: queued on {spec.describe()}, log {row['run_dir']}/log.txt")
+    t0 = time.perf_counter()
+
+    def on_result(i: int, error: str) -> None:
+        key, cfg, row = pending[i]
+        finished(key, cfg, row, time.perf_counter() - t0, error)
+
+    with make_executor(spec) as executor:
+        executor.map(run_row, jobs, on_result=on_result)
 
 
 def _row_results(results: dict[str, Any], cfg: Any) -> dict[str, Any]:

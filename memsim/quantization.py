@@ -93,5 +93,8 @@ def multiplicative_noise(
         raise ValueError(f"sigma must be >= 0, got {sigma}")
     if sigma == 0:
         return w
-    eps = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+    # drawn where the generator lives (a seeded CPU generator gives the same noise for
+    # weights on any device), then moved to the weights
+    where = generator.device if generator is not None else w.device
+    eps = torch.randn(w.shape, generator=generator, device=where, dtype=w.dtype).to(w.device)
     return w * (1.0 + sigma * eps)

@@ -354,7 +354,12 @@ def baseline_file_name(
 
 
 def fit_recipe(
-    recipe: Recipe, train: ImageDataset, seed: int, *, progress: bool = False
+    recipe: Recipe,
+    train: ImageDataset,
+    seed: int,
+    *,
+    progress: bool = False,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, ImageDataset, list[float], float]:
     """Build the recipe's network and train it on (a stratified part of) ``train``.
 
@@ -366,6 +371,9 @@ def fit_recipe(
         train: Training split (the recipe's ``train_fraction`` of it is used).
         seed: Seeds the model initialisation, the subset and the training.
         progress: Show a progress bar (stderr).
+        device: Where the network trains (``cpu``, ``cuda``, ``cuda:N``); the returned
+            model is on the CPU either way.  Initialisation, subset, batches and weight
+            noise come from CPU generators, so the draws are the same on any device.
 
     Returns:
         ``(model, images used, losses, training seconds)``; the model is in train mode.
@@ -376,15 +384,16 @@ def fit_recipe(
     kwargs = dict(recipe.model_kwargs)
     if recipe.is_protonet:
         kwargs["in_channels"] = train.images.shape[1]
-    model = build_model(recipe.arch, kwargs)
+    model = build_model(recipe.arch, kwargs).to(device)
+    data = used.to(device)
     start = time.perf_counter()
     if recipe.is_protonet:
         assert isinstance(recipe.train, EpisodeConfig)
-        losses = train_protonet(model, used, recipe.train, seed=seed, progress=progress)
+        losses = train_protonet(model, data, recipe.train, seed=seed, progress=progress)
     else:
         assert isinstance(recipe.train, ClassifierConfig)
-        losses = train_classifier(model, used, recipe.train, seed=seed, progress=progress)
-    return model, used, losses, time.perf_counter() - start
+        losses = train_classifier(model, data, recipe.train, seed=seed, progress=progress)
+    return model.cpu(), used, losses, time.perf_counter() - start
 
 
 def train_baseline(
@@ -399,6 +408,7 @@ def train_baseline(
     progress: bool = False,
     path: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, Path, dict[str, Any]]:
     """Train one baseline, evaluate it on simulated chips and write a checkpoint.
 
@@ -417,6 +427,8 @@ def train_baseline(
         path: Checkpoint file (default ``<out_dir>/<baseline_file_name(...)>``).
         overwrite: Replace an existing checkpoint file; without it an existing file is
             refused before any training.
+        device: Where the network trains (see :func:`fit_recipe`); the deployed
+            evaluation runs on the CPU.
 
     Returns:
         ``(model, checkpoint_path, metrics)`` with the trained full-precision model; metrics
@@ -438,7 +450,9 @@ def train_baseline(
     train, test = load_dataset(recipe.dataset, root=data_root)
     test = stratified_fraction(test, recipe.test_fraction, seed)
     log.info("%s/%s: %d test images", task, scale, len(test))
-    model, train_used, losses, train_time = fit_recipe(recipe, train, seed, progress=progress)
+    model, train_used, losses, train_time = fit_recipe(
+        recipe, train, seed, progress=progress, device=device
+    )
 
     start = time.perf_counter()
     prof = profile if profile is not None else paper_profile(recipe.bits, recipe.sigma)

@@ -24,6 +24,7 @@ loaded.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from collections.abc import Sequence
@@ -97,6 +98,15 @@ class ImageDataset(TensorDataset):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.source = source
+
+    def to(self, device: torch.device | str) -> ImageDataset:
+        """The same dataset with images and labels on ``device`` (``self`` if already there)."""
+        device = torch.device(device)
+        if self.images.device == device:
+            return self
+        out = copy.copy(self)
+        out.tensors = (self.images.to(device), self.labels.to(device))
+        return out
 
     @property
     def images(self) -> Tensor:

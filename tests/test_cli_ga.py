@@ -73,20 +73,21 @@ def test_unknown_key_in_the_file_is_an_error(tmp_path, root, capsys):
 
 
 def test_resume_finishes_an_interrupted_run_identically(tiny, root, capsys, monkeypatch):
-    from lab.task_fitness import TaskFitness
+    # the experiment evaluates its population through an executor's ParallelFitness
+    from lab.parallel_fitness import ParallelFitness
 
     rc, out, err = cli(capsys, "ga", tiny, "--run-root", root, "--no-progress")
     assert rc == 0, err
     reference = run_folder(out)
 
-    original = TaskFitness.evaluate_population
+    original = ParallelFitness.evaluate_population
 
     def interrupted(self, population, generation, rng):
         if generation == 2:
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
         return original(self, population, generation, rng)
 
-    monkeypatch.setattr(TaskFitness, "evaluate_population", interrupted)
+    monkeypatch.setattr(ParallelFitness, "evaluate_population", interrupted)
     rc, _, err = cli(capsys, "ga", tiny, "--run-root", root, "--no-progress")
     assert rc == 130 and "interrupted" in err
     monkeypatch.undo()

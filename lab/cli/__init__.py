@@ -13,12 +13,15 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim ga CONFIG.toml [--scale quick|paper] [--set section.key=value ...] [--resume [DIR]]
     memsim reproduce table1 [--scale quick|paper]
     memsim sweep figures [--scale quick|paper]
+    memsim sweep grid CONFIG.toml --grid KEY=V1,V2,... [--seeds N]
     memsim demo
 
 ``--threads``, ``--data-root``, ``--device``, ``--no-progress`` and ``--debug`` are global:
 they work on every subcommand, before or after its name.  Wrong input and file errors
 print one line ``memsim <command>: error: ...`` and exit 2 (:mod:`lab.cli.errors`);
-``--debug`` shows the traceback instead.  Each subcommand lives in its own module of
+``--debug`` shows the traceback instead.  The GA and sweep commands also take
+``--executor serial|process|ray``, ``--workers``, ``--address`` and ``--gpus-per-worker``
+(:mod:`lab.cli.executor_options`).  Each subcommand lives in its own module of
 this package and imports the heavy packages only when it runs.
 """
 

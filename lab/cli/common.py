@@ -145,6 +145,7 @@ def as_cli_errors(func: Command) -> Command:
 def user_errors() -> Iterator[None]:
     """Turn the expected failures of a run into :class:`CliError` (no traceback)."""
     from ga.checkpoint import CheckpointMismatchError
+    from lab.executors import ExecutorError
     from lab.experiment import ExperimentError
     from lab.experiment_config import ConfigError
     from memsim.profiles import ProfileError
@@ -160,5 +161,6 @@ def user_errors() -> Iterator[None]:
         DatasetNotFoundError,
         CheckpointError,
         CheckpointMismatchError,
+        ExecutorError,
     ) as exc:
         raise CliError(str(exc)) from exc

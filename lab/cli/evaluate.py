@@ -75,7 +75,7 @@ def register(sub: Any) -> None:
     )
     add_conductances_argument(p)
     add_run_options(p)
-    p.set_defaults(func=cmd_evaluate)
+    p.set_defaults(func=cmd_evaluate, supports_device=True)
 
 
 def evaluate_checkpoint(
@@ -91,8 +91,12 @@ def evaluate_checkpoint(
     data_root: str | None,
     conductances: str | None = None,
     allow_data_mismatch: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Score a checkpoint; return a JSON-able dict with one entry per drift time.
+
+    The model, data and chips live on ``device``; chips are the same as on the CPU
+    (programming noise and faults are drawn on the CPU).
 
     With ``conductances`` (a measured map, :func:`memsim.import_conductances`) every draw
     scores that one measured array; the draws then differ only by read noise.
@@ -126,6 +130,8 @@ def evaluate_checkpoint(
         )
     if test_size is not None:
         test = _test_subset(test, test_size, seed, dataset)
+    if device != "cpu":
+        model, train, test = model.to(device), train.to(device), test.to(device)
     task = make_task(model)
     support = train if task.is_protonet else None
     digital = digital_scorer(task, test, support, seed=seed, support_draws=support_draws)(model)
@@ -266,6 +272,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             data_root=args.data_root,
             conductances=args.conductances,
             allow_data_mismatch=args.allow_data_mismatch,
+            device=args.device,
         )
     report = out.pop("_report")
     out["environment"] = environment()

@@ -10,6 +10,7 @@ from typing import Any
 
 from .common import CliError, add_run_options, user_errors
 from .errors import check_output_folder
+from .executor_options import EXECUTOR_EPILOG, add_executor_options, executor_spec
 
 GA_EPILOG = """\
 The run folder <run-root>/ga/<name>-<timestamp>/ holds config.json (resolved),
@@ -50,7 +51,7 @@ def register_ga(sub: Any) -> None:
         help="run a GA experiment from a TOML config (baseline, GA, control, test scores)",
         description="Run a GA experiment: baseline -> GA on a simulated chip -> extra-QAT "
         "control -> test accuracy of all three on fresh programming draws.",
-        epilog=GA_EPILOG,
+        epilog=GA_EPILOG + "\n" + EXECUTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("config", nargs="?", default=None, help="experiment TOML file")
@@ -71,7 +72,8 @@ def register_ga(sub: Any) -> None:
         "the newest unfinished run of CONFIG's name. A finished run is left as it is.",
     )
     add_run_options(p)
-    p.set_defaults(func=cmd_ga)
+    add_executor_options(p)
+    p.set_defaults(func=cmd_ga, supports_device=True)
 
 
 def register_demo(sub: Any) -> None:
@@ -93,7 +95,8 @@ def register_demo(sub: Any) -> None:
         help="override a demo setting, e.g. --set ga.generations=3",
     )
     add_run_options(p)
-    p.set_defaults(func=cmd_demo)
+    add_executor_options(p)
+    p.set_defaults(func=cmd_demo, supports_device=True)
 
 
 def _latest_unfinished(parent: Path, name: str) -> Path:
@@ -132,6 +135,8 @@ def _run(
             progress=args.progress and sys.stderr.isatty(),
             echo=lambda s: print(s, file=sys.stderr, flush=True),
             source_text=source_text,
+            executor=args.executor_spec,
+            device=args.device,
         )
     print(format_results(results))
     print(f"run folder: {run_dir}  (wall time {time.perf_counter() - start:.1f} s)")
@@ -145,6 +150,7 @@ def cmd_ga(args: argparse.Namespace) -> int:
     from lab.run_checks import folder_run_root
     from lab.run_folder import read_json
 
+    args.executor_spec = executor_spec(args)  # before any work: a bad --address fails now
     with user_errors():
         config = None
         source = None
@@ -198,6 +204,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from lab.demo import DEMO_TOML
     from lab.experiment_config import build_config
 
+    args.executor_spec = executor_spec(args)
     with user_errors():
         config = build_config(tomllib.loads(DEMO_TOML), overrides=args.overrides, origin="demo")
     check_output_folder(args.run_root, "--run-root")

@@ -9,6 +9,7 @@ from typing import Any
 
 from .common import CliError, add_run_options, positive_int, user_errors
 from .errors import check_output_folder
+from .executor_options import add_executor_options, executor_spec
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -28,6 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--resume", default=None, metavar="DIR", help="continue an earlier folder")
     add_run_options(p)
+    add_executor_options(p)
 
 
 def register_reproduce(sub: Any) -> None:
@@ -53,10 +55,11 @@ def register_reproduce(sub: Any) -> None:
     t.add_argument(
         "--jobs",
         type=positive_int,
-        default=1,
-        help="rows run at once, each in a subprocess (default 1: in this process)",
+        default=None,
+        metavar="N",
+        help="deprecated: the same as --executor process --workers N",
     )
-    t.set_defaults(func=cmd_table1)
+    t.set_defaults(func=cmd_table1, supports_device=True)
 
 
 def register_sweep(sub: Any) -> None:
@@ -78,7 +81,10 @@ def register_sweep(sub: Any) -> None:
     f.add_argument(
         "--only", default=None, help="comma-separated figure names, e.g. fig4,fig6 (default all)"
     )
-    f.set_defaults(func=cmd_figures)
+    f.set_defaults(func=cmd_figures, supports_device=True)
+    from . import sweep_grid
+
+    sweep_grid.register(ps)
 
 
 def _echo(s: str) -> None:
@@ -91,9 +97,22 @@ def _split(text: str | None) -> list[str] | None:
 
 def cmd_table1(args: argparse.Namespace) -> int:
     """Run the Table 1 rows; print table1.md."""
+    from lab.executors import ExecutorSpec
     from lab.table1 import CONFIG_DIR, TABLE_MD, run_table1
 
     check_output_folder(args.run_root, "--run-root")
+    if args.jobs is not None:
+        if args.executor != "serial" or args.workers is not None:
+            raise CliError("--jobs is the old spelling of --executor process --workers N; give one")
+        print(
+            "memsim reproduce: --jobs is deprecated; use --executor process --workers N",
+            file=sys.stderr,
+        )
+        executor = ExecutorSpec(
+            kind="process", workers=args.jobs, threads_per_worker=args.threads or 1
+        )
+    else:
+        executor = executor_spec(args)
     with user_errors():
         try:
             _, out = run_table1(
@@ -106,8 +125,8 @@ def cmd_table1(args: argparse.Namespace) -> int:
                 overrides=args.overrides,
                 progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
-                jobs=args.jobs,
-                threads=args.threads,
+                executor=executor,
+                device=args.device,
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from exc
@@ -121,6 +140,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
     from lab.sweeps import SWEEP_DIR, run_figures
 
     check_output_folder(args.run_root, "--run-root")
+    executor = executor_spec(args)
     with user_errors():
         try:
             state, out = run_figures(
@@ -133,6 +153,8 @@ def cmd_figures(args: argparse.Namespace) -> int:
                 overrides=args.overrides,
                 progress=args.progress and sys.stderr.isatty(),
                 echo=_echo,
+                executor=executor,
+                device=args.device,
             )
         except FileNotFoundError as exc:
             raise CliError(str(exc)) from exc

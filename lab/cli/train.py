@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="replace an existing checkpoint of the same name (default: refuse)",
     )
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, supports_device=True)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -104,6 +104,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=args.progress,
             path=path,
             overwrite=args.force,
+            device=args.device,
         )
     print(json.dumps({"checkpoint": str(path), **metrics}, indent=2))
     return 0
