@@ -146,6 +146,32 @@ def plot_line(
     return _save(fig, path)
 
 
+def plot_tradeoff(
+    series: Mapping[str, Sequence[tuple[float, float, str]]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str = "test accuracy %",
+    title: str = "",
+) -> Path:
+    """Points ``series[label] = [(x, y, note), ...]`` joined in ``x`` order, each annotated.
+
+    The accuracy-against-energy picture of a sweep: every point is one swept value.
+    """
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, pts in series.items():
+        pts = sorted(pts)
+        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-", label=label)
+        for x, y, note in pts:
+            ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
 def plot_heatmap(
     xs: Sequence[Any],
     ys: Sequence[Any],

@@ -304,6 +304,7 @@ def run_grid(
         else:
             results = read_json(Path(run["run_dir"]) / RESULTS_JSON)
             run.update(status="complete", headline=results["headline"])
+            run["energy"] = _energy(results)
             run.pop("reason", None)
             echo(
                 f"sweep grid run {i + 1}/{len(state['runs'])} {run['values']} seed "
@@ -343,6 +344,16 @@ def run_grid(
     return state, folder
 
 
+def _energy(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Energy per inference (nJ) and TOPS/W of each model, where the cost model applies."""
+    models = results.get("cost", {}).get("models", {})
+    return {
+        m: {"energy_nJ": 1e9 * c["energy_J"], "tops_per_w": c["tops_per_w"]}
+        for m, c in models.items()
+        if c.get("available")
+    }
+
+
 def _methods(state: dict[str, Any]) -> list[str]:
     seen = {m for run in state["runs"] for m in METHODS if f"{m}_pct" in run.get("headline", {})}
     return [m for m in METHODS if m in seen]
@@ -352,6 +363,7 @@ def write_csv(state: dict[str, Any], path: Path) -> Path:
     """The tidy table: one row per (cell, seed); every method's test accuracy (%)."""
     keys = [a["key"] for a in state["axes"]]
     methods = _methods(state)
+    costed = [m for m in methods if any(m in r.get("energy", {}) for r in state["runs"])]
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(
@@ -360,6 +372,7 @@ def write_csv(state: dict[str, Any], path: Path) -> Path:
                 *keys,
                 "seed",
                 *(c for m in methods for c in (f"{m}_test_pct", f"{m}_test_std_pct")),
+                *(c for m in costed for c in (f"{m}_energy_nJ", f"{m}_tops_per_w")),
                 "status",
                 "run_dir",
             ]
@@ -372,6 +385,11 @@ def write_csv(state: dict[str, Any], path: Path) -> Path:
                     *(run["values"][k] for k in keys),
                     run["ga_seed"],
                     *(h.get(c, "") for m in methods for c in (f"{m}_pct", f"{m}_std_pct")),
+                    *(
+                        run.get("energy", {}).get(m, {}).get(c, "")
+                        for m in costed
+                        for c in ("energy_nJ", "tops_per_w")
+                    ),
                     run["status"],
                     run.get("run_dir", ""),
                 ]
@@ -432,4 +450,39 @@ def write_plots(state: dict[str, Any], folder: Path) -> list[Path]:
             title=f"test accuracy vs {a['key']} (mean ± std over {n} seed{'s' if n > 1 else ''})",
         )
         paths.append(path)
-    return paths
+    tradeoff = _plot_tradeoff(state, complete, methods, folder)
+    return paths + ([tradeoff] if tradeoff else [])
+
+
+def _plot_tradeoff(
+    state: dict[str, Any], complete: list[dict[str, Any]], methods: list[str], folder: Path
+) -> Path | None:
+    """``grid-accuracy-vs-energy.png``: accuracy against energy per inference per method.
+
+    One point per cell (mean over seeds), labelled with the swept values.
+    """
+    from lab import plots
+
+    if not any(r.get("energy") for r in complete):
+        return None
+    series: dict[str, list[tuple[float, float, str]]] = {}
+    for m in methods:
+        by_cell: dict[int, list[dict[str, Any]]] = {}
+        for r in complete:
+            if m in r.get("energy", {}) and f"{m}_pct" in r["headline"]:
+                by_cell.setdefault(r["cell"], []).append(r)
+        pts = []
+        for runs in by_cell.values():
+            note = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in runs[0]["values"].items())
+            energy = statistics.fmean(r["energy"][m]["energy_nJ"] for r in runs)
+            acc = statistics.fmean(r["headline"][f"{m}_pct"] for r in runs)
+            pts.append((energy, acc, note))
+        if pts:
+            series[m] = pts
+    keys = ", ".join(a["key"] for a in state["axes"])
+    return plots.plot_tradeoff(
+        series,
+        folder / "grid-accuracy-vs-energy.png",
+        xlabel="energy per inference (nJ, memsim.cost_report)",
+        title=f"test accuracy vs energy, swept {keys}",
+    )
