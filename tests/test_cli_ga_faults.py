@@ -75,7 +75,6 @@ def test_a_start_that_fails_in_setup_is_marked_and_never_resumed(tmp_path, capsy
 def test_resume_uses_the_folders_own_root_refuses_a_damaged_checkpoint_and_leaves_a_finished_run(
     tmp_path, capsys, monkeypatch
 ):
-    from lab.task_fitness import TaskFitness
 
     start, elsewhere = tmp_path / "start", tmp_path / "elsewhere"
     start.mkdir()
@@ -83,18 +82,21 @@ def test_resume_uses_the_folders_own_root_refuses_a_damaged_checkpoint_and_leave
     (start / "tiny.toml").write_text(TINY_TOML)
     monkeypatch.chdir(start)
 
-    original = TaskFitness.evaluate_population
+    # the experiment evaluates its population through an executor's ParallelFitness
+    from lab.parallel_fitness import ParallelFitness
+
+    original = ParallelFitness.evaluate_population
 
     def interrupted(self, population, generation, rng):
         if generation == 2:
             raise KeyboardInterrupt
         return original(self, population, generation, rng)
 
-    monkeypatch.setattr(TaskFitness, "evaluate_population", interrupted)
+    monkeypatch.setattr(ParallelFitness, "evaluate_population", interrupted)
     # a relative run root: the resume below runs from another directory
     rc, _, err = cli(capsys, "ga", "tiny.toml", "--run-root", "rr", *SMALL)
     assert rc == 130, err
-    monkeypatch.setattr(TaskFitness, "evaluate_population", original)
+    monkeypatch.setattr(ParallelFitness, "evaluate_population", original)
     root = (start / "rr").resolve()
     (folder,) = (root / "ga").iterdir()
     baseline = root / "baselines" / "protonet-digits-quick-seed0-holdout300.pt"

@@ -40,6 +40,7 @@ def _minimal_args(prog: str) -> list[str]:
         "show": ["ideal"],
         "validate": ["x.json"],
         "fit": ["m.csv", "--base", "rram_wan2022", "--out", "o.json"],
+        "grid": ["x.toml", "--grid", "ga.seed=1,2"],
     }
     return words + need.get(words[-1], [])
 
