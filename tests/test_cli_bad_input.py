@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +25,6 @@ from models.data import DatasetFileError, load_dataset, load_npz
 from models.small import mlp
 
 MLP_KWARGS = {"in_features": 64, "hidden": (16,), "classes": 10}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:

@@ -5,25 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from cli_support import cli
 
 from models.baselines import baseline_file_name, baseline_identity
 from models.checkpoint import load_checkpoint
 
 TINY = ("--set", "episodes=2", "--set", "eval_draws=1", "--set", "support_draws=1")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:

@@ -4,11 +4,8 @@ GA checkpoint, finished runs.  Nothing a refusal touches may change on disk."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import torch
 from cli_support import TINY_TOML, cli, read, run_folder
 
 SMALL = (
@@ -20,14 +17,6 @@ SMALL = (
     "--set",
     "control.enabled=false",
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:

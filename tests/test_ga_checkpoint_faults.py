@@ -10,7 +10,6 @@ restored, the resume ends exactly where an uninterrupted run ends.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,6 @@ from ga import GAConfig, GATrainer, Genome
 from ga.checkpoint import CHECKPOINT_NAME, CheckpointCorruptError
 
 GENOME = Genome([("a.weight", (4, 3)), ("b.weight", (5,))])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class Quadratic:

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from cli_support import TINY_TOML, cli, read
 
 import memsim
@@ -14,11 +13,6 @@ from lab.sweep_grid import GridError, cells, parse_axis, write_cell_profile
 GRID_TOML = (
     TINY_TOML.replace("generations = 2", "generations = 1") + "\n[control]\nenabled = true\n"
 )
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
 
 
 def test_axes_parse_and_multiply():

@@ -64,6 +64,21 @@ def drift_times(text: str) -> list[float]:
     return times
 
 
+def add_checkpoint_arguments(parser: argparse.ArgumentParser, *, drift_default: str) -> None:
+    """``CHECKPOINT``, ``--profile`` and the one ``--drift`` option of the chip commands."""
+    parser.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
+    parser.add_argument("--profile", required=True, help="shipped profile name or JSON path")
+    parser.add_argument(
+        "--drift",
+        type=drift_times,
+        nargs="+",
+        default=None,
+        metavar="T",
+        help="times after programming: 1h 1d 1y or seconds, comma-separated too "
+        f"(default: {drift_default})",
+    )
+
+
 def flatten_drift(values: list[list[float]] | None) -> list[float] | None:
     """Sorted, de-duplicated drift times from repeated / comma-separated ``--drift`` values."""
     if not values:

@@ -16,8 +16,8 @@ from typing import Any
 
 from .common import (
     CliError,
+    add_checkpoint_arguments,
     add_run_options,
-    drift_times,
     flatten_drift,
     positive_int,
     user_errors,
@@ -40,16 +40,7 @@ def register(sub: Any) -> None:
         + INSTALL_HINT.split(";")[0]
         + ".",
     )
-    p.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
-    p.add_argument("--profile", required=True, help="shipped profile name or JSON path")
-    p.add_argument(
-        "--drift",
-        type=drift_times,
-        nargs="+",
-        default=None,
-        metavar="T",
-        help="times after programming: 1h 1d 1y or seconds, comma-separated too (default 1h 1d)",
-    )
+    add_checkpoint_arguments(p, drift_default="1h 1d")
     p.add_argument("--draws", type=positive_int, default=10, help="programming draws (default 10)")
     p.add_argument(
         "--data",

@@ -21,8 +21,8 @@ from lab.hardware import add_conductances_argument
 
 from .common import (
     CliError,
+    add_checkpoint_arguments,
     add_run_options,
-    drift_times,
     flatten_drift,
     positive_int,
     user_errors,
@@ -38,17 +38,7 @@ def register(sub: Any) -> None:
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
-    p.add_argument("--profile", required=True, help="shipped profile name or JSON path")
-    p.add_argument(
-        "--drift",
-        type=drift_times,
-        nargs="+",
-        default=None,
-        metavar="T",
-        help="times after programming to score at: 1h 1d 1y or seconds, comma-separated too "
-        "(default: right after programming)",
-    )
+    add_checkpoint_arguments(p, drift_default="right after programming")
     p.add_argument("--draws", type=positive_int, default=5, help="programming draws (default 5)")
     p.add_argument("--chip-seed", type=int, default=None, help="score one chip instance")
     p.add_argument("--seed", type=int, default=0, help="base seed of the draws (default 0)")
