@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ga.config import GAConfig
+from lab.recovery.config import RecoverySection
 
 TASKS = (
     "protonet-mnist",
@@ -168,6 +169,7 @@ class ExperimentConfig(_Section):
     evaluation: EvaluationSection = EvaluationSection()
     control: ControlSection = ControlSection()
     ga: GAConfig = GAConfig()
+    recovery: RecoverySection = RecoverySection()
 
     @model_validator(mode="after")
     def _runner_owned(self) -> ExperimentConfig:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -132,6 +132,7 @@ def score_on_chip(
     seed: int,
     drift_times_s: Sequence[float] = (),
     calibration: Tensor | None = None,
+    trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -151,6 +152,8 @@ def score_on_chip(
         calibration: Training images that set calibrated DAC/ADC ranges after every
             programming (as a deployed chip is calibrated once, before it drifts); without
             them a calibrated chip would take its ranges from the first test batch.
+        trim: Digital per-column output gain/offset to set on the chip
+            (:func:`memsim.trim.set_output_trim`), e.g. a ``ga_knobs`` solution.
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
@@ -159,6 +162,10 @@ def score_on_chip(
     """
     net = with_genes(model, genome, genes)
     chip = memsim.convert(net, profile, seed=scoring_seed(seed, chip_seed), chip_seed=chip_seed)
+    if trim is not None:
+        from memsim.trim import set_output_trim
+
+        set_output_trim(chip, trim)
     times: list[float | None] = [None, *sorted(drift_times_s)]
     out: dict[str, list[float]] = {drift_key(t): [] for t in times}
     for i in range(draws):

@@ -26,11 +26,14 @@ from .api import (
 from .defects import DefectMap, defect_maps, defect_weight_map
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
+from .readback import DefectEstimate, estimate_defects, read_back
+from .trim import clear_output_trim, output_trim, set_output_trim
 
 __all__ = [
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
+    "DefectEstimate",
     "DefectMap",
     "DeviceProfile",
     "DigitalLayer",
@@ -39,16 +42,21 @@ __all__ = [
     "TileReport",
     "analog_layers",
     "calibrate",
+    "clear_output_trim",
     "conductances",
     "defect_maps",
     "defect_weight_map",
     "convert",
     "drift",
     "effective_weights",
+    "estimate_defects",
     "needs_calibration",
+    "output_trim",
     "list_profiles",
     "load_profile",
     "program",
+    "read_back",
+    "set_output_trim",
     "target_weights",
     "tile_report",
     "validate_profile",
