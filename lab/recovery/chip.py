@@ -7,7 +7,7 @@ the experiment's profile) and offers the accesses a test bench has, each behind 
 
 * :meth:`Chip.accuracy` / :meth:`Chip.ga_fitness`: validation accuracy of programmed
   weights (``accuracy``);
-* :meth:`Chip.program_layer` and :meth:`Chip.hybrid`: program one layer and run
+* :meth:`Chip.program_layers` and :meth:`Chip.hybrid`: program one layer and run
   training batches through the programmed layers (``layer_outputs``);
 * :meth:`Chip.estimate_defects`: read-back of every device (``readback``);
 * :meth:`Chip.true_defect_map`: the simulator's truth (``true_defects``).
@@ -114,13 +114,17 @@ class Chip:
 
     # ---------------------------------------------------------------- layer outputs
     @torch.no_grad()
-    def program_layer(self, name: str, weight: Tensor, seed: int) -> None:
-        """Program one layer (``"<module>.weight"``) and recalibrate the converters."""
+    def program_layers(self, weights: dict[str, Tensor], seed: int) -> None:
+        """Program some layers (``{"<module>.weight": w}``), then recalibrate the converters.
+
+        The other layers keep what they hold.
+        """
         self._require(Access.layer_outputs)
         chip = self._fitness.chip
-        layer = chip.get_submodule(name.removesuffix(".weight"))
-        layer.target.copy_(weight.detach().reshape(layer.target.shape))
-        layer.program(int(seed))
+        for i, (name, weight) in enumerate(weights.items()):
+            layer = chip.get_submodule(name.removesuffix(".weight"))
+            layer.target.copy_(weight.detach().reshape(layer.target.shape))
+            layer.program(int(seed) + i)
         if self._fitness.calibration is not None:
             memsim.calibrate(chip, self._fitness.calibration)
         chip.eval()
@@ -134,9 +138,11 @@ class Chip:
         self._require(Access.layer_outputs)
         net = copy.deepcopy(work)
         chip = self._fitness.chip
-        for name in programmed:
+        for i, name in enumerate(programmed):
             mod = name.removesuffix(".weight")
-            net.set_submodule(mod, _Measured(chip.get_submodule(mod), self.counters))
+            layer = chip.get_submodule(mod)
+            # a batch is measured once, where it enters the chip
+            net.set_submodule(mod, _Measured(layer, self.counters) if i == 0 else layer)
         return net
 
     # ---------------------------------------------------------------- read-back

@@ -83,9 +83,10 @@ def progressive_tune(
     work.load_state_dict(data.base_state)
     data.genome.load_into(work, genes)
     gen = torch.Generator().manual_seed(int(seed))
+    every = data.settings.progressive_reprogram_every
     for k, n_steps in enumerate(split_steps(steps, len(keys) - 1), start=1):
         program_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
-        chip.program_layer(keys[k - 1], work.get_parameter(keys[k - 1]), program_seed)
+        chip.program_layers({keys[k - 1]: work.get_parameter(keys[k - 1])}, program_seed)
         if n_steps == 0:
             continue
         net = chip.hybrid(work, keys[:k])
@@ -95,18 +96,24 @@ def progressive_tune(
         def on_step(_step: int, _loss: float) -> None:
             chip.counters.steps += 1
 
-        qat_finetune(
-            net,
-            data.task.loss,
-            lambda _step: data.task.batch(data.train, gen),
-            steps=n_steps,
-            bits=data.bits,
-            sigma=data.qat_sigma,
-            generator=gen,
-            optimizer=opt,
-            on_step=on_step,
-            train_mode=False,
-        )
+        chunks = split_steps(n_steps, -(-n_steps // every)) if every else [n_steps]
+        for i, chunk in enumerate(chunks):
+            if i:  # fresh programming noise on the same defects: learn the defects only
+                program_seed = int(torch.randint(0, 2**62, (1,), generator=gen))
+                again = {key: work.get_parameter(key) for key in keys[:k]}
+                chip.program_layers(again, program_seed)
+            qat_finetune(
+                net,
+                data.task.loss,
+                lambda _step: data.task.batch(data.train, gen),
+                steps=chunk,
+                bits=data.bits,
+                sigma=data.qat_sigma,
+                generator=gen,
+                optimizer=opt,
+                on_step=on_step,
+                train_mode=False,
+            )
         with torch.no_grad():
             for key in keys[k:]:
                 work.get_parameter(key).copy_(params[key])

@@ -51,6 +51,13 @@ class RecoverySection(BaseModel):
         lt=1.0,
         description="Normalized read level that separates a stuck device from a working one.",
     )
+    progressive_reprogram_every: int = Field(
+        0,
+        ge=0,
+        description="progressive: program the already-programmed layers again (fresh "
+        "programming noise, same defects) every this many steps of a stage; 0 = program "
+        "each layer once, as NeuRRAM does.",
+    )
     knobs: KnobGranularity = Field(
         KnobGranularity.column, description="Granularity of the ga_knobs gains/offsets."
     )
