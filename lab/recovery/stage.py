@@ -15,7 +15,8 @@ when ``recovery.methods`` is not empty:
    killed stage resumes where it stopped and ends in the same result;
 4. test scores of the baseline and of every method on the fitness chip and every transfer
    chip, paired (same programming draws and support sets for every model, as in
-   :func:`lab.scoring.score_on_chip`).
+   :func:`lab.scoring.score_on_chip`), right after programming and at every
+   ``evaluation.drift_times_s``; the table is at the last drift time.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from lab.recovery.base import Budget, Counters, RecoveryData, Solution, describe
 from lab.recovery.chip import Chip, CountingFitness
 from lab.recovery.common import BudgetError
 from lab.run_folder import read_json, update_run_json, write_json
-from lab.scoring import paired_delta, score_on_chip, scoring_seed
+from lab.scoring import NO_DRIFT, drift_key, paired_delta, score_on_chip, scoring_seed
 from memsim.atomic_io import atomic_torch_save
 from models.tasks import baseline_state
 
@@ -204,10 +205,18 @@ def run_recovery(exp: Experiment) -> dict[str, Any]:
                 seed=ev.seed,
                 calibration=inputs.calibration,
                 trim=trim,
+                drift_times_s=tuple(ev.drift_times_s),
             )
-            cache[key] = scores["t0"].accuracies
+            cache[key] = {t: sc.accuracies for t, sc in scores.items()}
             write_json(path, cache)  # a kill while scoring loses at most one model
     scoring_s = time.perf_counter() - t0
+
+    # the table is at the last drift time (right after programming without drift times)
+    at = drift_key(max(ev.drift_times_s)) if ev.drift_times_s else NO_DRIFT
+
+    def accuracies(key: str) -> list[float]:
+        value = cache[key]
+        return value if isinstance(value, list) else value[at]  # a list: t0 only (older runs)
 
     rows = []
     for name in models:
@@ -222,7 +231,7 @@ def run_recovery(exp: Experiment) -> dict[str, Any]:
             "chips": {},
         }
         for chip_seed in chips:
-            acc = cache[f"{name}@chip{chip_seed}"]
+            acc = accuracies(f"{name}@chip{chip_seed}")
             entry: dict[str, Any] = {
                 "mean_pct": 100 * sum(acc) / len(acc),
                 "std_pct": 100 * float(torch.tensor(acc, dtype=torch.float64).std()),
@@ -230,7 +239,7 @@ def run_recovery(exp: Experiment) -> dict[str, Any]:
                 "accuracies": acc,
             }
             if "qat" in models:
-                entry["vs_qat"] = paired_delta(acc, cache[f"qat@chip{chip_seed}"])
+                entry["vs_qat"] = paired_delta(acc, accuracies(f"qat@chip{chip_seed}"))
             row["chips"][str(chip_seed)] = entry
         rows.append(row)
     results = {
@@ -243,7 +252,9 @@ def run_recovery(exp: Experiment) -> dict[str, Any]:
         "budget": {"steps": budget.steps, "chip_evaluations": budget.chip_evaluations},
         "data": {"train": len(inputs.train), "val": len(inputs.val), "test": len(inputs.test)},
         "protocol": f"test split, {ev.draws} programming draws x {ev.support_draws} support "
-        "sets per chip, paired across models",
+        "sets per chip, paired across models"
+        + (f", {at} after programming" if at != NO_DRIFT else ""),
+        "drift_time": at,
         "recovery": rows,
         "scoring_s": scoring_s,
     }
