@@ -539,6 +539,10 @@ class Experiment:
 
     def run(self) -> dict[str, Any]:
         """Run or resume every stage; write ``results.json`` and plots; return the results."""
+        if self.config.recovery.methods:  # the recovery stage replaces GA and control
+            from lab.recovery.stage import run_recovery
+
+            return run_recovery(self)
         t_start = time.perf_counter()
         cfg = self.config
         resumed = (

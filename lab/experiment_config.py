@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from ga.config import GAConfig
+from lab.recovery.config import RecoverySection
 
 Scale = Literal["quick", "paper"]
 
@@ -171,6 +172,7 @@ class ExperimentConfig(_Section):
     evaluation: EvaluationSection = EvaluationSection()
     control: ControlSection = ControlSection()
     ga: GAConfig = GAConfig()
+    recovery: RecoverySection = RecoverySection()
 
     @model_validator(mode="after")
     def _runner_owned(self) -> ExperimentConfig:

@@ -217,6 +217,10 @@ def format_cost(cost: dict[str, Any]) -> str:
 
 def format_results(results: dict[str, Any]) -> str:
     """Human-readable summary of a results dict (test accuracies only)."""
+    if "recovery" in results:
+        from lab.recovery.report import format_recovery
+
+        return format_recovery(results)
     lines = [
         f"{results['name']}: {results['task']} on {results['profile']} "
         f"({results['data']['test_images']} test images)",

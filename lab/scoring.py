@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -108,6 +108,7 @@ def score_on_chip(
     seed: int,
     drift_times_s: Sequence[float] = (),
     calibration: Tensor | None = None,
+    trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -127,12 +128,20 @@ def score_on_chip(
         calibration: Training images that set calibrated DAC/ADC ranges after every
             programming (as a deployed chip is calibrated once, before it drifts); without
             them a calibrated chip would take its ranges from the first test batch.
+        trim: Digital per-column output gain/offset to set on the chip
+            (:func:`memsim.trim.set_output_trim`), e.g. a ``ga_knobs`` solution.
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
         ``draws * support_draws`` values, a classifier's ``draws``.
 
     """
+    def set_trim(chip: nn.Module) -> None:
+        # the trim survives programming; setting it again after each one is the same state
+        from memsim.trim import set_output_trim
+
+        set_output_trim(chip, trim)
+
     times: list[float | None] = [None, *sorted(drift_times_s)]
     out = draw_accuracies(
         with_genes(model, genome, genes),
@@ -144,6 +153,7 @@ def score_on_chip(
         generator=lambda i, _t: support_generator(seed, i),
         times=times,
         calibration=calibration,
+        after_program=None if trim is None else set_trim,
     )
     return {drift_key(t): Score(v) for t, v in out.items()}
 

@@ -38,6 +38,8 @@ from .export import (
 )
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
+from .readback import DefectEstimate, estimate_defects, read_back
+from .trim import clear_output_trim, output_trim, set_output_trim
 
 __all__ = [
     "AnalogConv2d",
@@ -47,6 +49,7 @@ __all__ = [
     "CostReport",
     "ConductanceMap",
     "ConductanceMapError",
+    "DefectEstimate",
     "DefectMap",
     "DeviceProfile",
     "DigitalLayer",
@@ -56,6 +59,7 @@ __all__ = [
     "TileReport",
     "analog_layers",
     "calibrate",
+    "clear_output_trim",
     "conductances",
     "cost_report",
     "defect_maps",
@@ -65,11 +69,15 @@ __all__ = [
     "effective_weights",
     "export_chip",
     "import_conductances",
+    "estimate_defects",
     "needs_calibration",
+    "output_trim",
     "list_profiles",
     "load_profile",
     "program",
     "read_conductance_map",
+    "read_back",
+    "set_output_trim",
     "target_weights",
     "tile_report",
     "validate_profile",

@@ -117,6 +117,8 @@ class AnalogLayer(nn.Module):
         self.seed = 0
         self.noise_sampler = NoiseSampler.exact
         self._read_gens: dict[str, torch.Generator] = {}
+        self.trim: tuple[Tensor, Tensor] | None = None
+        """Digital per-output ``(gain, offset)`` after the ADC (:mod:`memsim.trim`)."""
 
     # -- chip instance and programming ------------------------------------------------
     def make_chip(self, chip_seed: int) -> None:
@@ -392,6 +394,8 @@ class AnalogLayer(nn.Module):
             y.mul_(bound.reshape(b, 1, 1))
         elif isinstance(bound, Tensor) or bound != 1.0:
             y.mul_(bound)
+        if self.trim is not None:
+            y.mul_(self.trim[0].view(1, -1, 1)).add_(self.trim[1].view(1, -1, 1))
         return y
 
     def _adc_range(self, pc: Tensor, u: float) -> Tensor:

@@ -1,7 +1,9 @@
-"""``memsim demo`` end to end, and ``memsim evaluate`` on the checkpoint it writes."""
+"""The GA demo (``experiments/demo_ga.toml``, the former ``memsim demo``) end to end, and
+``memsim evaluate`` on the checkpoint it writes."""
 
 import statistics
 import time
+from pathlib import Path
 
 import pytest
 from cli_support import cli, read, run_folder, run_root
@@ -11,7 +13,8 @@ from cli_support import cli, read, run_folder, run_root
 def demo(tmp_path_factory, capsys_module):
     root = run_root(tmp_path_factory)
     start = time.process_time()
-    rc, out, err = capsys_module("demo", "--run-root", root, "--no-progress")
+    config = Path(__file__).resolve().parents[1] / "experiments" / "demo_ga.toml"
+    rc, out, err = capsys_module("ga", config, "--run-root", root, "--no-progress")
     return rc, out, err, time.process_time() - start
 
 
