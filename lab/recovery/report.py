@@ -45,10 +45,11 @@ def format_recovery(results: dict[str, Any]) -> str:
         conf = row["info"].get("confusion")
         if conf:
             m = conf["matrix"]
+            recall = conf["stuck_recall"]
+            found = "no stuck devices" if recall is None else f"stuck found {100 * recall:.2f} %"
             lines.append(
                 f"  {row['method']} read-back estimate vs truth (rows true, cols estimated; "
-                f"{', '.join(conf['classes'])}): {m}; stuck found "
-                f"{100 * conf['stuck_recall']:.2f} %, false positives "
+                f"{', '.join(conf['classes'])}): {m}; {found}, false positives "
                 f"{100 * conf['false_positive_rate']:.3f} % of working devices"
             )
     return "\n".join(lines)

@@ -108,7 +108,7 @@ def confusion(estimated: dict[str, torch.Tensor], chip: torch.nn.Module) -> dict
     return {
         "classes": list(FAULT_NAMES),
         "matrix": counts.tolist(),
-        "stuck_recall": found / max(stuck_true, 1),
+        "stuck_recall": found / stuck_true if stuck_true else None,
         "false_positive_rate": int(counts[0, 1:].sum()) / max(working, 1),
     }
 
