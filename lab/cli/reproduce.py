@@ -119,20 +119,28 @@ def cmd_table1(args: argparse.Namespace) -> int:
                 args.scale,
                 config_dir=args.configs or CONFIG_DIR,
                 rows=_split(args.rows),
-                run_root=args.run_root,
-                resume_dir=args.resume,
-                data_root=args.data_root,
-                overrides=args.overrides,
-                progress=args.progress and sys.stderr.isatty(),
-                echo=_echo,
-                executor=executor,
-                device=args.device,
+                **_run_options(args, executor),
             )
         except (FileNotFoundError, ValueError) as exc:
             raise CliError(str(exc)) from exc
     print((out / TABLE_MD).read_text(encoding="utf-8"))
     print(f"wrote {out / TABLE_MD} and {out / 'table1.json'}")
     return 0
+
+
+def _run_options(args: argparse.Namespace, executor: Any) -> dict[str, Any]:
+    """The options ``reproduce table1`` and ``sweep figures`` pass on alike."""
+    return {
+        "run_root": args.run_root,
+        "resume_dir": args.resume,
+        "data_root": args.data_root,
+        "overrides": args.overrides,
+        # bars only on a terminal; logs get one line per generation instead
+        "progress": args.progress and sys.stderr.isatty(),
+        "echo": _echo,
+        "executor": executor,
+        "device": args.device,
+    }
 
 
 def cmd_figures(args: argparse.Namespace) -> int:
@@ -147,14 +155,7 @@ def cmd_figures(args: argparse.Namespace) -> int:
                 args.scale,
                 sweep_dir=args.sweeps or SWEEP_DIR,
                 only=_split(args.only),
-                run_root=args.run_root,
-                resume_dir=args.resume,
-                data_root=args.data_root,
-                overrides=args.overrides,
-                progress=args.progress and sys.stderr.isatty(),
-                echo=_echo,
-                executor=executor,
-                device=args.device,
+                **_run_options(args, executor),
             )
         except FileNotFoundError as exc:
             raise CliError(str(exc)) from exc
