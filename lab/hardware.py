@@ -65,6 +65,20 @@ def load_chip(
     return chip, meta
 
 
+def add_chip_arguments(parser: Any) -> None:
+    """``CHECKPOINT``, ``--profile``, ``--seed``, ``--chip-seed`` and ``--conductances``.
+
+    The chip that ``export`` and ``inspect`` build (:func:`load_chip`).
+    """
+    parser.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
+    parser.add_argument("--profile", required=True, help="shipped profile name or JSON path")
+    parser.add_argument("--seed", type=int, default=0, help="programming seed (default 0)")
+    parser.add_argument(
+        "--chip-seed", type=int, default=None, help="chip seed (default: --seed)"
+    )
+    add_conductances_argument(parser)
+
+
 def add_conductances_argument(parser: Any) -> None:
     """Add ``--conductances FILE`` (for ``memsim evaluate`` and the hardware commands)."""
     parser.add_argument(

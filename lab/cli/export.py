@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.cli.common import as_cli_errors
-from lab.hardware import HardwareCliError, add_conductances_argument, load_chip
+from lab.hardware import HardwareCliError, add_chip_arguments, load_chip
 
 
 def register(sub: Any) -> None:
@@ -26,11 +26,8 @@ def register(sub: Any) -> None:
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
-    p.add_argument("--profile", required=True, help="shipped profile name or JSON path")
+    add_chip_arguments(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write chip.npz/.csv")
-    p.add_argument("--seed", type=int, default=0, help="programming seed (default 0)")
-    p.add_argument("--chip-seed", type=int, default=None, help="chip seed (default: --seed)")
     p.add_argument(
         "--quantity",
         choices=("target", "programmed"),
@@ -39,7 +36,6 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--no-csv", dest="csv", action="store_false", help="write only the .npz")
     p.add_argument("--force", action="store_true", help="overwrite an existing chip.npz/.csv")
-    add_conductances_argument(p)
     p.set_defaults(func=as_cli_errors(run))
 
 

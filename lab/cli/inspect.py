@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.cli.common import as_cli_errors
-from lab.hardware import HardwareCliError, add_conductances_argument, load_chip, parse_times
+from lab.hardware import HardwareCliError, add_chip_arguments, load_chip, parse_times
 
 
 def register(sub: Any) -> None:
@@ -23,11 +23,8 @@ def register(sub: Any) -> None:
         description=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
-    p.add_argument("--profile", required=True, help="shipped profile name or JSON path")
+    add_chip_arguments(p)
     p.add_argument("--out", default=None, metavar="DIR", help="folder for the PNG files")
-    p.add_argument("--seed", type=int, default=0, help="programming seed (default 0)")
-    p.add_argument("--chip-seed", type=int, default=None, help="chip seed (default: --seed)")
     p.add_argument(
         "--times",
         default="1,60,3600,86400,2592000",
@@ -38,7 +35,6 @@ def register(sub: Any) -> None:
         "--max-tiles", type=int, default=16, help="tiles per layer in the fault maps (default 16)"
     )
     p.add_argument("--run-root", default="runs", help="root of the default --out")
-    add_conductances_argument(p)
     p.set_defaults(func=as_cli_errors(run))
 
 
