@@ -10,9 +10,10 @@ A config has one table per concern; ``[ga]`` is a :class:`ga.GAConfig`::
     [control]     the extra-QAT control (same QAT steps as the GA, no GA)
     [ga]          GAConfig
 
-Every table forbids unknown keys, so a typo is an error naming the key.  An optional
-``[quick]`` table holds overrides (same layout) applied by ``scale="quick"``: the file
-states the paper's settings and, next to them, what the quick smoke run changes.
+Every table forbids unknown keys, so a typo is an error naming the key.  Optional
+``[quick]`` and ``[medium]`` tables hold overrides (same layout) applied by
+``scale="quick"`` or ``scale="medium"``: the file states the paper's settings and, next to
+them, what the smaller runs change.
 ``--set section.key=value`` overrides anything after that; values are parsed as TOML
 (``3``, ``0.5``, ``true``, ``"text"``, ``[1, 2]``) and fall back to plain strings.
 """
@@ -38,7 +39,8 @@ from pydantic import (
 from ga.config import GAConfig
 from lab.recovery.config import RecoverySection
 
-Scale = Literal["quick", "paper"]
+Scale = Literal["quick", "medium", "paper"]
+SCALE_TABLES = ("quick", "medium")  # override tables a config may hold, merged by scale
 
 
 class ConfigError(ValueError):
@@ -69,6 +71,17 @@ class ExperimentSection(_Section):
         if value not in TASKS:
             raise ValueError(f"unknown task {value!r}; known: {', '.join(TASKS)}")
         return value
+
+    @model_validator(mode="after")
+    def _scale_has_a_recipe(self) -> ExperimentSection:
+        from models.baselines import MEDIUM_TASKS
+
+        if self.scale == "medium" and self.task not in MEDIUM_TASKS:
+            raise ValueError(
+                f"scale 'medium' is defined for {', '.join(MEDIUM_TASKS)} only, "
+                f"not {self.task!r}; choose quick or paper"
+            )
+        return self
 
 
 class DataSection(_Section):
@@ -321,8 +334,9 @@ def build_config(
 
     Args:
         raw: Parsed TOML (may hold a ``[quick]`` table).
-        scale: ``"quick"`` merges ``[quick]`` and sets ``experiment.scale``; ``"paper"``
-            drops it; ``None`` keeps ``experiment.scale`` as written (and drops ``[quick]``).
+        scale: ``"quick"`` or ``"medium"`` merges the ``[quick]`` or ``[medium]`` table and
+            sets ``experiment.scale``; ``"paper"`` sets it and merges neither; ``None`` keeps
+            ``experiment.scale`` as written (and merges neither).
         overrides: ``section.key=value`` strings, applied last, in order.
         origin: Where ``raw`` came from (for messages).
 
@@ -331,14 +345,13 @@ def build_config(
 
     """
     data = copy.deepcopy(raw)
-    quick = data.pop("quick", {})
-    if not isinstance(quick, dict):
-        raise ConfigError(f"{origin}: [quick] must be a table")
-    if scale == "quick":
-        data = deep_merge(data, quick)
-        data.setdefault("experiment", {})["scale"] = "quick"
-    elif scale == "paper":
-        data.setdefault("experiment", {})["scale"] = "paper"
+    tables = {name: data.pop(name, {}) for name in SCALE_TABLES}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{origin}: [{name}] must be a table")
+    if scale is not None:
+        data = deep_merge(data, tables.get(scale, {}))
+        data.setdefault("experiment", {})["scale"] = scale
     for item in overrides:
         data = apply_set(data, item)
     try:

@@ -1,6 +1,6 @@
 """The paper's baselines: train, deploy through the simulator, checkpoint.
 
-Tasks (``memsim train-baseline TASK --scale quick|paper``):
+Tasks (``memsim train-baseline TASK --scale quick|medium|paper``):
 
 ==========================  ==============  =============  =====  =====  ==================
 task                        model           data           bits   noise  deployed with
@@ -20,7 +20,11 @@ noise (see :mod:`models.quant`), and every reported accuracy is measured on simu
 (:func:`models.evaluate.evaluate_deployed`): mean ± sample std over ``eval_draws``
 programming-noise draws (times ``support_draws`` support draws for ProtoNet).
 
-Scales: ``paper`` is the full recipe. ``quick`` keeps the protocol (episode shape, bits,
+Scales: ``paper`` is the full recipe. ``medium`` (MobileNetV2 only) is a reduced recipe
+that means something on a CPU: width 0.5, 8 float epochs (OneCycle, crop-and-flip, label
+smoothing 0.1) then 4 epochs of 2-bit/5 % QAT, on the whole training set, evaluated on
+the whole test set, in about an hour on 2 cores; it reports the float phase's accuracy as
+``float_accuracy``. ``quick`` keeps the protocol (episode shape, bits,
 noise, deployment) but trains far less (fewer episodes/epochs; for the CIFAR tasks a smaller
 network on a stratified 20 % of the training set, evaluated on a stratified 20 % of the test
 set; ProtoNet tasks keep the full test set) so it finishes in minutes on 2 CPU cores.
@@ -39,6 +43,7 @@ import os
 import statistics
 import time
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,13 +54,20 @@ from torch import nn
 from memsim.quantization import TERNARY
 from models.checkpoint import build_model, save_checkpoint
 from models.data import ImageDataset, calibration_images, load_dataset, stratified_fraction
-from models.evaluate import evaluate_deployed, paper_profile
+from models.evaluate import classifier_accuracy, evaluate_deployed, paper_profile
 from models.protonet import DEFAULT_TEST_SHOT
-from models.train import ClassifierConfig, EpisodeConfig, train_classifier, train_protonet
+from models.train import (
+    SCHEDULES,
+    ClassifierConfig,
+    EpisodeConfig,
+    train_classifier,
+    train_protonet,
+)
 
 log = logging.getLogger(__name__)
 
-SCALES = ("quick", "paper")
+SCALES = ("quick", "medium", "paper")
+MEDIUM_TASKS = ("mobilenetv2-cifar10",)  # tasks with a ``medium`` recipe
 TASKS = (
     "protonet-mnist",
     "protonet-fashion-mnist",
@@ -130,6 +142,34 @@ def _protonet(task: str, scale: str, dataset: str, bits: int, sigma: float) -> R
     )
 
 
+def _mobilenet_medium(task: str) -> Recipe:
+    # reduced, not the paper's: width 0.5, 8 float epochs under OneCycle, then 4 epochs of
+    # 2-bit/5 % QAT from a lower rate; crop-and-flip and label smoothing 0.1 throughout.
+    # Sized for about an hour on 2 CPU cores (channels-last: ~0.6 s per step of 128)
+    return Recipe(
+        task=task,
+        scale="medium",
+        dataset="cifar10",
+        arch="mobilenet_v2_cifar",
+        model_kwargs={"num_classes": 10, "width_mult": 0.5},
+        bits=2,
+        sigma=0.05,
+        train=ClassifierConfig(
+            epochs=12,
+            float_epochs=8,
+            batch_size=128,
+            lr=0.1,
+            qat_lr=0.02,
+            schedule="onecycle",
+            weight_decay=5e-4,
+            label_smoothing=0.1,
+            channels_last=True,
+            bits=2,
+            sigma=0.05,
+        ),
+    )
+
+
 def get_recipe(task: str, scale: str = "quick") -> Recipe:
     """Return the recipe of ``task`` at ``scale``.
 
@@ -139,12 +179,19 @@ def get_recipe(task: str, scale: str = "quick") -> Recipe:
     """
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; choose from {SCALES}")
+    if scale == "medium" and task not in MEDIUM_TASKS:
+        raise ValueError(
+            f"scale 'medium' is defined for {', '.join(MEDIUM_TASKS)} only, not {task!r}; "
+            "choose quick or paper"
+        )
     if task == "protonet-mnist":
         return _protonet(task, scale, "mnist", 2, 0.05)
     if task == "protonet-fashion-mnist":
         return _protonet(task, scale, "fashion_mnist", 3, 0.20)
     if task == "protonet-digits":
         return _protonet(task, scale, "digits", 2, 0.05)
+    if task == "mobilenetv2-cifar10" and scale == "medium":
+        return _mobilenet_medium(task)
     if task == "mobilenetv2-cifar10":
         quick = scale == "quick"
         return Recipe(
@@ -210,7 +257,7 @@ _COUNTS = frozenset(
     | {"eval_draws", "support_draws"}
 )
 _FRACTIONS = frozenset({"train_fraction", "test_fraction", "epoch_fraction"})
-_POSITIVE = frozenset({"lr", "lr_gamma"})
+_POSITIVE = frozenset({"lr", "lr_gamma", "qat_lr"})
 _UNIT = frozenset({"momentum", "label_smoothing", "sigma"})
 _FIXED = frozenset({"task", "scale"})  # chosen by the command's TASK and --scale
 
@@ -252,6 +299,10 @@ def _check_override(key: str, value: Any, hint: Any) -> None:
         ok, allowed = 0 <= value <= 16, "0 (ternary) .. 16, or null (full precision)"
     elif key == "weight_decay":
         ok, allowed = value >= 0, ">= 0"
+    elif key == "float_epochs":
+        ok, allowed = value >= 0, "an integer in 0..epochs"
+    elif key == "schedule":
+        ok, allowed = value in SCHEDULES, f"one of {', '.join(SCHEDULES)}"
     if not ok:
         raise RecipeError(f"override {key}={value!r}: {key} must be {allowed}")
 
@@ -297,7 +348,10 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
         raise RecipeError(f"override dataset={top['dataset']!r}: choose from {list(DATASETS)}")
     if "arch" in top and top["arch"] not in ARCHITECTURES:
         raise RecipeError(f"override arch={top['arch']!r}: choose from {sorted(ARCHITECTURES)}")
-    return replace(recipe, **top, train=replace(recipe.train, **inner))
+    try:
+        return replace(recipe, **top, train=replace(recipe.train, **inner))
+    except ValueError as err:  # a combination the training config refuses
+        raise RecipeError(f"overrides {overrides}: {err}") from None
 
 
 def baseline_identity(
@@ -360,6 +414,7 @@ def fit_recipe(
     *,
     progress: bool = False,
     device: torch.device | str = "cpu",
+    on_float_end: Callable[[nn.Module], None] | None = None,
 ) -> tuple[nn.Module, ImageDataset, list[float], float]:
     """Build the recipe's network and train it on (a stratified part of) ``train``.
 
@@ -374,6 +429,8 @@ def fit_recipe(
         device: Where the network trains (``cpu``, ``cuda``, ``cuda:N``); the returned
             model is on the CPU either way.  Initialisation, subset, batches and weight
             noise come from CPU generators, so the draws are the same on any device.
+        on_float_end: Called with the model at the end of a recipe's float phase
+            (``float_epochs > 0``; see :func:`models.train.train_classifier`).
 
     Returns:
         ``(model, images used, losses, training seconds)``; the model is in train mode.
@@ -392,7 +449,9 @@ def fit_recipe(
         losses = train_protonet(model, data, recipe.train, seed=seed, progress=progress)
     else:
         assert isinstance(recipe.train, ClassifierConfig)
-        losses = train_classifier(model, data, recipe.train, seed=seed, progress=progress)
+        losses = train_classifier(
+            model, data, recipe.train, seed=seed, progress=progress, on_float_end=on_float_end
+        )
     return model.cpu(), used, losses, time.perf_counter() - start
 
 
@@ -450,8 +509,15 @@ def train_baseline(
     train, test = load_dataset(recipe.dataset, root=data_root)
     test = stratified_fraction(test, recipe.test_fraction, seed)
     log.info("%s/%s: %d test images", task, scale, len(test))
+    float_accuracy: list[float] = []  # the float phase's digital test accuracy, if any
+
+    def measure_float(net: nn.Module) -> None:
+        with torch.no_grad():
+            float_accuracy.append(classifier_accuracy(net, test.to(next(net.parameters()).device)))
+        log.info("%s/%s float-phase test accuracy %.4f", task, scale, float_accuracy[-1])
+
     model, train_used, losses, train_time = fit_recipe(
-        recipe, train, seed, progress=progress, device=device
+        recipe, train, seed, progress=progress, device=device, on_float_end=measure_float
     )
 
     start = time.perf_counter()
@@ -493,6 +559,8 @@ def train_baseline(
         "support_draws": deployed.support_draws,
         "k_shot": deployed.k_shot,
         "quantized_noiseless_accuracy": noiseless.mean,
+        # digital accuracy at the end of the float phase (recipes with float_epochs > 0)
+        "float_accuracy": float_accuracy[0] if float_accuracy else None,
         # classifier: mean loss of the last epoch; ProtoNet: of the last 50 episodes
         "final_train_loss": statistics.fmean(losses[-50:] if recipe.is_protonet else losses[-1:]),
         "train_time_s": train_time,

@@ -54,9 +54,10 @@ class ClassifierConfig:
     """Hyper-parameters of :func:`train_classifier`.
 
     Attributes:
-        epochs: Passes (over ``epoch_fraction`` of the data each).
+        epochs: Passes (over ``epoch_fraction`` of the data each), both phases together.
         batch_size: Images per step.
-        lr: Initial SGD learning rate (cosine-annealed to 0 over all steps).
+        lr: Peak SGD learning rate of the float phase, and of the QAT phase unless
+            ``qat_lr`` is set.
         momentum: SGD (Nesterov) momentum.
         weight_decay: L2 penalty on all parameters.
         epoch_fraction: Each epoch trains on a fresh random subset of this fraction of the
@@ -65,6 +66,15 @@ class ClassifierConfig:
         bits: Weight bits for QAT (``None``: full precision, 0: ternary).
         sigma: Relative weight-noise std during training.
         label_smoothing: Cross-entropy label smoothing.
+        float_epochs: Leading epochs trained in full precision without weight noise; the
+            remaining ``epochs - float_epochs`` run QAT with ``bits`` and ``sigma``.  Each
+            phase has its own learning-rate schedule over its own steps.  0: QAT throughout.
+        qat_lr: Initial learning rate of the QAT phase when ``float_epochs > 0``
+            (``None``: ``lr``).
+        schedule: ``"cosine"`` (from the phase's learning rate to 0) or ``"onecycle"``
+            (torch's ``OneCycleLR`` with the phase's learning rate as its peak).
+        channels_last: Train in channels-last memory format (about 1.6x faster for
+            MobileNetV2 on CPU); the model is returned in the default format.
 
     """
 
@@ -78,6 +88,40 @@ class ClassifierConfig:
     bits: int | None = None
     sigma: float = 0.0
     label_smoothing: float = 0.0
+    float_epochs: int = 0
+    qat_lr: float | None = None
+    schedule: str = "cosine"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.float_epochs <= self.epochs:
+            raise ValueError(
+                f"float_epochs must be in 0..epochs ({self.epochs}), got {self.float_epochs}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+
+SCHEDULES = ("cosine", "onecycle")
+
+
+def _phase_optimizer(
+    model: nn.Module, config: ClassifierConfig, lr: float, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    opt = torch.optim.SGD(
+        model.parameters(),
+        lr=lr,
+        momentum=config.momentum,
+        nesterov=config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
+    if config.schedule == "onecycle":
+        sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=steps
+        )
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    return opt, sched
 
 
 def train_classifier(
@@ -87,9 +131,10 @@ def train_classifier(
     *,
     seed: int = 0,
     on_epoch: Callable[[int, float], None] | None = None,
+    on_float_end: Callable[[nn.Module], None] | None = None,
     progress: bool = False,
 ) -> list[float]:
-    """Train a classifier in place with noise-aware QAT (SGD + cosine schedule).
+    """Train a classifier in place: an optional float phase, then noise-aware QAT (SGD).
 
     Args:
         model: Classifier returning logits.
@@ -97,6 +142,8 @@ def train_classifier(
         config: Hyper-parameters.
         seed: Seeds data order, augmentation and weight noise.
         on_epoch: Called as ``on_epoch(epoch, mean_loss)``.
+        on_float_end: Called with the model after the last float epoch (only when
+            ``config.float_epochs > 0``), for example to measure its float accuracy.
         progress: Show a progress bar over the training steps (stderr).
 
     Returns:
@@ -107,14 +154,12 @@ def train_classifier(
     images, labels = train.images, train.labels
     per_epoch = max(1, int(round(config.epoch_fraction * len(labels))))
     steps_per_epoch = max(1, per_epoch // config.batch_size)  # drop the ragged last batch
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.momentum > 0,
-        weight_decay=config.weight_decay,
-    )
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs * steps_per_epoch)
+    memory = torch.channels_last if config.channels_last else torch.contiguous_format
+    model.to(memory_format=memory)
+    n_float = config.float_epochs
+    phases = [(0, n_float, config.lr), (n_float, config.epochs, config.qat_lr or config.lr)]
+    if n_float == 0:
+        phases = [(0, config.epochs, config.lr)]
 
     def loss_fn(forward: Forward, batch: tuple[Tensor, Tensor]) -> Tensor:
         x, y = batch
@@ -125,32 +170,45 @@ def train_classifier(
     epoch_losses = []
     total = config.epochs * steps_per_epoch
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
-    for epoch in range(config.epochs):
-        order = torch.randperm(len(labels), generator=gen)[:per_epoch]
-        chunks = order[: steps_per_epoch * config.batch_size].view(steps_per_epoch, -1)
+    for first, stop, lr in phases:
+        if stop == first:
+            continue
+        is_float = first < n_float
+        bits, sigma = (None, 0.0) if is_float else (config.bits, config.sigma)
+        opt, sched = _phase_optimizer(model, config, lr, (stop - first) * steps_per_epoch)
+        for epoch in range(first, stop):
+            order = torch.randperm(len(labels), generator=gen)[:per_epoch]
+            chunks = order[: steps_per_epoch * config.batch_size].view(steps_per_epoch, -1)
 
-        def batch_at(step: int, chunks: Tensor = chunks) -> tuple[Tensor, Tensor]:
-            idx = chunks[step]
-            return images[idx], labels[idx]
+            def batch_at(step: int, chunks: Tensor = chunks) -> tuple[Tensor, Tensor]:
+                idx = chunks[step]
+                x = images[idx]
+                return (x.contiguous(memory_format=memory), labels[idx])
 
-        losses = qat_finetune(
-            model,
-            loss_fn,
-            batch_at,
-            steps=steps_per_epoch,
-            bits=config.bits,
-            sigma=config.sigma,
-            generator=gen,
-            optimizer=opt,
-            scheduler=sched,
-            on_step=lambda _step, _loss: bar.update(),
-        )
-        epoch_losses.append(sum(losses) / len(losses))
-        bar.set_postfix(epoch=epoch + 1, loss=f"{epoch_losses[-1]:.4f}")
-        log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1])
-        if on_epoch is not None:
-            on_epoch(epoch, epoch_losses[-1])
+            losses = qat_finetune(
+                model,
+                loss_fn,
+                batch_at,
+                steps=steps_per_epoch,
+                bits=bits,
+                sigma=sigma,
+                generator=gen,
+                optimizer=opt,
+                scheduler=sched,
+                on_step=lambda _step, _loss: bar.update(),
+            )
+            epoch_losses.append(sum(losses) / len(losses))
+            bar.set_postfix(epoch=epoch + 1, loss=f"{epoch_losses[-1]:.4f}")
+            log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1])
+            if on_epoch is not None:
+                on_epoch(epoch, epoch_losses[-1])
+        if is_float and on_float_end is not None:
+            model.to(memory_format=torch.contiguous_format)
+            on_float_end(model)
+            model.train()
+            model.to(memory_format=memory)
     bar.close()
+    model.to(memory_format=torch.contiguous_format)
     return epoch_losses
 
 

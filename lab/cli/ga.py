@@ -29,10 +29,10 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
     """``--scale`` and repeatable ``--set``."""
     p.add_argument(
         "--scale",
-        choices=("quick", "paper"),
+        choices=("quick", "medium", "paper"),
         default=None,
-        help="apply the config's [quick] table (quick) or ignore it (paper); default: the "
-        "scale written in the config",
+        help="apply the config's [quick] or [medium] table (quick, medium) or neither "
+        "(paper); default: the scale written in the config",
     )
     p.add_argument(
         "--set",

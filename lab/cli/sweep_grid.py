@@ -52,9 +52,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--scale",
-        choices=("quick", "paper"),
+        choices=("quick", "medium", "paper"),
         default=None,
-        help="apply the config's [quick] table (quick) or ignore it (paper)",
+        help="apply the config's [quick] or [medium] table (quick, medium) or neither (paper)",
     )
     p.add_argument(
         "--set",
