@@ -187,6 +187,7 @@ def compare(
     support_draws: int = 5,
     data_root: str | None = None,
     verbose: bool = True,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run one model and profile through memsim and aihwkit and compare them.
 
@@ -208,6 +209,7 @@ def compare(
         support_draws: ProtoNet support sets per score (as ``memsim evaluate``).
         data_root: Folder with ``<dataset>.npz`` (default: the usual search).
         verbose: Print the table (and progress) to stdout.
+        device: Where memsim's chip runs (aihwkit and the digital reference: CPU).
 
     Returns:
         The result dict that is also written as ``compare.json``.
@@ -255,7 +257,9 @@ def compare(
         name=name,
         data_desc=f"{data_desc}, {len(y)} images",
         verbose=verbose,
+        device=device,
     )
+    result["memsim_device"] = device
     result["scoring"] = "nearest prototype" if task.is_protonet else "top-1"
     if out_dir is not None:
         out = Path(out_dir)

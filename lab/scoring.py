@@ -12,6 +12,8 @@ differ from every support set the fitness saw.
 
 from __future__ import annotations
 
+import itertools
+
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -60,16 +62,34 @@ def digital_scorer(
     ``memsim evaluate``'s digital accuracy and every accuracy of ``memsim compare`` come
     from it, so the two commands agree on the same data.  A ProtoNet is scored by the
     nearest prototype with ``support_draws`` support sets drawn from ``support`` by one
-    generator re-seeded on every call; a classifier top-1.
+    generator re-seeded on every call; a classifier top-1.  The model may be on any
+    device: the data are copied there on first use.
     """
 
+    on_device: dict[torch.device, tuple[ImageDataset, ImageDataset | None]] = {}
+
     def accuracy(model: nn.Module) -> float:
+        # the data follow the model (a chip on CUDA is scored on CUDA copies, made once);
+        # the support draws come from a CPU generator, so they are the same on any device
+        where = _device_of(model)
+        if where not in on_device:
+            on_device[where] = (
+                test.to(where),
+                support.to(where) if support is not None else None,
+            )
+        queries, supports = on_device[where]
         gen = torch.Generator().manual_seed(scoring_seed(seed, _STREAM_DIGITAL_SUPPORT))
         with torch.no_grad():
-            values = task.accuracies(model.eval(), test, support, gen, support_draws)
+            values = task.accuracies(model.eval(), queries, supports, gen, support_draws)
         return 100.0 * sum(values) / len(values)
 
     return accuracy
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def support_generator(seed: int, draw: int) -> torch.Generator:

@@ -36,7 +36,8 @@ def register(sub: Any) -> None:
         "compare",
         help="compare memsim with IBM aihwkit on a checkpoint (needs aihwkit)",
         description="Side-by-side memsim vs aihwkit: accuracy, output error and time per drift "
-        "time, written to compare.json, compare.png and untranslated.md. "
+        "time, written to compare.json, compare.png and untranslated.md. --device moves "
+        "memsim's chip (aihwkit runs on the CPU). "
         + INSTALL_HINT.split(";")[0]
         + ".",
     )
@@ -66,7 +67,7 @@ def register(sub: Any) -> None:
         help="run memsim with the full profile (not aligned to aihwkit)",
     )
     add_run_options(p)
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, supports_device=True)
 
 
 def aihwkit_available() -> bool:
@@ -117,6 +118,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 limit=args.limit,
                 support_draws=args.support_draws,
                 data_root=args.data_root,
+                device=args.device,
             )
         except ImportError as exc:
             raise CliError(f"aihwkit cannot be imported: {exc}") from exc

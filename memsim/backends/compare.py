@@ -19,6 +19,8 @@ the output files are the experiment layer's (:mod:`lab.compare`, ``memsim compar
 
 from __future__ import annotations
 
+import copy
+
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -83,6 +85,7 @@ def compare(
     name: str | None = None,
     data_desc: str = "tensors",
     verbose: bool = True,
+    device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """Run one model and profile through memsim and aihwkit and compare them.
 
@@ -106,6 +109,10 @@ def compare(
         name: Model label in the result (default: its class name).
         data_desc: Description of the test data, for the result.
         verbose: Print the table (and progress) to stdout.
+        device: Where memsim's chip runs (``cpu``, ``cuda``, ``cuda:N``); the digital
+            reference and aihwkit run on the CPU.  Chip seeds give the same chip on any
+            device, because memsim draws its noise on the CPU.  ``accuracy`` must accept
+            a model on ``device`` (``lab.scoring.digital_scorer`` does).
 
     Returns:
         The result as a JSON-able dict (``digital_accuracy``, ``times``, knobs, layers).
@@ -123,9 +130,14 @@ def compare(
     if accuracy is None and y is None:
         raise ValueError("give the labels y or an accuracy function")
     calib = x[:batch_size] if calibration is None else calibration
+    where = torch.device(device)
+    # memsim's side on its device: a copy of the model, the inputs and the calibration batch
+    ms_model = model if where.type == "cpu" else copy.deepcopy(model).to(where)
+    ms_x, ms_calib = x.to(where), calib.to(where)
 
-    def score(m: nn.Module) -> tuple[float, float, float]:
-        out, dt = _logits(m, x, batch_size)
+    def score(m: nn.Module, inputs: Tensor = x) -> tuple[float, float, float]:
+        out, dt = _logits(m, inputs, batch_size)
+        out = out.cpu()
         acc = accuracy(m) if accuracy is not None else _top1(out, y)
         return acc, _rel_err(out, ref), dt
 
@@ -143,11 +155,11 @@ def compare(
         # memsim: one conversion, then re-programming on the same chip for later draws.
         t0 = time.perf_counter()
         if chip is None:
-            chip = api.convert(model, ms_profile, seed=s)
+            chip = api.convert(ms_model, ms_profile, seed=s)
         else:
             api.program(chip, seed=s)
         if api.needs_calibration(chip):
-            api.calibrate(chip, calib)
+            api.calibrate(chip, ms_calib)
         prog_ms = time.perf_counter() - t0
         if dep is None:
             dac_ranges = None
@@ -164,7 +176,7 @@ def compare(
             t0 = time.perf_counter()
             api.drift(chip, t)
             prep = prog_ms + time.perf_counter() - t0
-            acc, rel, dt = score(chip)
+            acc, rel, dt = score(chip, ms_x)
             r = rec["memsim"][t]
             r["acc"].append(acc), r["rel"].append(rel), r["infer_s"].append(dt)
             r["prepare_s"].append(prep)
