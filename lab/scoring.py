@@ -13,7 +13,6 @@ differ from every support set the fitness saw.
 from __future__ import annotations
 
 import itertools
-
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -65,7 +64,6 @@ def digital_scorer(
     generator re-seeded on every call; a classifier top-1.  The model may be on any
     device: the data are copied there on first use.
     """
-
     on_device: dict[torch.device, tuple[ImageDataset, ImageDataset | None]] = {}
 
     def accuracy(model: nn.Module) -> float:
@@ -156,6 +154,7 @@ def score_on_chip(
         ``draws * support_draws`` values, a classifier's ``draws``.
 
     """
+
     def set_trim(chip: nn.Module) -> None:
         # the trim survives programming; setting it again after each one is the same state
         from memsim.trim import set_output_trim

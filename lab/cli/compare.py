@@ -37,9 +37,7 @@ def register(sub: Any) -> None:
         help="compare memsim with IBM aihwkit on a checkpoint (needs aihwkit)",
         description="Side-by-side memsim vs aihwkit: accuracy, output error and time per drift "
         "time, written to compare.json, compare.png and untranslated.md. --device moves "
-        "memsim's chip (aihwkit runs on the CPU). "
-        + INSTALL_HINT.split(";")[0]
-        + ".",
+        "memsim's chip (aihwkit runs on the CPU). " + INSTALL_HINT.split(";")[0] + ".",
     )
     add_checkpoint_arguments(p, drift_default="1h 1d")
     p.add_argument("--draws", type=positive_int, default=10, help="programming draws (default 10)")

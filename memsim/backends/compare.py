@@ -20,7 +20,6 @@ the output files are the experiment layer's (:mod:`lab.compare`, ``memsim compar
 from __future__ import annotations
 
 import copy
-
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -39,8 +38,14 @@ Accuracy = Callable[[nn.Module], float]
 
 def duration_label(t_s: float) -> str:
     """Short label for a time in seconds (``3600.0 -> "1h"``)."""
-    units = (("y", 365 * 86400.0), ("w", 7 * 86400.0), ("d", 86400.0), ("h", 3600.0),
-             ("min", 60.0), ("s", 1.0))
+    units = (
+        ("y", 365 * 86400.0),
+        ("w", 7 * 86400.0),
+        ("d", 86400.0),
+        ("h", 3600.0),
+        ("min", 60.0),
+        ("s", 1.0),
+    )
     for unit, seconds in units:
         n = t_s / seconds
         if n >= 1 and abs(n - round(n)) < 1e-9:
@@ -310,5 +315,3 @@ def format_table(result: dict[str, Any]) -> str:
     if digital:
         lines.append(f"digital on the aihwkit side: {', '.join(digital)}")
     return "\n".join(lines)
-
-
