@@ -79,6 +79,13 @@ class EvaluationMode(str, Enum):
     SERIAL = "serial"
 
 
+class FinetuneMode(str, Enum):
+    """Module mode of the fitness's and the control's QAT fine-tune."""
+
+    TRAIN = "train"
+    EVAL = "eval"
+
+
 class EarlyStopMetric(str, Enum):
     """History column watched by the plateau early stop."""
 
@@ -188,6 +195,13 @@ class GAConfig(BaseModel):
         10, ge=0, description="QAT fine-tune steps per evaluation in the fitness (project default)."
     )
     finetune_lr: float = Field(1e-3, gt=0.0, description="Learning rate of that fine-tune.")
+    finetune_mode: FinetuneMode = Field(
+        FinetuneMode.TRAIN,
+        description="'train' (default): BatchNorm normalizes with each fine-tune batch's own "
+        "statistics and dropout is on, while the chip keeps the baseline's running statistics. "
+        "'eval': the fine-tune runs the network as deployed, with the baseline's running "
+        "BatchNorm statistics and no dropout.",
+    )
     finetune_chip_aware: bool = Field(
         False,
         description="Fine-tune through the fitness chip's fixed defects (its stuck-at devices "

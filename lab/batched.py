@@ -26,7 +26,9 @@ The batched path computes what the serial path computes, draw for draw:
   the baseline's BN, and only the gene weights are returned).  The batched copy has its
   running statistics removed (``torch.func.replace_all_batch_norm_modules_``), so it
   normalizes with each member's batch statistics and tracks nothing: the same numbers,
-  with no in-place buffer update of a shared buffer under ``vmap``.
+  with no in-place buffer update of a shared buffer under ``vmap``.  With
+  ``ga.finetune_mode = "eval"`` both paths run in eval mode and normalize with the
+  baseline's running statistics.
 * **Dropout.**  The serial fine-tune's ``nn.Dropout`` draws its masks from the global
   torch RNG, member after member.  The batched copy replaces every ``nn.Dropout`` by a
   module that multiplies by a supplied mask, and the masks are drawn from the global RNG
@@ -184,6 +186,7 @@ class BatchedFinetuner:
         *,
         bits: int | None,
         sigma: float,
+        train_mode: bool = True,
     ) -> None:
         """Build the functional copy and probe it.
 
@@ -195,6 +198,8 @@ class BatchedFinetuner:
             draw_batch: ``draw_batch(generator) -> batch`` (must draw only from it).
             bits: Fake-quant bit width (``TERNARY`` = 0, ``None`` = none).
             sigma: Relative QAT weight noise.
+            train_mode: As in :func:`lab.finetune.qat_tune`; ``False`` keeps the baseline's
+                running BatchNorm statistics and turns dropout off.
 
         Raises:
             UnsupportedModelError: A random layer other than ``nn.Dropout``, a dropout
@@ -216,13 +221,15 @@ class BatchedFinetuner:
         self.sigma = sigma
         net = copy.deepcopy(model)
         self._dropout_p: dict[str, float] = {}
-        for name, m in list(net.named_modules()):
-            if type(m) is nn.Dropout:
-                net.set_submodule(name, PresampledDropout(m.p))
-                self._dropout_p[f"{name}.mask"] = float(m.p)
-        # batch statistics without running-stat updates (see the module docstring)
-        replace_all_batch_norm_modules_(net)
-        net.train()
+        if train_mode:
+            for name, m in list(net.named_modules()):
+                if type(m) is nn.Dropout:
+                    net.set_submodule(name, PresampledDropout(m.p))
+                    self._dropout_p[f"{name}.mask"] = float(m.p)
+            # batch statistics without running-stat updates (see the module docstring)
+            replace_all_batch_norm_modules_(net)
+        # eval mode reads the running statistics and updates nothing, as the serial path does
+        net.train(train_mode)
         for p in net.parameters():
             p.requires_grad_(False)
         self.net = net

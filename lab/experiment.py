@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 import memsim
-from ga.config import GAConfig
+from ga.config import FinetuneMode, GAConfig
 from ga.genome import Genome
 from ga.history import GenerationRecord
 from ga.trainer import GATrainer
@@ -467,6 +467,7 @@ class Experiment:
                 seed=scoring_seed(cfg.ga.seed, _STREAM_CONTROL),
                 on_step=on_step,
                 weight_map=weight_map,
+                train_mode=cfg.ga.finetune_mode is FinetuneMode.TRAIN,
             )
         finally:
             bar.close()

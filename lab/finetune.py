@@ -33,6 +33,7 @@ def qat_tune(
     seed: int,
     on_step: Callable[[int, float], None] | None = None,
     weight_map: WeightMap | None = None,
+    train_mode: bool = True,
 ) -> Tensor:
     """QAT fine-tune of the gene weights only; return the tuned genes.
 
@@ -42,7 +43,9 @@ def qat_tune(
     and the chip keeps the baseline's.  One generator seeded with ``seed`` draws both the
     batches (``draw_batch(gen)``, scored by ``loss``) and the QAT noise.  ``weight_map``
     makes the forward passes see one chip's defects (see
-    :func:`models.quant.perturbed_params`).
+    :func:`models.quant.perturbed_params`).  ``train_mode=False`` runs the fine-tune in
+    eval mode: the baseline's running BatchNorm statistics, as the chip deploys them, and
+    no dropout (``ga.finetune_mode = "eval"``).
     """
     work.load_state_dict(base_state)
     genome.load_into(work, genes)
@@ -62,6 +65,7 @@ def qat_tune(
         optimizer=opt,
         on_step=on_step,
         weight_map=weight_map,
+        train_mode=train_mode,
     )
     return genome.from_module(work).to(genes.dtype)
 

@@ -54,7 +54,7 @@ import torch
 from torch import Tensor, nn
 
 import memsim
-from ga.config import EvaluationMode, GAConfig
+from ga.config import EvaluationMode, FinetuneMode, GAConfig
 from ga.genome import Genome
 from lab.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
 from lab.finetune import qat_tune
@@ -173,6 +173,7 @@ class ChipFitness:
                 self._draw_batch,
                 bits=self.config.weight_bits,
                 sigma=self.qat_sigma,
+                train_mode=self.config.finetune_mode is FinetuneMode.TRAIN,
             )
         except UnsupportedModelError:
             if requested is EvaluationMode.BATCHED:
@@ -200,6 +201,7 @@ class ChipFitness:
             lr=cfg.finetune_lr,
             seed=seed,
             weight_map=self.weight_map,
+            train_mode=cfg.finetune_mode is FinetuneMode.TRAIN,
         )
 
     def program(self, weights: dict[str, Tensor], seed: int) -> None:

@@ -90,6 +90,44 @@ def test_batched_matches_serial_on_a_tiny_classifier(digits, bits):
     assert torch.equal(rng_s, rng_b)
 
 
+def _tuned(digits, model, mode, finetune_mode):
+    train, val = digits
+    genome = Genome.from_model(model)
+    pop = _population(genome, model)
+    cfg = _cfg(evaluation=mode, finetune_mode=finetune_mode)
+    fit = ChipFitness(model, genome, paper_profile(2, 0.05), cfg, train=train, val=val)
+    (fitness, tuned), rng = _evaluate(fit, pop)
+    assert fit.evaluation is EvaluationMode(mode)
+    return fitness, tuned, rng, pop
+
+
+def test_eval_mode_finetune_reads_the_running_statistics_on_both_paths(digits):
+    # train mode normalizes with batch statistics, so the baseline's running statistics
+    # cannot matter; eval mode must read them, as the deployed network does
+    def shifted() -> nn.Module:
+        model = _tiny()
+        model.body[1].running_mean.fill_(0.5)
+        model.body[1].running_var.fill_(4.0)
+        return model
+
+    for mode in ("serial", "batched"):
+        _, train_a, _, _ = _tuned(digits, _tiny(), mode, "train")
+        _, train_b, _, _ = _tuned(digits, shifted(), mode, "train")
+        assert torch.equal(train_a, train_b)
+        _, eval_a, _, pop = _tuned(digits, _tiny(), mode, "eval")
+        _, eval_b, _, _ = _tuned(digits, shifted(), mode, "eval")
+        assert not torch.allclose(eval_a, pop)  # the fine-tune did something
+        assert (eval_a - eval_b).abs().max() > 1e-4
+        assert (eval_a - train_a).abs().max() > 1e-4
+    fs, ts, rng_s, _ = _tuned(digits, shifted(), "serial", "eval")
+    fb, tb, rng_b, _ = _tuned(digits, shifted(), "batched", "eval")
+    assert torch.allclose(ts, tb, atol=1e-5, rtol=0)
+    assert torch.equal(fs, fb)
+    # dropout is off in eval mode: neither path draws masks from the global RNG
+    torch.manual_seed(123)
+    assert torch.equal(rng_s, torch.get_rng_state()) and torch.equal(rng_b, rng_s)
+
+
 def test_batched_matches_serial_on_protonet_episodes(digits):
     train, val = digits
     torch.manual_seed(0)
