@@ -122,7 +122,7 @@ def test_bad_phase_settings_are_refused_with_the_allowed_range() -> None:
         ClassifierConfig(schedule="linear")
     recipe = get_recipe("mobilenetv2-cifar10", "medium")
     with pytest.raises(RecipeError, match="float_epochs must be in 0..epochs"):
-        apply_overrides(recipe, {"float_epochs": 19})
+        apply_overrides(recipe, {"float_epochs": 20})
     with pytest.raises(RecipeError, match="schedule must be one of cosine, onecycle"):
         apply_overrides(recipe, {"schedule": "step"})
 
@@ -131,7 +131,7 @@ def test_the_medium_recipe_is_the_documented_reduced_one() -> None:
     r = get_recipe("mobilenetv2-cifar10", "medium")
     assert r.model_kwargs["width_mult"] == 0.5
     t = r.train
-    assert (t.epochs, t.float_epochs, t.schedule, t.bits, t.sigma) == (18, 15, "onecycle", 2, 0.05)
+    assert (t.epochs, t.float_epochs, t.schedule, t.bits, t.sigma) == (19, 17, "onecycle", 2, 0.05)
     assert t.augment and t.label_smoothing == 0.1 and t.channels_last
     assert r.train_fraction == 1.0 and r.test_fraction == 1.0  # whole CIFAR-10 splits
     with pytest.raises(ValueError, match="scale 'medium' is defined for mobilenetv2-cifar10"):
