@@ -387,6 +387,40 @@ def baseline_identity(
     return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
 
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``, with tuples as lists (a JSON round trip)."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: list(value) if isinstance(value, tuple) else value}
+
+
+def recipe_differences(stored: dict[str, Any], recipe: Recipe) -> list[str]:
+    """The fields where a checkpoint's stored recipe differs from ``recipe``.
+
+    Args:
+        stored: A checkpoint's ``meta["recipe"]`` (:meth:`Recipe.as_dict` when it was
+            trained).
+        recipe: The recipe the caller would train now.
+
+    Returns:
+        One ``"field: <stored> in the checkpoint, <current> now"`` line per differing field
+        (dotted names, e.g. ``train.float_epochs``), sorted; empty when they agree.
+
+    """
+    old, new = _flat(stored), _flat(recipe.as_dict())
+    missing = object()
+    lines = []
+    for key in sorted(old.keys() | new.keys()):
+        was, now = old.get(key, missing), new.get(key, missing)
+        if was != now:
+            shown = ["(absent)" if v is missing else repr(v) for v in (was, now)]
+            lines.append(f"{key}: {shown[0]} in the checkpoint, {shown[1]} now")
+    return lines
+
+
 def _value_of(recipe: Recipe, key: str) -> Any:
     if hasattr(recipe, key) and key != "train":
         return getattr(recipe, key)

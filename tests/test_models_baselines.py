@@ -17,6 +17,7 @@ from models.baselines import (
     apply_overrides,
     baseline_file_name,
     get_recipe,
+    recipe_differences,
     train_baseline,
 )
 from models.checkpoint import load_checkpoint, save_checkpoint
@@ -168,6 +169,26 @@ def test_recipes_match_the_paper_table() -> None:
         get_recipe("protonet-mnist", "huge")
     with pytest.raises(KeyError):
         apply_overrides(quick, {"no_such_field": 1})
+
+
+def test_recipe_differences_name_every_changed_field_with_both_values() -> None:
+    recipe = get_recipe("mobilenetv2-cifar10", "medium")
+    assert recipe_differences(recipe.as_dict(), recipe) == []
+    stored = recipe.as_dict()  # the previous medium recipe, written by an older version
+    stored["train"]["epochs"], stored["train"]["float_epochs"] = 18, 15
+    del stored["eval_draws"]
+    stored["model_kwargs"]["dropout"] = 0.2
+    assert recipe_differences(stored, recipe) == [
+        "eval_draws: (absent) in the checkpoint, 5 now",
+        "model_kwargs.dropout: 0.2 in the checkpoint, (absent) now",
+        "train.epochs: 18 in the checkpoint, 19 now",
+        "train.float_epochs: 15 in the checkpoint, 17 now",
+    ]
+    # another scale of the same task: its width, among others
+    other = get_recipe("mobilenetv2-cifar10", "quick")
+    assert "model_kwargs.width_mult: 0.25 in the checkpoint, 0.5 now" in recipe_differences(
+        other.as_dict(), recipe
+    )
 
 
 def test_protonet_digits_baseline_end_to_end(tmp_path: Path) -> None:
