@@ -13,6 +13,10 @@ Two kinds, both under ``<run_root>/baselines/``:
 The hold-out trainer reuses the recipe, model registry and training loops of
 ``models``; it skips the recipe's own deployed evaluation because the experiment
 scores the baseline itself, on the same chips and draws as the GA.
+
+A checkpoint is reused by name only while the recipe stored in it equals the task's
+current recipe: a file trained with an older recipe of the same scale is refused (and
+kept), never reused silently.
 """
 
 from __future__ import annotations
@@ -27,6 +31,40 @@ from torch import nn
 from lab.experiment_config import ExperimentConfig
 
 BASELINE_DIR = "baselines"
+
+
+class BaselineMismatchError(ValueError):
+    """A run root's baseline checkpoint was not trained with the task's current recipe."""
+
+
+def check_reusable(path: Path, meta: dict[str, Any], recipe: Any) -> None:
+    """Refuse to reuse the checkpoint at ``path`` unless its stored recipe is ``recipe``.
+
+    Raises:
+        BaselineMismatchError: The checkpoint stores no recipe, or another one; the
+            message names the file and every differing field with both values.
+
+    """
+    from models.baselines import recipe_differences
+
+    remedy = (
+        "it is kept; move it away, or use another --run-root, to train the current "
+        f"{recipe.scale} recipe of {recipe.task}"
+    )
+    stored = meta.get("recipe")
+    if not isinstance(stored, dict):
+        raise BaselineMismatchError(
+            f"{path}: the baseline checkpoint records no recipe, so it cannot be checked "
+            f"against the current one; {remedy}"
+        )
+    differences = recipe_differences(stored, recipe)
+    if differences:
+        shown = "; ".join(differences[:8])
+        more = f"; and {len(differences) - 8} more" if len(differences) > 8 else ""
+        raise BaselineMismatchError(
+            f"{path}: the baseline was trained with another {recipe.scale} recipe "
+            f"({shown}{more}); {remedy}"
+        )
 
 
 def baseline_path(cfg: ExperimentConfig, run_root: str | os.PathLike[str]) -> Path:
@@ -98,15 +136,24 @@ def load_or_train(
     progress: bool = False,
     device: str = "cpu",
 ) -> tuple[nn.Module, dict[str, Any], Path]:
-    """Reuse the run root's baseline checkpoint, or train and save it there (on ``device``)."""
-    from models.baselines import train_baseline
+    """Reuse the run root's baseline checkpoint, or train and save it there (on ``device``).
+
+    Raises:
+        BaselineMismatchError: The run root holds a checkpoint of another recipe (see
+            :func:`check_reusable`).
+
+    """
+    from models.baselines import get_recipe, train_baseline
     from models.checkpoint import load_checkpoint
 
     path = baseline_path(cfg, run_root)
     e = cfg.experiment
     if path.exists():
+        model, meta = load_checkpoint(path)
+        check_reusable(path, meta, get_recipe(e.task, e.scale))
         echo(f"baseline: reusing {path}")
-    elif cfg.data.baseline_holdout:
+        return model, meta, path
+    if cfg.data.baseline_holdout:
         echo(
             f"baseline: training {e.task} ({e.scale} recipe, seed {e.seed}) without the "
             f"{cfg.data.val_size} validation images -> {path}"

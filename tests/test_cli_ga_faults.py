@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from cli_support import TINY_TOML, cli, read, run_folder
+from cli_support import TINY_TOML, cli, read, run_folder, run_root
 
 SMALL = (
     "--no-progress",
@@ -123,3 +123,47 @@ def test_resume_uses_the_folders_own_root_refuses_a_damaged_checkpoint_and_leave
     )
     assert run_folder(out) == folder
     assert snapshot(root) == before
+
+
+def test_a_baseline_of_another_recipe_is_refused_and_kept(tmp_path, tmp_path_factory, capsys):
+    import torch
+
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    shared = run_root(tmp_path_factory)  # trains the session's digits baseline if needed
+    rc, _, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", shared, *SMALL)
+    assert rc == 0, err
+    name = "protonet-digits-quick-seed0-holdout300.pt"
+    payload = torch.load(shared / "baselines" / name, weights_only=False)
+    assert payload["meta"]["recipe"]["train"]["episodes"] == 200  # the current quick recipe
+
+    # the same file name, trained by an older version whose quick recipe had 150 episodes
+    root = tmp_path / "rr"
+    stale = root / "baselines" / name
+    stale.parent.mkdir(parents=True)
+    payload["meta"]["recipe"]["train"]["episodes"] = 150
+    torch.save(payload, stale)
+    before = stale.read_bytes()
+    rc, out, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", root, *SMALL)
+    assert rc == 2 and out == ""
+    assert err.strip() == (
+        f"memsim ga: error: {stale}: the baseline was trained with another quick recipe "
+        "(train.episodes: 150 in the checkpoint, 200 now); it is kept; move it away, or use "
+        "another --run-root, to train the current quick recipe of protonet-digits"
+    )
+    assert stale.read_bytes() == before
+
+    # a checkpoint that records no recipe cannot be checked, so it is not reused either
+    del payload["meta"]["recipe"]
+    torch.save(payload, stale)
+    rc, out, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", root, *SMALL)
+    assert rc == 2 and out == ""
+    assert "the baseline checkpoint records no recipe" in err
+    assert not list((root / "ga").glob("*/ga/checkpoint.pt"))  # no GA started
+
+    # moved away: the current recipe is trained there and reused from then on
+    stale.unlink()
+    rc, _, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", root, *SMALL)
+    assert rc == 0, err
+    assert f"-> {stale}" in err
+    rc, _, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", root, *SMALL)
+    assert rc == 0 and f"baseline: reusing {stale}" in err

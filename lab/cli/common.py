@@ -160,6 +160,7 @@ def as_cli_errors(func: Command) -> Command:
 def user_errors() -> Iterator[None]:
     """Turn the expected failures of a run into :class:`CliError` (no traceback)."""
     from ga.checkpoint import CheckpointMismatchError
+    from lab.baseline import BaselineMismatchError
     from lab.executors import ExecutorError
     from lab.experiment import ExperimentError
     from lab.experiment_config import ConfigError
@@ -176,6 +177,7 @@ def user_errors() -> Iterator[None]:
         DatasetNotFoundError,
         CheckpointError,
         CheckpointMismatchError,
+        BaselineMismatchError,
         ExecutorError,
     ) as exc:
         raise CliError(str(exc)) from exc
