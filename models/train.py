@@ -75,6 +75,11 @@ class ClassifierConfig:
             (torch's ``OneCycleLR`` with the phase's learning rate as its peak).
         channels_last: Train in channels-last memory format (about 1.6x faster for
             MobileNetV2 on CPU); the model is returned in the default format.
+        compile_float: Run the float phase's forward and backward through
+            ``torch.compile`` (about 1.2x faster per step for MobileNetV2 on 2 CPU cores,
+            after about 80 s of compilation; it needs a C++ compiler).  The result equals
+            eager training up to floating-point rounding, not bit for bit.  The QAT phase
+            always runs eagerly: its weights are redrawn every step.
 
     """
 
@@ -92,6 +97,7 @@ class ClassifierConfig:
     qat_lr: float | None = None
     schedule: str = "cosine"
     channels_last: bool = False
+    compile_float: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.float_epochs <= self.epochs:
@@ -167,6 +173,15 @@ def train_classifier(
             x = random_crop_flip(x, gen)
         return F.cross_entropy(forward(x), y, label_smoothing=config.label_smoothing)
 
+    float_loss = loss_fn
+    if config.compile_float:
+        # the float phase draws no perturbation, so the compiled module of the unperturbed
+        # parameters stands in for the forward that qat_finetune hands over
+        compiled = torch.compile(model)
+
+        def float_loss(_forward: Forward, batch: tuple[Tensor, Tensor]) -> Tensor:
+            return loss_fn(compiled, batch)
+
     epoch_losses = []
     total = config.epochs * steps_per_epoch
     bar = tqdm(total=total, desc="train", unit="step", disable=not progress)
@@ -187,7 +202,7 @@ def train_classifier(
 
             losses = qat_finetune(
                 model,
-                loss_fn,
+                float_loss if is_float else loss_fn,
                 batch_at,
                 steps=steps_per_epoch,
                 bits=bits,

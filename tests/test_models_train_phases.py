@@ -93,6 +93,30 @@ def test_channels_last_trains_the_same_network_and_returns_the_default_format() 
         assert torch.allclose(v, fast.state_dict()[k], atol=1e-4, rtol=1e-4), k
 
 
+def test_a_compiled_float_phase_trains_the_same_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real_compile = torch.compile
+
+    def counting_compile(model: nn.Module) -> object:
+        compiled = real_compile(model)
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
+            calls.append(len(x))
+            return compiled(x)
+
+        return forward
+
+    cfg = {"epochs": 3, "float_epochs": 2, "bits": 2, "sigma": 0.05, **BASE}
+    eager = _train(ClassifierConfig(**cfg))  # type: ignore[arg-type]
+    monkeypatch.setattr(torch, "compile", counting_compile)
+    fast = _train(ClassifierConfig(compile_float=True, **cfg))  # type: ignore[arg-type]
+    # every float step (2 epochs x 96 // 32) and no QAT step went through the compiled module
+    assert calls == [32] * 6
+    for k, v in eager.state_dict().items():
+        # the same draws and steps; only the rounding of the generated kernels differs
+        assert torch.allclose(v, fast.state_dict()[k], atol=1e-4, rtol=1e-4), k
+
+
 def test_onecycle_peaks_at_the_phase_learning_rate() -> None:
     seen: list[float] = []
     model = _net()
@@ -132,7 +156,7 @@ def test_the_medium_recipe_is_the_documented_reduced_one() -> None:
     assert r.model_kwargs["width_mult"] == 0.5
     t = r.train
     assert (t.epochs, t.float_epochs, t.schedule, t.bits, t.sigma) == (19, 17, "onecycle", 2, 0.05)
-    assert t.augment and t.label_smoothing == 0.1 and t.channels_last
+    assert t.augment and t.label_smoothing == 0.1 and t.channels_last and t.compile_float
     assert r.train_fraction == 1.0 and r.test_fraction == 1.0  # whole CIFAR-10 splits
     with pytest.raises(ValueError, match="scale 'medium' is defined for mobilenetv2-cifar10"):
         get_recipe("protonet-mnist", "medium")
