@@ -76,7 +76,7 @@ class ClassifierConfig:
         channels_last: Train in channels-last memory format (about 1.6x faster for
             MobileNetV2 on CPU); the model is returned in the default format.
         compile_float: Run the float phase's forward and backward through
-            ``torch.compile`` (about 1.2x faster per step for MobileNetV2 on 2 CPU cores,
+            ``torch.compile`` (1.1x to 1.2x faster per step for MobileNetV2 on 2 CPU cores,
             after about 80 s of compilation; it needs a C++ compiler).  The result equals
             eager training up to floating-point rounding, not bit for bit.  The QAT phase
             always runs eagerly: its weights are redrawn every step.
