@@ -28,6 +28,7 @@ description = "Accuracy recovery of a digits ProtoNet on a faulty RRAM chip, eve
 task = "protonet-digits"
 scale = "quick"
 seed = 0
+replicates = 3
 
 [data]
 val_size = 300

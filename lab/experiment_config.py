@@ -1,14 +1,15 @@
-"""``ExperimentConfig``: one GA experiment as a validated TOML file.
+"""``ExperimentConfig``: one experiment (methods compared on a chip) as a validated TOML file.
 
 A config has one table per concern; ``[ga]`` is a :class:`ga.GAConfig`::
 
-    [experiment]  name, task (baseline task), scale (baseline recipe), seed, paper numbers
+    [experiment]  name, task (baseline task), scale (baseline recipe), seed, replicates,
+                  paper numbers
     [data]        validation split size, optional test subset
     [chip]        device profile, chip seed(s), QAT noise of the fine-tunes
     [fitness]     fine-tune batches / episodes, support draws of the ProtoNet fitness
     [evaluation]  test draws (>= 5), support draws, drift times, test_every
-    [control]     the extra-QAT control (same QAT steps as the GA, no GA)
-    [ga]          GAConfig
+    [ga]          GAConfig: the paper's GA (population, operators, fine-tune, fitness draws)
+    [recovery]    the methods compared on one budget (default qat and ga) and their settings
 
 Every table forbids unknown keys, so a typo is an error naming the key.  Optional
 ``[quick]`` and ``[medium]`` tables hold overrides (same layout) applied by
@@ -61,6 +62,19 @@ class ExperimentSection(_Section):
     seed: int = Field(0, ge=0, description="Baseline seed (checkpoint name) and split seed.")
     paper_baseline: float | None = Field(None, description="Paper's baseline accuracy (%).")
     paper_ga: float | None = Field(None, description="Paper's GA accuracy (%).")
+    replicates: int = Field(
+        1,
+        ge=1,
+        le=100,
+        description="Independent replicates, each with its own baseline, method and "
+        "evaluation seeds (seed + r); results report the mean over replicates and a 95 % "
+        "t-interval of each method's paired difference to recovery.reference.",
+    )
+    vary_chips: bool = Field(
+        False,
+        description="Replicates also draw new chip instances (chip seeds + 1000 r) instead "
+        "of sharing the configured chips.",
+    )
 
     @field_validator("task")
     @classmethod
@@ -158,23 +172,6 @@ class EvaluationSection(_Section):
     )
 
 
-class ControlSection(_Section):
-    """The control: the baseline QAT-fine-tuned as long as the GA fine-tuned, without GA."""
-
-    enabled: bool = Field(True, description="Run the extra-QAT control.")
-    steps: int | None = Field(
-        None,
-        ge=0,
-        description="QAT steps; None = P x evaluated generations x finetune_steps of the GA.",
-    )
-    chip_aware: bool = Field(
-        False,
-        description="Also run a second control ('control_chip') whose QAT sees the fitness "
-        "chip's defects (memsim.defect_maps), like a GA with ga.finetune_chip_aware: it "
-        "separates what the search adds from what training through the defect map adds.",
-    )
-
-
 class ExperimentConfig(_Section):
     """A complete GA experiment."""
 
@@ -183,7 +180,6 @@ class ExperimentConfig(_Section):
     chip: ChipSection = ChipSection()
     fitness: FitnessSection = FitnessSection()
     evaluation: EvaluationSection = EvaluationSection()
-    control: ControlSection = ControlSection()
     ga: GAConfig = GAConfig()
     recovery: RecoverySection = RecoverySection()
 
@@ -191,6 +187,14 @@ class ExperimentConfig(_Section):
     def _runner_owned(self) -> ExperimentConfig:
         if self.ga.checkpoint_dir is not None:
             raise ValueError("ga.checkpoint_dir is set by the experiment runner (the run folder)")
+        if self.ga.early_stop_patience is not None and any(
+            m.startswith("ga") for m in self.recovery.methods
+        ):
+            # every method gets the same budget, fixed before any of them runs
+            raise ValueError(
+                "ga.early_stop_patience: early stopping is not available in an experiment, "
+                "where every method gets the GA's full budget; leave it unset"
+            )
         return self
 
     def resolved(self) -> dict[str, Any]:

@@ -1,179 +1,69 @@
-"""Results of an experiment run: the results dict, its text summary and its plots.
+"""Reports of an experiment run: its plots, its energy block and its text summary.
 
-Only test accuracies are reported.  ``results.json`` holds, per chip (the fitness chip
-and every transfer chip) and per drift time, the accuracies of the baseline, the GA's
-best-ever weights and the control over the same paired draws, with the paired
-differences; ``headline`` is the fitness chip right after programming.
+Only test accuracies are reported; the results dict itself is built by
+:func:`lab.recovery.stage.build_results`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
 import memsim
-from ga.history import GenerationRecord
 from lab.experiment_config import ExperimentConfig
-from lab.scoring import NO_DRIFT, Score, drift_key, paired_delta
-
-MODELS = ("baseline", "ga", "control", "control_chip")
-"""The models an experiment scores (the controls only when enabled)."""
-
-
-def build_results(
-    cfg: ExperimentConfig,
-    inputs: Any,
-    ga_result: Any,
-    cache: dict[str, Any],
-    steps: int,
-    evaluated: int,
-    snapshots: dict[int, Tensor],
-) -> dict[str, Any]:
-    """The results dict of a finished run (test accuracies only; see the module doc)."""
-    enabled = {
-        "control": cfg.control.enabled,
-        "control_chip": cfg.control.enabled and cfg.control.chip_aware,
-    }
-    models = [m for m in MODELS if enabled.get(m, True)]
-    chips: dict[str, Any] = {}
-    for chip in [cfg.chip.chip_seed, *cfg.chip.transfer_chip_seeds]:
-        entry: dict[str, Any] = {
-            "role": "fitness chip" if chip == cfg.chip.chip_seed else "transfer chip"
-        }
-        times = [None, *sorted(cfg.evaluation.drift_times_s)]
-        for t in times:
-            key = drift_key(t)
-            acc = {m: cache[f"{m}@chip{chip}"][key] for m in models}
-            block: dict[str, Any] = {m: Score(acc[m]).as_dict() for m in models}
-            block["ga_minus_baseline"] = paired_delta(acc["ga"], acc["baseline"])
-            if "control" in acc:
-                block["ga_minus_control"] = paired_delta(acc["ga"], acc["control"])
-                block["control_minus_baseline"] = paired_delta(acc["control"], acc["baseline"])
-            if "control_chip" in acc:
-                block["ga_minus_control_chip"] = paired_delta(acc["ga"], acc["control_chip"])
-                block["control_chip_minus_control"] = paired_delta(
-                    acc["control_chip"], acc["control"]
-                )
-            entry[key] = block
-        chips[str(chip)] = entry
-    main = chips[str(cfg.chip.chip_seed)][NO_DRIFT]
-    headline = {
-        "baseline_pct": main["baseline"]["mean_pct"],
-        "baseline_std_pct": main["baseline"]["std_pct"],
-        "ga_pct": main["ga"]["mean_pct"],
-        "ga_std_pct": main["ga"]["std_pct"],
-        "ga_minus_baseline_pp": main["ga_minus_baseline"]["mean_pp"],
-    }
-    if cfg.control.enabled:
-        headline.update(
-            control_pct=main["control"]["mean_pct"],
-            control_std_pct=main["control"]["std_pct"],
-            ga_minus_control_pp=main["ga_minus_control"]["mean_pp"],
-        )
-    if "control_chip" in main:
-        headline.update(
-            control_chip_pct=main["control_chip"]["mean_pct"],
-            control_chip_std_pct=main["control_chip"]["std_pct"],
-            ga_minus_control_chip_pp=main["ga_minus_control_chip"]["mean_pp"],
-        )
-    curve = []
-    for gen_idx in sorted(snapshots):
-        s = Score(cache[f"ga_gen{gen_idx:04d}@chip{cfg.chip.chip_seed}"][NO_DRIFT])
-        curve.append({"generation": gen_idx, "mean_pct": 100 * s.mean, "std_pct": 100 * s.std})
-    g = cfg.ga
-    return {
-        "name": cfg.experiment.name,
-        "task": cfg.experiment.task,
-        "scale": cfg.experiment.scale,
-        "profile": inputs.profile.name,
-        "weight_bits": g.weight_bits,
-        "qat_sigma": inputs.qat_sigma,
-        "paper": {"baseline": cfg.experiment.paper_baseline, "ga": cfg.experiment.paper_ga},
-        "data": {
-            "dataset": inputs.train_full.name,
-            "sha256": inputs.train_full.sha256,
-            "train_images": len(inputs.train),
-            "val_images": len(inputs.val),
-            "test_images": len(inputs.test),
-        },
-        "protocol": (
-            f"test split, {cfg.evaluation.draws} programming/read-noise draws per chip"
-            + (
-                f" x {cfg.evaluation.support_draws} support sets of {inputs.task.k_shot}"
-                "/class from the training split (a stream the fitness never uses)"
-                if inputs.task.is_protonet
-                else ""
-            )
-            + "; draws paired across models; mean ± sample std in %; deltas are mean ± "
-            "standard error of the paired differences in percentage points"
-        ),
-        "fitness_chip": cfg.chip.chip_seed,
-        "headline": headline,
-        "chips": chips,
-        "ga": {
-            "generations_completed": ga_result.generations_completed,
-            "generations_evaluated": evaluated,
-            "stop_reason": ga_result.stop_reason,
-            "best_generation": ga_result.best_generation,
-            "population_size": g.population_size,
-            "evaluations": g.population_size * evaluated,
-            "qat_steps": g.population_size * evaluated * g.finetune_steps,
-        },
-        "control": {
-            "enabled": cfg.control.enabled,
-            "chip_aware": enabled["control_chip"],
-            "qat_steps": steps,
-        },
-        "test_curve": curve,
-        "baseline_checkpoint": str(inputs.baseline_path),
-    }
+from lab.run_folder import read_json
+from lab.scoring import NO_DRIFT, drift_key
 
 
 def write_plots(
     run_dir: Path,
     cfg: ExperimentConfig,
     inputs: Any,
-    history: Sequence[GenerationRecord],
-    baseline_fitness: float,
     results: dict[str, Any],
+    *,
+    baseline_fitness: float | None = None,
 ) -> None:
-    """``ga_history.png``, ``tiles.png`` / ``tiles.txt`` and, with drift times, ``drift.png``."""
+    """``tiles.png`` / ``tiles.txt``; ``ga_history.png`` when a GA ran; ``drift.png`` with drift.
+
+    ``baseline_fitness`` (the baseline's validation accuracy on the fitness chip) is a
+    reference line of the GA history plot.
+    """
     from lab import plots
 
-    head = results["headline"]
-    curve = [(c["generation"], c["mean_pct"], c["std_pct"]) for c in results["test_curve"]]
-    plots.plot_history(
-        [asdict(r) for r in history],
-        run_dir / "ga_history.png",
-        baseline_fitness=baseline_fitness,
-        test_curve=curve,
-        baseline_test=head["baseline_pct"],
-        title=f"{cfg.experiment.name} ({inputs.profile.name})",
-    )
+    methods = {r["method"]: r for r in results["methods"]}
+    fitness_chip = str(cfg.chip.chip_seed)
+    history_path = run_dir / "recovery" / "ga" / "history.json"
+    if "ga" in methods and history_path.is_file():
+        curve = [(c["generation"], c["mean_pct"], c["std_pct"]) for c in results["test_curve"]]
+        plots.plot_history(
+            read_json(history_path),
+            run_dir / "ga_history.png",
+            baseline_fitness=baseline_fitness,
+            test_curve=curve,
+            baseline_test=methods["baseline"]["chips"][fitness_chip]["by_time"][NO_DRIFT][
+                "mean_pct"
+            ],
+            title=f"{cfg.experiment.name} ({inputs.profile.name})",
+        )
     chip = memsim.convert(inputs.baseline, inputs.profile, seed=0, chip_seed=cfg.chip.chip_seed)
     report = memsim.tile_report(chip)
     (run_dir / "tiles.txt").write_text(str(report) + "\n", encoding="utf-8")
     plots.plot_tiles(report, run_dir / "tiles.png")
     if cfg.evaluation.drift_times_s:
-        main = results["chips"][str(cfg.chip.chip_seed)]
-        times = sorted(cfg.evaluation.drift_times_s)
+        times = sorted(t for t in cfg.evaluation.drift_times_s if t > 0)
         # t0 is drawn at the profile's first-read time so it fits on the log axis
         t_first = float(inputs.profile.drift.t0_s)
         series = {}
-        for m in MODELS:
-            if m not in main[NO_DRIFT]:
-                continue
-            pts = [(t_first, main[NO_DRIFT][m]["mean_pct"], main[NO_DRIFT][m]["std_pct"])]
+        for name, row in methods.items():
+            by_time = row["chips"][fitness_chip]["by_time"]
+            pts = [(t_first, by_time[NO_DRIFT]["mean_pct"], by_time[NO_DRIFT]["std_pct"])]
             pts += [
-                (t, main[drift_key(t)][m]["mean_pct"], main[drift_key(t)][m]["std_pct"])
+                (t, by_time[drift_key(t)]["mean_pct"], by_time[drift_key(t)]["std_pct"])
                 for t in times
-                if t > 0
             ]
-            series[m] = pts
+            series[name] = pts
         plots.plot_drift(series, run_dir / "drift.png", title=cfg.experiment.name)
 
 
@@ -216,38 +106,14 @@ def format_cost(cost: dict[str, Any]) -> str:
 
 
 def format_results(results: dict[str, Any]) -> str:
-    """Human-readable summary of a results dict (test accuracies only)."""
-    if "recovery" in results:
-        from lab.recovery.report import format_recovery
+    """Human-readable table of one run's or one study's results (test accuracies only)."""
+    if "replicates" in results:
+        from lab.replicates import format_study
 
-        return format_recovery(results)
-    lines = [
-        f"{results['name']}: {results['task']} on {results['profile']} "
-        f"({results['data']['test_images']} test images)",
-        f"  protocol: {results['protocol']}",
-    ]
-    for chip, entry in results["chips"].items():
-        for key, block in entry.items():
-            if key == "role":
-                continue
-            when = "" if key == NO_DRIFT else f", after {key} drift"
-            lines.append(f"  chip {chip} ({entry['role']}{when}):")
-            for m in MODELS:
-                if m in block:
-                    b = block[m]
-                    lines.append(f"    {m:<12} {b['mean_pct']:6.2f} ± {b['std_pct']:.2f} %")
-            for d in ("ga_minus_baseline", "ga_minus_control", "ga_minus_control_chip"):
-                if d in block:
-                    v = block[d]
-                    label = d.replace("_minus_", " - ")
-                    lines.append(f"    {label:<22} {v['mean_pp']:+6.2f} ± {v['sem_pp']:.2f} pp")
+        return format_study(results)
+    from lab.recovery.report import format_recovery
+
+    text = format_recovery(results)
     if "cost" in results:
-        lines.append(format_cost(results["cost"]))
-    g = results["ga"]
-    lines.append(
-        f"  GA: {g['generations_evaluated']} generations x P={g['population_size']} "
-        f"({g['qat_steps']} QAT steps), best-ever from generation {g['best_generation']}; "
-        f"control: {results['control']['qat_steps']} QAT steps"
-        + ("" if results["control"]["enabled"] else " (disabled)")
-    )
-    return "\n".join(lines)
+        text += "\n" + format_cost(results["cost"])
+    return text

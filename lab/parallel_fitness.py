@@ -62,15 +62,18 @@ class MemberEvaluator:
 
     def evaluate(
         self, genes: Tensor, seeds: list[list[int]]
-    ) -> tuple[list[float], Tensor, float, float]:
+    ) -> tuple[list[float], Tensor, float, float, dict[str, int]]:
         """Evaluate every row of ``genes`` with its seeds.
 
         Returns:
-            ``(fitness per member, tuned genes, fine-tune seconds, chip seconds)``.
+            ``(fitness per member, tuned genes, fine-tune seconds, chip seconds, counts)``;
+            ``counts`` is what the fitness's ``counters`` (if it has any, e.g. a recovery
+            method's step and chip-evaluation counters) grew by in this call.
 
         """
         f = self.fitness
         ft0, chip0 = getattr(f, "finetune_s", 0.0), getattr(f, "chip_s", 0.0)
+        counts0 = _counts(f)
         fits: list[float] = []
         tuned = torch.empty_like(genes)
         for i in range(genes.shape[0]):
@@ -83,7 +86,13 @@ class MemberEvaluator:
             tuned,
             getattr(f, "finetune_s", 0.0) - ft0,
             getattr(f, "chip_s", 0.0) - chip0,
+            {k: v - counts0[k] for k, v in _counts(f).items()},
         )
+
+
+def _counts(fitness: Any) -> dict[str, int]:
+    counters = getattr(fitness, "counters", None)
+    return counters.as_dict() if counters is not None else {}
 
 
 class ParallelFitness:
@@ -109,6 +118,7 @@ class ParallelFitness:
         self.finetune_s = 0.0
         self.chip_s = 0.0
         self._pool: WorkerPool | None = None
+        self._pool_is_remote = executor.spec.parallel
         self._delegate = False
         if getattr(fitness.config, "evaluation", None) is EvaluationMode.BATCHED:
             if executor.spec.kind is not ExecutorKind.SERIAL:
@@ -130,16 +140,21 @@ class ParallelFitness:
         seeds = torch.randint(0, 2**62, (p, 1 + r), generator=rng).tolist()
         if self._pool is None:
             self._pool = self.executor.pool(MemberEvaluator(self.fitness))
+        # the serial pool counts on this process's fitness itself
         chunks = split(p, self.executor.workers)
         calls = [(population[c.start : c.stop].clone(), seeds[c.start : c.stop]) for c in chunks]
         results = self._pool.map("evaluate", calls)
         fitness = torch.empty(p, dtype=torch.float64)
         tuned = torch.empty_like(population)
-        for c, (fits, genes, ft_s, chip_s) in zip(chunks, results):
+        for c, (fits, genes, ft_s, chip_s, counts) in zip(chunks, results):
             fitness[c.start : c.stop] = torch.tensor(fits, dtype=torch.float64)
             tuned[c.start : c.stop] = genes.to(population.dtype)
             self.finetune_s += ft_s
             self.chip_s += chip_s
+            if self._pool_is_remote:  # a worker's counts: add them to this process's counters
+                for key, value in counts.items():
+                    counter = self.fitness.counters
+                    setattr(counter, key, getattr(counter, key) + value)
         return fitness, (tuned if cfg.finetune_steps > 0 else None)
 
     def close(self) -> None:

@@ -226,3 +226,59 @@ def plot_bars(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     return _save(fig, path)
+
+
+def plot_gains(results: Mapping[str, Any], path: str | Path) -> Path:
+    """Gain over the reference per method and chip, with 95 % intervals over replicates.
+
+    ``results`` is a study's results dict (:func:`lab.replicates.aggregate`).  Each dot is
+    the mean of the replicates' paired gains; the bar is the t-interval; small grey dots
+    are the replicates; a filled dot marks a significant difference.
+    """
+    ref = results["reference"]
+    rows = [r for r in results["methods"] if r["method"] != ref]
+    chips = list(rows[0]["chips"]) if rows else []
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * max(len(rows), 1), 3.8))
+    width = 0.8 / max(len(chips), 1)
+    for k, chip in enumerate(chips):
+        role = "fitness chip" if k == 0 else "transfer chip"
+        xs, means, lows, highs, filled = [], [], [], [], []
+        for i, row in enumerate(rows):
+            v = row["chips"][chip]["vs_reference"]
+            x = i + (k - (len(chips) - 1) / 2) * width
+            xs.append(x)
+            means.append(v["mean_pp"])
+            lo = v["ci95_low_pp"] if v["ci95_low_pp"] is not None else v["mean_pp"]
+            hi = v["ci95_high_pp"] if v["ci95_high_pp"] is not None else v["mean_pp"]
+            lows.append(v["mean_pp"] - lo)
+            highs.append(hi - v["mean_pp"])
+            filled.append(bool(v["significant"]))
+            ax.scatter(
+                [x] * len(v["replicate_pp"]), v["replicate_pp"], s=8, color="0.6", zorder=2
+            )
+        color = f"C{k}"
+        ax.errorbar(
+            xs, means, yerr=[lows, highs], fmt="none", ecolor=color, capsize=3, zorder=3
+        )
+        ax.scatter(
+            xs,
+            means,
+            s=36,
+            zorder=4,
+            facecolors=[color if f else "white" for f in filled],
+            edgecolors=color,
+            label=f"chip {chip} ({role})",
+        )
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r["method"] for r in rows], rotation=30, ha="right")
+    ax.set_ylabel(f"test accuracy gain over {ref} (pp)")
+    n = results["replicates"]
+    ax.set_title(
+        f"{results['name']}: {results['profile']}, {n} replicates\n"
+        "mean and 95 % interval; filled = significant",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

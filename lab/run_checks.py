@@ -103,7 +103,7 @@ def folder_run_root(run_dir: str | os.PathLike[str], default: str | os.PathLike[
 
 
 def check_ga_checkpoint(run_dir: str | os.PathLike[str]) -> None:
-    """Load the folder's GA checkpoint, if any, before a resume writes anything.
+    """Load the folder's GA checkpoints, if any, before a resume writes anything.
 
     Raises:
         ga.checkpoint.CheckpointCorruptError: Truncated, garbage or not a GA checkpoint.
@@ -111,8 +111,8 @@ def check_ga_checkpoint(run_dir: str | os.PathLike[str]) -> None:
 
     """
     from ga.checkpoint import CHECKPOINT_NAME, load_checkpoint
-    from lab.experiment import GA_DIR
+    from lab.recovery.stage import RECOVERY_DIR
 
-    ga_dir = Path(run_dir) / GA_DIR
-    if (ga_dir / CHECKPOINT_NAME).exists():
-        load_checkpoint(ga_dir)
+    # every GA-based method checkpoints in recovery/<method>/
+    for path in sorted((Path(run_dir) / RECOVERY_DIR).glob(f"*/{CHECKPOINT_NAME}")):
+        load_checkpoint(path.parent)

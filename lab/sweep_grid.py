@@ -36,19 +36,18 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lab.executors import ExecutorSpec, make_executor
 from lab.experiment_config import ConfigError, ExperimentConfig, load_config, parse_value
+from lab.run_context import RunContext, shift_seeds
 from lab.run_folder import environment, new_run_dir, read_json, write_json
 
 GRID_JSON = "grid.json"
 GRID_CSV = "grid.csv"
-METHODS = ("baseline", "ga", "control", "control_chip")
-"""The methods an experiment scores (a column pair each in ``grid.csv``)."""
 
 
 class GridError(ConfigError):
@@ -195,18 +194,13 @@ def _cell_config(
 def run_grid(
     config_path: str | os.PathLike[str],
     axes: Sequence[GridAxis],
+    ctx: RunContext | None = None,
     *,
     seeds: int = 1,
     scale: str | None = None,
     overrides: Sequence[str] = (),
-    run_root: str | os.PathLike[str] = "runs",
     out: str | os.PathLike[str] | None = None,
     resume_dir: str | os.PathLike[str] | None = None,
-    data_root: str | None = None,
-    executor: ExecutorSpec | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) a grid sweep; write ``grid.json``, ``grid.csv`` and the plots.
 
@@ -216,14 +210,10 @@ def run_grid(
         seeds: Replicates per cell (``ga.seed + 0 .. seeds-1``).
         scale: ``quick``/``paper`` as for ``memsim ga`` (None: the config's own).
         overrides: ``--set`` values applied to every cell (before the grid's).
-        run_root: Root of ``baselines/`` (and of the default output folder).
+        ctx: Run root (baselines, default output folder), data root, executor (where
+            the runs go; default serial, in this process), device, progress, echo.
         out: Output folder (default ``<run_root>/sweeps/grid-<name>-<timestamp>``).
         resume_dir: An earlier grid folder to continue (same config, axes, seeds).
-        data_root: Dataset folder.
-        executor: Where the runs go (default serial, in this process).
-        device: Where each run's models and chips run.
-        progress: Progress bars of in-process runs.
-        echo: Status lines.
 
     Returns:
         ``(state, out_dir)``; ``state["runs"]`` lists every (cell, seed).
@@ -233,7 +223,10 @@ def run_grid(
 
     """
     from lab.experiment import RESULTS_JSON, Experiment, prepare_inputs, run_experiment
-    from lab.table1 import RowJob, run_row
+    from lab.replicates import ExperimentJob, run_job
+
+    ctx = ctx or RunContext()
+    run_root, echo = ctx.run_root, ctx.echo
 
     if not axes:
         raise GridError("sweep grid needs at least one --grid KEY=V1,V2,...")
@@ -262,7 +255,7 @@ def run_grid(
         folder = new_run_dir(parent, f"grid-{first.experiment.name}")
         state = {**spec, "runs": []}
     state.setdefault("sessions", []).append(environment())
-    executor = executor or ExecutorSpec()
+    executor = ctx.executor or ExecutorSpec()
     state["executor"] = executor.describe()
 
     def save() -> None:
@@ -283,7 +276,7 @@ def run_grid(
         configs[i] = cfg
         run["ga_seed"] = cfg.ga.seed
         if run["status"] != "complete" and not run.get("run_dir"):
-            exp = Experiment.create(cfg, run_root=run_root, folder=folder / "runs")
+            exp = Experiment.create(cfg, ctx, folder=folder / "runs")
             run["run_dir"] = str(exp.run_dir)
     save()
     todo = [i for i, run in enumerate(state["runs"]) if run["status"] != "complete"]
@@ -294,7 +287,7 @@ def run_grid(
     # baselines are trained once here, not by several workers at the same time
     baselines = {(configs[i].experiment.task, configs[i].experiment.scale): i for i in todo}
     for i in baselines.values():
-        prepare_inputs(configs[i], run_root, data_root, echo, device)
+        prepare_inputs(shift_seeds(configs[i], ctx.seed_offset), ctx)
 
     def finished(i: int, error: str) -> None:
         run = state["runs"][i]
@@ -315,11 +308,18 @@ def run_grid(
 
     if executor.parallel:
         jobs = [
-            RowJob(configs[i], state["runs"][i]["run_dir"], str(run_root), data_root, device)
+            ExperimentJob(
+                configs[i],
+                state["runs"][i]["run_dir"],
+                str(run_root),
+                ctx.data_root,
+                ctx.device,
+                ctx.seed_offset,
+            )
             for i in todo
         ]
         with make_executor(executor) as ex:
-            ex.map(run_row, jobs, on_result=lambda k, err: finished(todo[k], err))
+            ex.map(run_job, jobs, on_result=lambda k, err: finished(todo[k], err))
     else:
         for i in todo:
             run = state["runs"][i]
@@ -327,15 +327,7 @@ def run_grid(
                 f"sweep grid run {i + 1}/{len(state['runs'])}: {run['values']} "
                 f"seed {run['ga_seed']}"
             )
-            run_experiment(
-                configs[i],
-                run_root=run_root,
-                resume_dir=run["run_dir"],
-                data_root=data_root,
-                progress=progress,
-                echo=echo,
-                device=device,
-            )
+            run_experiment(configs[i], ctx, resume_dir=run["run_dir"])
             finished(i, "")
     state["wall_time_s"] = state.get("wall_time_s", 0.0) + time.perf_counter() - start
     save()
@@ -355,8 +347,13 @@ def _energy(results: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def _methods(state: dict[str, Any]) -> list[str]:
-    seen = {m for run in state["runs"] for m in METHODS if f"{m}_pct" in run.get("headline", {})}
-    return [m for m in METHODS if m in seen]
+    """The scored models (baseline first, then the methods), in the order the runs list them."""
+    seen: dict[str, None] = {}
+    for run in state["runs"]:
+        for key in run.get("headline", {}):
+            if key.endswith("_pct") and not key.endswith("_std_pct"):
+                seen[key.removesuffix("_pct")] = None
+    return list(seen)
 
 
 def write_csv(state: dict[str, Any], path: Path) -> Path:

@@ -8,7 +8,7 @@ overrides every point shares, and the axes swept::
     title = "Figure 6: test accuracy vs crossover and mutation probability"
     kind = "grid"                      # "grid" (cartesian product) or "generations"
     base = "../table1/protonet_mnist.toml"
-    set = ["control.enabled=false"]
+    set = ['recovery.methods=["ga"]']
     axes = [{key = "ga.crossover_probability", values = [0.6, 0.7, 0.8, 0.9]},
             {key = "ga.mutation_probability", values = [0.001, 0.005, 0.01, 0.05, 0.1]}]
 
@@ -35,6 +35,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lab.experiment_config import ConfigError, format_validation_error, load_config, read_toml
+from lab.run_context import RunContext
 from lab.run_folder import REPO_ROOT, environment, new_run_dir, read_json, write_json
 
 SWEEP_DIR = REPO_ROOT / "experiments" / "sweeps"
@@ -99,15 +100,10 @@ def run_sweep(
     scale: str,
     out: Path,
     state: dict[str, Any],
+    ctx: RunContext,
     *,
-    run_root: str | os.PathLike[str],
-    data_root: str | None,
     overrides: Sequence[str],
-    progress: bool,
-    echo: Callable[[str], None],
     save: Callable[[], None],
-    executor: Any = None,
-    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run or resume every point of one figure; write its CSV and PNG; return its record."""
     from lab.experiment import Experiment, run_experiment
@@ -125,19 +121,11 @@ def run_sweep(
         sets = [*spec.set, *(f"{k}={_toml_value(v)}" for k, v in point["values"].items())]
         sets.append(f"experiment.name={_toml_value(f'{spec.name}-p{i:02d}')}")
         cfg = load_config(base, scale=scale, overrides=[*sets, *overrides])  # type: ignore[arg-type]
-        echo(f"{spec.name} point {i + 1}/{len(pts)}: {point['values'] or 'single run'}")
-        kwargs = dict(
-            run_root=run_root,
-            data_root=data_root,
-            progress=progress,
-            echo=echo,
-            executor=executor,
-            device=device,
-        )
+        ctx.echo(f"{spec.name} point {i + 1}/{len(pts)}: {point['values'] or 'single run'}")
         if point.get("run_dir"):
-            results, _ = run_experiment(cfg, resume_dir=point["run_dir"], **kwargs)
+            results, _ = run_experiment(cfg, ctx, resume_dir=point["run_dir"])
         else:
-            exp = Experiment.create(cfg, folder=fig_dir, **kwargs)
+            exp = Experiment.create(cfg, ctx, folder=fig_dir)
             point["run_dir"] = str(exp.run_dir)
             save()
             results = exp.run()
@@ -146,7 +134,7 @@ def run_sweep(
             status="complete",
             headline=h,
             test_curve=results["test_curve"],
-            best_generation=results["ga"]["best_generation"],
+            best_generation=results.get("ga", {}).get("best_generation"),
         )
         save()
     _figure(spec, record, fig_dir)
@@ -159,7 +147,7 @@ def _figure(spec: SweepSpec, record: dict[str, Any], fig_dir: Path) -> None:
     pts = record["points"]
     if spec.kind == "generations":
         run_dir = Path(pts[0]["run_dir"])
-        history = read_json(run_dir / "ga" / "history.json")
+        history = read_json(run_dir / "recovery" / "ga" / "history.json")
         curve = {c["generation"]: c for c in pts[0]["test_curve"]}
         with open(fig_dir / f"{spec.name}.csv", "w", newline="") as f:
             w = csv.writer(f)
@@ -185,7 +173,8 @@ def _figure(spec: SweepSpec, record: dict[str, Any], fig_dir: Path) -> None:
                         c.get("std_pct", ""),
                     ]
                 )
-        baseline_fit = read_json(run_dir / "baseline_fitness.json")["validation_accuracy"]
+        fit_path = run_dir / "baseline_fitness.json"
+        baseline_fit = read_json(fit_path)["validation_accuracy"] if fit_path.exists() else None
         plots.plot_history(
             history,
             fig_dir / f"{spec.name}.png",
@@ -276,26 +265,22 @@ def run_figures(
     *,
     sweep_dir: str | os.PathLike[str] = SWEEP_DIR,
     only: Sequence[str] | None = None,
-    run_root: str | os.PathLike[str] = "runs",
+    ctx: RunContext | None = None,
     resume_dir: str | os.PathLike[str] | None = None,
-    data_root: str | None = None,
     overrides: Sequence[str] = (),
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
-    executor: Any = None,
-    device: str = "cpu",
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) every figure sweep; return the state and the output folder.
 
-    ``executor`` (a :class:`lab.executors.ExecutorSpec`) evaluates each point's GA
+    ``ctx.executor`` (a :class:`lab.executors.ExecutorSpec`) evaluates each point's GA
     population; ``memsim sweep grid`` (:mod:`lab.sweep_grid`) runs whole points as tasks.
     """
+    ctx = ctx or RunContext()
     files = sweep_files(Path(sweep_dir), only)
     if resume_dir is not None:
         out = Path(resume_dir)
         state = read_json(out / SWEEP_JSON)
     else:
-        out = new_run_dir(Path(run_root) / "sweeps", f"figures-{scale}")
+        out = new_run_dir(Path(ctx.run_root) / "sweeps", f"figures-{scale}")
         state = {"scale": scale, "overrides": list(overrides), "figures": {}}
     state["environment"] = environment()
 
@@ -309,14 +294,9 @@ def run_figures(
             scale,
             out,
             state["figures"],
-            run_root=run_root,
-            data_root=data_root,
+            ctx,
             overrides=overrides,
-            progress=progress,
-            echo=echo,
             save=save,
-            executor=executor,
-            device=device,
         )
     state["wall_time_s"] = state.get("wall_time_s", 0.0) + time.perf_counter() - start
     save()

@@ -1,4 +1,4 @@
-"""``memsim reproduce table1``: every Table 1 row with baseline, GA and the control.
+"""``memsim reproduce table1``: every Table 1 row with baseline, GA and the QAT control.
 
 Each row is one experiment config in ``experiments/table1/`` (the paper's GA settings,
 with a ``[quick]`` table for the smoke scale), run by :func:`lab.experiment.run_experiment`
@@ -17,7 +17,6 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from lab.executors import ExecutorKind, ExecutorSpec, make_executor
 from lab.experiment import RESULTS_JSON, Experiment, run_experiment
 from lab.experiment_config import load_config
 from lab.experiment_report import format_results
+from lab.run_context import RunContext
 from lab.run_folder import REPO_ROOT, environment, new_run_dir, read_json, write_json
 from models.data import resolve_data_root
 
@@ -78,37 +78,27 @@ def _row_files(config_dir: Path, rows: Sequence[str] | None) -> list[Path]:
 
 def run_table1(
     scale: str,
+    ctx: RunContext | None = None,
     *,
     config_dir: str | os.PathLike[str] = CONFIG_DIR,
     rows: Sequence[str] | None = None,
-    run_root: str | os.PathLike[str] = "runs",
     resume_dir: str | os.PathLike[str] | None = None,
-    data_root: str | None = None,
     overrides: Sequence[str] = (),
-    progress: bool = True,
-    echo: Callable[[str], None] = print,
     jobs: int = 1,
-    threads: int | None = None,
-    executor: ExecutorSpec | None = None,
-    device: str = "cpu",
 ) -> tuple[dict[str, Any], Path]:
     """Run (or resume) every row; write ``table1.json`` and ``table1.md``.
 
     Args:
         scale: ``"quick"`` or ``"paper"``.
+        ctx: Run root (run folders and baselines), data root, device, echo, and the
+            executor where the rows run: serial (default) one after the other here;
+            process or ray: one row per task on the workers, each logging to its
+            ``log.txt``.
         config_dir: Folder of the row configs.
         rows: Config file names (stems) to run; default: all, in the paper's order.
-        run_root: Root of run folders and baselines.
         resume_dir: An earlier ``table1`` folder to continue.
-        data_root: Dataset folder.
         overrides: ``section.key=value`` applied to every row.
-        progress: Progress bars.
-        echo: Status lines.
-        jobs: Deprecated: ``jobs > 1`` means ``executor=ExecutorSpec("process", jobs)``.
-        threads: Unused (kept for old callers); workers take ``executor``'s threads.
-        executor: Where the rows run: serial (default) one after the other here; process
-            or ray: one row per task on the workers, each logging to its ``log.txt``.
-        device: Where each row's models and chips run.
+        jobs: Deprecated: ``jobs > 1`` means a process executor with ``jobs`` workers.
 
     Returns:
         ``(table, out_dir)``.
@@ -116,6 +106,8 @@ def run_table1(
     """
     from models.data import DatasetNotFoundError
 
+    ctx = ctx or RunContext()
+    run_root, data_root, echo, executor = ctx.run_root, ctx.data_root, ctx.echo, ctx.executor
     if executor is None and jobs > 1:  # the deprecated --jobs N
         executor = ExecutorSpec(kind=ExecutorKind.PROCESS, workers=jobs)
     files = _row_files(Path(config_dir), rows)
@@ -156,7 +148,7 @@ def run_table1(
         if not row.get("run_dir"):
             # the run folder is created and recorded first, so a kill can resume it
             exp = Experiment.create(
-                cfg, run_root=run_root, folder=out / "rows", source_text=path.read_text("utf-8")
+                cfg, ctx, folder=out / "rows", source_text=path.read_text("utf-8")
             )
             row["run_dir"] = str(exp.run_dir)
         pending.append((key, cfg, row))
@@ -175,19 +167,11 @@ def run_table1(
         write_json(out / TABLE_JSON, table)
 
     if executor is not None and executor.parallel:
-        _run_on_executor(pending, executor, run_root, data_root, echo, finished, device)
+        _run_on_executor(pending, executor, ctx, finished)
     else:
         for key, cfg, row in pending:
             t0 = time.perf_counter()
-            run_experiment(
-                cfg,
-                run_root=run_root,
-                resume_dir=row["run_dir"],
-                data_root=data_root,
-                progress=progress,
-                echo=echo,
-                device=device,
-            )
+            run_experiment(cfg, ctx, resume_dir=row["run_dir"])
             finished(key, cfg, row, time.perf_counter() - t0, "")
     table["wall_time_s"] = table.get("wall_time_s", 0.0) + time.perf_counter() - start
     write_json(out / TABLE_JSON, table)
@@ -214,64 +198,25 @@ def _check_data(cfg: Any, data_root: str | None) -> None:
         find_dataset_file(dataset, root=root, download=cfg.data.download)
 
 
-@dataclass(frozen=True)
-class RowJob:
-    """One Table 1 row (or any experiment) to run in a worker, in its run folder."""
-
-    config: Any
-    run_dir: str
-    run_root: str
-    data_root: str | None
-    device: str = "cpu"
-
-
-def run_row(job: RowJob) -> str:
-    """Resume ``job``'s experiment in this process, logging to ``<run_dir>/log.txt``.
-
-    The executor's task function: returns ``""`` on success or a one-line error (the
-    row's numbers are then read from its ``results.json``, as for an in-process run).
-    """
-    import traceback
-
-    with open(Path(job.run_dir) / "log.txt", "a", encoding="utf-8") as log:
-
-        def echo(text: str) -> None:
-            print(text, file=log, flush=True)
-
-        try:
-            run_experiment(
-                job.config,
-                run_root=job.run_root,
-                resume_dir=job.run_dir,
-                data_root=job.data_root,
-                progress=False,
-                echo=echo,
-                device=job.device,
-            )
-        except Exception as exc:  # noqa: BLE001 - reported in the table, not fatal to others
-            traceback.print_exc(file=log)
-            return f"{type(exc).__name__}: {exc} (see log.txt)".splitlines()[0]
-    return ""
-
-
 def _run_on_executor(
     pending: Sequence[tuple[str, Any, dict[str, Any]]],
     spec: ExecutorSpec,
-    run_root: str | os.PathLike[str],
-    data_root: str | None,
-    echo: Callable[[str], None],
+    ctx: RunContext,
     finished: Callable[[str, Any, dict[str, Any], float, str], None],
-    device: str = "cpu",
 ) -> None:
     """Run the rows as independent tasks on ``spec``'s workers (one row per task).
 
     Each row logs to ``<run_dir>/log.txt``; ``table1.json`` is updated as each finishes.
     """
+    from lab.replicates import ExperimentJob, run_job
+
+    root = str(Path(ctx.run_root).resolve())
     jobs = [
-        RowJob(cfg, row["run_dir"], str(run_root), data_root, device) for _, cfg, row in pending
+        ExperimentJob(cfg, row["run_dir"], root, ctx.data_root, ctx.device, ctx.seed_offset)
+        for _, cfg, row in pending
     ]
     for key, _, row in pending:
-        echo(f"table1 {key}: queued on {spec.describe()}, log {row['run_dir']}/log.txt")
+        ctx.echo(f"table1 {key}: queued on {spec.describe()}, log {row['run_dir']}/log.txt")
     t0 = time.perf_counter()
 
     def on_result(i: int, error: str) -> None:
@@ -279,12 +224,18 @@ def _run_on_executor(
         finished(key, cfg, row, time.perf_counter() - t0, error)
 
     with make_executor(spec) as executor:
-        executor.map(run_row, jobs, on_result=on_result)
+        executor.map(run_job, jobs, on_result=on_result)
 
 
 def _row_results(results: dict[str, Any], cfg: Any) -> dict[str, Any]:
+    main = {r["method"]: r["chips"][str(results["fitness_chip"])] for r in results["methods"]}
     h = results["headline"]
     g = cfg.ga
+
+    def sem(name: str, key: str) -> float | None:
+        entry = main.get(name, {}).get(key)
+        return entry["sem_pp"] if entry else None
+
     return {
         **h,
         "test_images": results["data"]["test_images"],
@@ -294,14 +245,10 @@ def _row_results(results: dict[str, Any], cfg: Any) -> dict[str, Any]:
         "population_size": g.population_size,
         "generations": g.generations,
         "finetune_steps": g.finetune_steps,
-        "control_qat_steps": results["control"]["qat_steps"],
+        "qat_steps": results["budget"]["steps"],
         "baseline_scale": cfg.experiment.scale,
-        "ga_minus_baseline_sem_pp": results["chips"][str(results["fitness_chip"])]["t0"][
-            "ga_minus_baseline"
-        ]["sem_pp"],
-        "ga_minus_control_sem_pp": results["chips"][str(results["fitness_chip"])]["t0"]
-        .get("ga_minus_control", {})
-        .get("sem_pp"),
+        "ga_minus_baseline_sem_pp": sem("ga", "paired_vs_baseline"),
+        "ga_minus_qat_sem_pp": sem("ga", "paired_vs_reference"),
     }
 
 
@@ -344,14 +291,15 @@ def render_markdown(table: dict[str, Any]) -> str:
         "(baseline training included only where a row trained its baseline).\n\n"
         "Accuracies are **test** accuracies (%) on the simulated chip the GA was trained on, "
         "mean ± std over fresh programming-noise draws (ProtoNet: x support sets drawn from "
-        "the training split, never the fitness's); the same draws for baseline, GA and control. "
-        "GA = best-ever GA solution re-scored on the test set; control = the baseline "
-        "QAT-fine-tuned for as many steps as the GA spent, without the GA. Deltas are paired "
+        "the training split, never the fitness's); the same draws for baseline, GA and QAT. "
+        "GA = best-ever GA solution re-scored on the test set; QAT = the baseline "
+        "QAT-fine-tuned for as many steps as the GA spends, without the GA. Deltas are paired "
         "means ± standard error in percentage points. The paper's columns are its Table 1.\n\n"
     )
     cols = (
         "| Network | Dataset | Weights | Noise | Paper baseline | Paper GA | Baseline | GA "
-        "| Control (extra QAT) | GA − baseline (pp) | GA − control (pp) | Settings | Wall time |\n"
+        "| QAT control (same budget) | GA − baseline (pp) | GA − QAT (pp) | Settings "
+        "| Wall time |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
@@ -373,9 +321,9 @@ def render_markdown(table: dict[str, Any]) -> str:
             lines.append(
                 lead + f"| {_pm(r['baseline_pct'], r['baseline_std_pct'])} "
                 f"| {_pm(r['ga_pct'], r['ga_std_pct'])} "
-                f"| {_pm(r.get('control_pct'), r.get('control_std_pct'))} "
+                f"| {_pm(r.get('qat_pct'), r.get('qat_std_pct'))} "
                 f"| {_delta(r['ga_minus_baseline_pp'], r['ga_minus_baseline_sem_pp'])} "
-                f"| {_delta(r.get('ga_minus_control_pp'), r.get('ga_minus_control_sem_pp'))} "
+                f"| {_delta(r.get('ga_minus_qat_pp'), r.get('ga_minus_qat_sem_pp'))} "
                 f"| {settings} | {wall} |"
             )
         elif row.get("status") in ("skipped", "failed"):

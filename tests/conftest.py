@@ -15,6 +15,20 @@ DATA = ROOT.parent / "shared" / "data"
 """The real datasets (``<name>.npz``) beside the checkout; data tests use them when present."""
 
 
+def _seed_offset() -> int:
+    from lab.run_context import seed_offset
+
+    return seed_offset()
+
+
+SEED_OFFSET = _seed_offset()
+"""``$MEMSIM_SEED_OFFSET``: every experiment seed, chips included, is shifted by it.
+
+A test that names a chip or seed of an experiment it ran adds this; a test that asserts a
+statistical effect must hold for any offset (``.ci/run`` runs them again at 1000).
+"""
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread() -> Iterator[None]:
     # The CPUs are shared: with two threads, small torch ops spin and run ~50x slower,

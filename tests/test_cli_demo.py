@@ -41,9 +41,9 @@ def test_demo_runs_end_to_end_and_reports_test_accuracies(demo):
     # CPU seconds, not wall time: a regression guard that holds on a busy machine too
     # (the demo needs about 1 minute of wall time on 2 idle cores)
     assert cpu < 300, f"memsim demo used {cpu:.0f} CPU seconds"
-    assert "chip 1 (fitness chip)" in out and "chip 2 (transfer chip)" in out
-    for label in ("baseline", "ga", "control", "ga - baseline", "ga - control"):
-        assert f"    {label} " in out
+    assert "chip 1 (transfer chips 2)" in out and "vs qat 1 (pp)" in out
+    for label in ("baseline", "qat", "ga"):
+        assert f"  {label} " in out
     # one progress line per generation when there is no terminal
     assert err.count("GA generation") == 6
 
@@ -57,10 +57,10 @@ def test_demo_run_folder_is_self_describing(demo):
         "run.json",
         "results.json",
         "scores.json",
-        "ga_best.pt",
-        "control.pt",
-        "ga/history.csv",
-        "ga/checkpoint.pt",
+        "weights/ga.pt",
+        "weights/qat.pt",
+        "recovery/ga/history.csv",
+        "recovery/ga/checkpoint.pt",
         "ga_history.png",
         "tiles.png",
         "tiles.txt",
@@ -82,25 +82,31 @@ def test_demo_results_are_paired_test_scores(demo):
     _, out, _, _ = demo
     res = read(run_folder(out) / "results.json")
     assert "best_fitness" not in str(res)  # fitness is never reported as a result
-    block = res["chips"]["1"]["t0"]
+    rows = {r["method"]: r["chips"] for r in res["methods"]}
     n = 5 * 4  # 5 programming draws x 4 support sets
-    for model in ("baseline", "ga", "control"):
-        accs = block[model]["accuracies"]
+    for model in ("baseline", "qat", "ga"):
+        accs = rows[model]["1"]["accuracies"]
         assert len(accs) == n and all(0.5 < a <= 1.0 for a in accs)
-        assert block[model]["mean_pct"] == pytest.approx(100 * statistics.fmean(accs))
-    pairs = zip(block["ga"]["accuracies"], block["baseline"]["accuracies"])
+        assert rows[model]["1"]["mean_pct"] == pytest.approx(100 * statistics.fmean(accs))
+    pairs = zip(rows["ga"]["1"]["accuracies"], rows["baseline"]["1"]["accuracies"])
     diff = [100 * (g - b) for g, b in pairs]
-    assert block["ga_minus_baseline"]["mean_pp"] == pytest.approx(statistics.fmean(diff))
-    assert res["headline"]["ga_pct"] == block["ga"]["mean_pct"]
-    # the control spent exactly the GA's QAT steps: P x evaluated generations x steps
-    assert res["control"]["qat_steps"] == res["ga"]["qat_steps"] == 6 * 6 * 5
+    assert rows["ga"]["1"]["paired_vs_baseline"]["mean_pp"] == pytest.approx(
+        statistics.fmean(diff)
+    )
+    assert res["headline"]["ga_pct"] == rows["ga"]["1"]["mean_pct"]
+    # qat spent exactly the GA's QAT steps: P x (G + 1) generations x steps
+    assert res["budget"]["steps"] == 6 * 6 * 5
+    for model in ("qat", "ga"):
+        assert next(r for r in res["methods"] if r["method"] == model)["counters"]["steps"] == (
+            6 * 6 * 5
+        )
     # the transfer chip is a different chip: same draws, different numbers
-    assert res["chips"]["2"]["t0"]["baseline"]["accuracies"] != block["baseline"]["accuracies"]
+    assert rows["baseline"]["2"]["accuracies"] != rows["baseline"]["1"]["accuracies"]
 
 
 def test_evaluate_the_demo_checkpoint_per_drift_time(demo, capsys, tmp_path):
     _, out, _, _ = demo
-    ckpt = run_folder(out) / "ga_best.pt"
+    ckpt = run_folder(out) / "weights" / "ga.pt"
     target = tmp_path / "eval.json"
     rc, out, err = cli(
         capsys,
@@ -132,7 +138,7 @@ def test_evaluate_the_demo_checkpoint_per_drift_time(demo, capsys, tmp_path):
 
 def test_evaluate_rejects_an_unknown_profile(demo, capsys):
     _, out, _, _ = demo
-    rc, _, err = cli(capsys, "evaluate", run_folder(out) / "ga_best.pt", "--profile", "nope")
+    rc, _, err = cli(capsys, "evaluate", run_folder(out) / "weights" / "ga.pt", "--profile", "nope")
     assert rc == 2 and "unknown profile name 'nope'" in err
 
 
@@ -140,7 +146,7 @@ def test_demo_report_has_energy_per_inference_beside_accuracy(demo):
     _, out, _, _ = demo
     res = read(run_folder(out) / "results.json")
     cost = res["cost"]
-    assert cost["chip"] == 1 and set(cost["models"]) == {"baseline", "ga", "control"}
+    assert cost["chip"] == 1 and set(cost["models"]) == {"baseline", "qat", "ga"}
     line = next(ln for ln in out.splitlines() if "energy per inference on chip 1" in ln)
     for name, c in cost["models"].items():
         assert c["available"] and c["images"] == 64

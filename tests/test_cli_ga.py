@@ -31,7 +31,7 @@ def test_set_overrides_reach_the_run_and_its_folder(tiny, root, capsys):
         "--set",
         'experiment.name="override"',
         "--set",
-        "control.enabled=false",
+        'recovery.methods=["ga"]',
     )
     assert rc == 0, err
     folder = run_folder(out)
@@ -40,11 +40,12 @@ def test_set_overrides_reach_the_run_and_its_folder(tiny, root, capsys):
     assert cfg["ga"]["population_size"] == 4 and cfg["ga"]["generations"] == 1
     assert cfg["ga"]["finetune_steps"] == 1  # from the file
     res = read(folder / "results.json")
-    assert res["ga"]["evaluations"] == 4 * 2
-    assert res["control"]["enabled"] is False and "control" not in res["chips"]["0"]["t0"]
-    assert len(res["chips"]["0"]["t0"]["ga"]["accuracies"]) == 5  # 5 draws x 1 support set
-    assert len(read(folder / "ga" / "history.json")) == 2
-    assert "(disabled)" in out
+    assert res["budget"]["chip_evaluations"] == 4 * 2  # P x (G + 1) x 1 fitness draw
+    rows = {r["method"]: r for r in res["methods"]}
+    assert list(rows) == ["baseline", "ga"] and res["reference"] == "baseline"
+    assert len(rows["ga"]["chips"]["0"]["accuracies"]) == 5  # 5 draws x 1 support set
+    assert len(read(folder / "recovery" / "ga" / "history.json")) == 2
+    assert "vs baseline 0 (pp)" in out
 
 
 @pytest.mark.parametrize(
@@ -109,24 +110,27 @@ def test_resume_finishes_an_interrupted_run_identically(tiny, root, capsys, monk
     def reproducible(folder):
         return [
             {k: v for k, v in r.items() if k != "wall_time_s"}
-            for r in read(folder / "ga" / "history.json")
+            for r in read(folder / "recovery" / "ga" / "history.json")
         ]
 
+    def scores(folder):
+        return {r["method"]: r["chips"] for r in read(folder / "results.json")["methods"]}
+
     assert reproducible(resumed) == reproducible(reference)
-    a, b = read(resumed / "results.json"), read(reference / "results.json")
-    for model in ("baseline", "ga", "control"):
-        assert a["chips"]["0"]["t0"][model] == b["chips"]["0"]["t0"][model]
+    assert list(scores(resumed)) == ["baseline", "qat", "ga"]
+    assert scores(resumed) == scores(reference)
 
     # nothing left to resume by name; a finished folder can still be named explicitly
     # (its saved config is used) and re-runs no stage
     rc, _, err = cli(capsys, "ga", tiny, "--resume", "--run-root", root)
     assert rc == 2 and "no unfinished run folder" in err
     before = read(resumed / "results.json")
-    stamps = {f: (resumed / f).stat().st_mtime_ns for f in ("control.pt", "ga/checkpoint.pt")}
+    files = ("recovery/qat.pt", "recovery/ga/checkpoint.pt", "weights/ga.pt")
+    stamps = {f: (resumed / f).stat().st_mtime_ns for f in files}
     rc, out, err = cli(capsys, "ga", "--resume", resumed, "--run-root", root, "--no-progress")
     assert rc == 0, err
     assert run_folder(out) == resumed
-    assert read(resumed / "results.json")["chips"] == before["chips"]
+    assert read(resumed / "results.json")["methods"] == before["methods"]
     assert "GA generation" not in err
     assert stamps == {f: (resumed / f).stat().st_mtime_ns for f in stamps}
 
@@ -143,7 +147,7 @@ def test_run_folders_are_never_reused(tmp_path):
     assert a != b and a.is_dir() and b.is_dir()
 
 
-def test_chip_aware_ga_and_control_on_a_faulty_chip(tiny, root, capsys):
+def test_chip_aware_ga_and_controls_on_a_faulty_chip(tiny, root, capsys):
     rc, out, err = cli(
         capsys,
         "ga",
@@ -160,17 +164,15 @@ def test_chip_aware_ga_and_control_on_a_faulty_chip(tiny, root, capsys):
         "--set",
         "ga.finetune_chip_aware=true",
         "--set",
-        "control.chip_aware=true",
+        'recovery.methods=["qat", "ga", "defect_aware_oracle"]',
     )
     assert rc == 0, err
     folder = run_folder(out)
-    assert (folder / "control.pt").is_file() and (folder / "control_chip.pt").is_file()
-    res = read(folder / "results.json")
-    block = res["chips"]["3"]["t0"]
-    assert {"baseline", "ga", "control", "control_chip"} <= set(block)
-    assert res["control"]["chip_aware"] is True
-    assert block["ga_minus_control_chip"]["n"] == 5
+    for name in ("qat", "ga", "defect_aware_oracle"):
+        assert (folder / "weights" / f"{name}.pt").is_file()
+    rows = {r["method"]: r["chips"]["3"] for r in read(folder / "results.json")["methods"]}
+    assert list(rows) == ["baseline", "qat", "ga", "defect_aware_oracle"]
+    assert rows["ga"]["paired_vs_reference"]["n"] == 5
     # the two controls differ only in what the fine-tune sees, and they train differently
-    assert block["control"]["accuracies"] != block["control_chip"]["accuracies"]
-    assert "ga - control_chip" in out
-    assert "chip-aware control" in out + err
+    assert rows["qat"]["accuracies"] != rows["defect_aware_oracle"]["accuracies"]
+    assert "defect_aware_oracle" in out and "upper reference" in out

@@ -30,6 +30,7 @@ def _main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     from lab.experiment import Experiment
+    from lab.run_context import RunContext
 
     run_root, run_dir = Path(argv[0]), Path(argv[1])
     cfg = recovery_config(
@@ -42,10 +43,11 @@ def _main(argv: list[str]) -> None:
     def echo(line: str) -> None:
         print(line, flush=True)
 
+    ctx = RunContext(run_root=run_root, progress=False, echo=echo)
     if "--resume" in argv:
-        exp = Experiment.open(run_dir, expected=cfg, run_root=run_root, progress=False, echo=echo)
+        exp = Experiment.open(run_dir, ctx, expected=cfg)
     else:
-        exp = Experiment(cfg, run_dir, run_root=run_root, progress=False, echo=echo)
+        exp = Experiment(cfg, run_dir, ctx)
         run_dir.mkdir(parents=True, exist_ok=True)
         from lab.run_folder import write_json
 
@@ -59,7 +61,7 @@ def _script(*args: str) -> list[str]:
 
 def _rows(run_dir: Path) -> dict[str, Any]:
     results = json.loads((run_dir / "results.json").read_text())
-    return {r["method"]: (r["chips"], r["counters"]) for r in results["recovery"]}
+    return {r["method"]: (r["chips"], r["counters"]) for r in results["methods"]}
 
 
 def test_kill_in_the_middle_of_the_stage_and_resume_gives_the_same_result(tmp_path):

@@ -32,8 +32,10 @@ def run_root(tmp_path_factory):
 
 def _run(config, run_root, **kwargs):
     from lab.experiment import run_experiment
+    from lab.run_context import RunContext
 
-    return run_experiment(config, run_root=run_root, progress=False, echo=lambda s: None, **kwargs)
+    ctx = RunContext(run_root=run_root, progress=False, echo=lambda s: None)
+    return run_experiment(config, ctx, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_every_method_spends_the_same_budget(all_methods):
     results, _ = all_methods
     # 4 members x (2 + 1) generations x 3 fine-tune steps, and x 1 fitness draw
     assert results["budget"] == {"steps": 36, "chip_evaluations": 12}
-    rows = {r["method"]: r for r in results["recovery"]}
+    rows = {r["method"]: r for r in results["methods"]}
     assert list(rows) == ["baseline", *ALL_METHODS]
     for name in ALL_METHODS:
         c = rows[name]["counters"]
@@ -67,15 +69,15 @@ def test_recovery_table_is_paired_and_reports_the_readback_estimate(all_methods)
     from lab.experiment_report import format_results
 
     results, run_dir = all_methods
-    rows = {r["method"]: r for r in results["recovery"]}
+    rows = {r["method"]: r for r in results["methods"]}
     for chip in ("11", "12"):
-        assert rows["qat"]["chips"][chip]["vs_qat"]["mean_pp"] == 0.0
+        assert "paired_vs_reference" not in rows["qat"]["chips"][chip]  # qat is the reference
         acc = rows["progressive"]["chips"][chip]["accuracies"]
         assert len(acc) == 5
     conf = rows["defect_aware_readback"]["info"]["confusion"]
     assert conf["stuck_recall"] >= 0.95 and conf["false_positive_rate"] <= 0.02
     # the oracle's advantage over blind QAT on the chip it trained through
-    assert rows["defect_aware_oracle"]["chips"]["11"]["vs_qat"]["mean_pp"] > 3.0
+    assert rows["defect_aware_oracle"]["chips"]["11"]["paired_vs_reference"]["mean_pp"] > 3.0
     text = format_results(results)
     assert "defect_aware_oracle" in text and "upper reference" in text
     assert "vs qat 11 (pp)" in text and "stuck found" in text

@@ -181,3 +181,25 @@ def user_errors() -> Iterator[None]:
         ExecutorError,
     ) as exc:
         raise CliError(str(exc)) from exc
+
+
+def run_context(
+    args: argparse.Namespace, *, executor: object = None, run_root: object = None
+) -> object:
+    """The :class:`lab.run_context.RunContext` of a run command's global and run options.
+
+    Progress bars only on a terminal (logs get one line per generation instead); status
+    lines on stderr.
+    """
+    import sys
+
+    from lab.run_context import RunContext
+
+    return RunContext(
+        run_root=run_root if run_root is not None else args.run_root,
+        data_root=args.data_root,
+        progress=args.progress and sys.stderr.isatty(),
+        echo=lambda s: print(s, file=sys.stderr, flush=True),
+        executor=executor,
+        device=args.device,
+    )

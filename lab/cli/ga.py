@@ -3,30 +3,32 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_run_options, user_errors
+from .common import CliError, add_run_options, positive_int, run_context, user_errors
 from .errors import check_output_folder
 from .executor_options import EXECUTOR_EPILOG, add_executor_options, executor_spec
 
 GA_EPILOG = """\
 The run folder <run-root>/ga/<name>-<timestamp>/ holds config.json (resolved),
 run.json (versions, git commit, seeds, profile, dataset sha256, wall times),
-ga/ (checkpoint, history.csv, snapshots), ga_best.pt and control.pt (evaluable with
-'memsim evaluate'), scores.json, results.json and the plots.
+recovery/ (each method's result; recovery/ga/ the GA's checkpoint, history.csv and
+snapshots), weights/<method>.pt (evaluable with 'memsim evaluate'), scores.json,
+results.json and the plots. With --replicates N the folder holds study.json, rep-00 ..
+rep-NN (one such run folder each), results.json over the replicates and gain.png.
 
 Examples:
   memsim ga experiments/table1/protonet_mnist.toml --scale quick
   memsim ga experiments/table1/protonet_mnist.toml --set ga.population_size=6 --set ga.seed=3
+  memsim ga experiments/recovery_faulty.toml --scale quick --replicates 5
   memsim ga --resume runs/ga/table1-protonet-mnist-20250101-120000
 """
 
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
-    """``--scale`` and repeatable ``--set``."""
+    """``--scale`` and the overrides (:func:`add_override_options`)."""
     p.add_argument(
         "--scale",
         choices=("quick", "medium", "paper"),
@@ -34,6 +36,11 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         help="apply the config's [quick] or [medium] table (quick, medium) or neither "
         "(paper); default: the scale written in the config",
     )
+    add_override_options(p)
+
+
+def add_override_options(p: argparse.ArgumentParser) -> None:
+    """Repeatable ``--set``, ``--replicates`` and ``--vary-chips``."""
     p.add_argument(
         "--set",
         dest="overrides",
@@ -42,15 +49,39 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
         metavar="SECTION.KEY=VALUE",
         help="override one config value (TOML syntax), e.g. --set ga.generations=5; repeatable",
     )
+    p.add_argument(
+        "--replicates",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="run N independent replicates (own baseline, method and evaluation seeds) and "
+        "report 95 %% intervals over them (experiment.replicates; default: the config's)",
+    )
+    p.add_argument(
+        "--vary-chips",
+        action="store_true",
+        help="replicates also draw new chip instances (experiment.vary_chips)",
+    )
+
+
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` values, then ``--replicates`` and ``--vary-chips`` as overrides."""
+    out = list(args.overrides)
+    if args.replicates is not None:
+        out.append(f"experiment.replicates={args.replicates}")
+    if args.vary_chips:
+        out.append("experiment.vary_chips=true")
+    return out
 
 
 def register_ga(sub: Any) -> None:
     """Add the ``ga`` subcommand."""
     p = sub.add_parser(
         "ga",
-        help="run a GA experiment from a TOML config (baseline, GA, control, test scores)",
-        description="Run a GA experiment: baseline -> GA on a simulated chip -> extra-QAT "
-        "control -> test accuracy of all three on fresh programming draws.",
+        help="run an experiment from a TOML config (baseline, methods, paired test scores)",
+        description="Run an experiment: baseline -> every method of [recovery] (default the "
+        "paper's GA and its equal-budget QAT control) on a simulated chip -> test accuracy of "
+        "all on fresh programming draws; with --replicates, intervals over replicates.",
         epilog=GA_EPILOG + "\n" + EXECUTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -81,21 +112,16 @@ def register_demo(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="what each accuracy-recovery method wins back on a faulty RRAM chip (digits)",
-        description="The README demo (under a minute on 2 CPU cores, no files or network): "
+        description="The README demo (about two minutes on 2 CPU cores, no files or network): "
         "a ProtoNet on scikit-learn's digits, deployed on chip 11 of the faulty RRAM profile "
         "rram_1t1r_faulty_chen2015; every recovery method (qat, ga, defect_aware_oracle, "
-        "defect_aware_readback, progressive, ga_knobs, ga_progressive) with one budget, and "
-        "the recovery table: test accuracy on chip 11 and chip 12, gain over blind QAT, what "
-        "each method needs of the chip. The former GA demo is experiments/demo_ga.toml.",
+        "defect_aware_readback, progressive, ga_knobs, ga_progressive) with one budget, in "
+        "independent replicates; the table gives test accuracy on chip 11 and chip 12, the "
+        "gain over blind QAT with its 95 %% interval over replicates and whether it is "
+        "significant, and what each method needs of the chip; gain.png draws it. The former "
+        "GA demo is experiments/demo_ga.toml.",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a demo setting, e.g. --set ga.generations=3",
-    )
+    add_override_options(p)
     add_run_options(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_demo, supports_device=True)
@@ -123,24 +149,18 @@ def _run(
     source_text: str | None,
     run_root: str | Path | None = None,
 ) -> int:
-    from lab.experiment import run_experiment
     from lab.experiment_report import format_results
+    from lab.replicates import run_study
 
     start = time.perf_counter()
     with user_errors():
-        results, run_dir = run_experiment(
-            config,
-            run_root=run_root if run_root is not None else args.run_root,
-            resume_dir=resume_dir,
-            data_root=args.data_root,
-            # bars only on a terminal; logs get one line per generation instead
-            progress=args.progress and sys.stderr.isatty(),
-            echo=lambda s: print(s, file=sys.stderr, flush=True),
-            source_text=source_text,
-            executor=args.executor_spec,
-            device=args.device,
+        ctx = run_context(args, executor=args.executor_spec, run_root=run_root)
+        results, run_dir = run_study(
+            config, ctx, resume_dir=resume_dir, source_text=source_text
         )
     print(format_results(results))
+    if "replicates" in results:
+        print(f"figure: {run_dir / 'gain.png'}")
     print(f"run folder: {run_dir}  (wall time {time.perf_counter() - start:.1f} s)")
     return 0
 
@@ -162,7 +182,7 @@ def cmd_ga(args: argparse.Namespace) -> int:
             config = build_config(
                 raw,
                 scale=args.scale,
-                overrides=args.overrides,
+                overrides=config_overrides(args),
                 origin=args.config,
             )
         if getattr(args, "print_config", False):
@@ -183,6 +203,8 @@ def cmd_ga(args: argparse.Namespace) -> int:
             resume_dir = _latest_unfinished(Path(args.run_root) / "ga", config.experiment.name)
         else:
             resume_dir = Path(args.resume)
+            if resume_dir.is_file():
+                raise CliError(f"--resume {resume_dir}: a file, not a run folder")
             if not resume_dir.is_dir():
                 raise CliError(f"--resume {resume_dir}: no such run folder")
         if config is None:
@@ -192,7 +214,7 @@ def cmd_ga(args: argparse.Namespace) -> int:
             )
             if saved is None:
                 raise CliError(f"{resume_dir} is not an experiment run folder (no {CONFIG_JSON})")
-            config = build_config(saved, overrides=args.overrides, origin=str(resume_dir))
+            config = build_config(saved, overrides=config_overrides(args), origin=str(resume_dir))
         assert isinstance(config, ExperimentConfig)
         # the folder's own run root (its baseline), wherever the command is run from
         root = folder_run_root(resume_dir, args.run_root)
@@ -208,6 +230,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     args.executor_spec = executor_spec(args)
     with user_errors():
-        config = build_config(tomllib.loads(DEMO_TOML), overrides=args.overrides, origin="demo")
+        config = build_config(
+            tomllib.loads(DEMO_TOML), overrides=config_overrides(args), origin="demo"
+        )
     check_output_folder(args.run_root, "--run-root")
     return _run(config, args, resume_dir=None, source_text=DEMO_TOML)

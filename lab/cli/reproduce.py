@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_run_options, positive_int, user_errors
+from .common import CliError, add_run_options, positive_int, run_context, user_errors
 from .errors import check_output_folder
 from .executor_options import add_executor_options, executor_spec
 
@@ -131,15 +131,9 @@ def cmd_table1(args: argparse.Namespace) -> int:
 def _run_options(args: argparse.Namespace, executor: Any) -> dict[str, Any]:
     """The options ``reproduce table1`` and ``sweep figures`` pass on alike."""
     return {
-        "run_root": args.run_root,
+        "ctx": run_context(args, executor=executor),
         "resume_dir": args.resume,
-        "data_root": args.data_root,
         "overrides": args.overrides,
-        # bars only on a terminal; logs get one line per generation instead
-        "progress": args.progress and sys.stderr.isatty(),
-        "echo": _echo,
-        "executor": executor,
-        "device": args.device,
     }
 
 

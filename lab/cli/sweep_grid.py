@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_run_options, positive_int, user_errors
+from .common import CliError, add_run_options, positive_int, run_context, user_errors
 from .executor_options import EXECUTOR_EPILOG, add_executor_options, executor_spec
 
 EPILOG = """\
@@ -85,17 +84,12 @@ def run(args: argparse.Namespace) -> int:
         state, out = run_grid(
             args.config,
             axes,
+            run_context(args, executor=spec),
             seeds=args.seeds,
             scale=args.scale,
             overrides=args.overrides,
-            run_root=args.run_root,
             out=args.out,
             resume_dir=args.resume,
-            data_root=args.data_root,
-            executor=spec,
-            device=args.device,
-            progress=args.progress and sys.stderr.isatty(),
-            echo=lambda s: print(s, file=sys.stderr, flush=True),
         )
     runs = state["runs"]
     failed = [r for r in runs if r["status"] != "complete"]

@@ -92,6 +92,12 @@ class RecoveryData:
     ga: GAConfig
     settings: RecoverySection
     work_dir: Path
+    train_mode: bool = True
+    """Fine-tunes run in train mode (``ga.finetune_mode = "train"``) or as deployed (eval)."""
+    snapshot_every: int = 0
+    """A GA saves its best-ever weights every this many generations (0: never)."""
+    executor: Any = None
+    """Where a GA evaluates its population (a :class:`lab.executors.ExecutorSpec`)."""
     progress: bool = False
     echo: Callable[[str], None] = print
 

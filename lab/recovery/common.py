@@ -16,6 +16,7 @@ from lab.finetune import qat_tune
 from lab.recovery.base import Budget, RecoveryData, Solution
 from lab.recovery.chip import Chip, CountingFitness
 from lab.run_folder import read_json, write_json
+from memsim.atomic_io import atomic_torch_save
 from models.quant import WeightMap, qat_finetune
 
 
@@ -50,6 +51,7 @@ def counted_qat(
         seed=data.seed,
         on_step=on_step,
         weight_map=weight_map,
+        train_mode=data.train_mode,
     )
 
 
@@ -120,11 +122,20 @@ def progressive_tune(
     return data.genome.from_module(work).to(genes.dtype)
 
 
-def run_ga(fitness: CountingFitness, data: RecoveryData, budget: Budget, folder: Path) -> Solution:
+def run_ga(
+    fitness: CountingFitness,
+    data: RecoveryData,
+    budget: Budget,
+    folder: Path,
+    *,
+    parallel: bool = True,
+) -> Solution:
     """The paper's GA (``data.ga``) on ``fitness``, checkpointed and resumable in ``folder``.
 
-    The step and evaluation counters are saved with every generation, so a resumed run
-    continues them from its checkpoint's generation.
+    The population is evaluated on ``data.executor`` (serial unless ``parallel`` and a
+    parallel executor is given; the numbers are the same either way).  The step and
+    evaluation counters are saved with every generation, so a resumed run continues
+    them from its checkpoint's generation.
 
     Raises:
         BudgetError: The GA's population x (generations + 1) x fine-tune steps (or x
@@ -147,10 +158,17 @@ def run_ga(fitness: CountingFitness, data: RecoveryData, budget: Budget, folder:
     )
     counters = fitness.counters
 
-    def on_generation(_trainer: GATrainer, record: GenerationRecord) -> None:
+    def on_generation(trainer: GATrainer, record: GenerationRecord) -> None:
         # written before the trainer's checkpoint of this generation, so the checkpoint
         # a resume starts from always has its counters on disk
         write_json(folder / f"counters-gen{record.generation:04d}.json", counters.as_dict())
+        every = data.snapshot_every
+        if every and record.generation % every == 0:
+            # best-ever weights for the test-accuracy curve, scored after the run so that
+            # the test split never influences it
+            (folder / "snapshots").mkdir(parents=True, exist_ok=True)
+            path = folder / "snapshots" / f"gen-{record.generation:04d}.pt"
+            atomic_torch_save(trainer.best_solution, path)
         data.echo(
             f"GA generation {record.generation}/{g.generations}: validation fitness best "
             f"{100 * record.best:.2f}, best-ever {100 * record.best_ever:.2f} %"
@@ -164,10 +182,13 @@ def run_ga(fitness: CountingFitness, data: RecoveryData, budget: Budget, folder:
             setattr(counters, key, int(value))
         data.echo(f"GA: resuming from {folder} (generation {done})")
     folder.mkdir(parents=True, exist_ok=True)
-    trainer = GATrainer(
-        cfg, fitness, data.base_genes, genome=data.genome, on_generation=on_generation
-    )
-    result = trainer.run(resume=resume)
+    from lab.parallel_fitness import population_evaluator
+
+    with population_evaluator(fitness, data.executor if parallel else None) as evaluator:
+        trainer = GATrainer(
+            cfg, evaluator, data.base_genes, genome=data.genome, on_generation=on_generation
+        )
+        result = trainer.run(resume=resume)
     return Solution(
         result.best_solution,
         info={"best_generation": result.best_generation, "best_fitness": result.best_fitness},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class KnobGranularity(str, Enum):
@@ -17,14 +17,20 @@ class KnobGranularity(str, Enum):
 
 
 class RecoverySection(BaseModel):
-    """Recovery methods compared on one baseline, budget and chip (empty: no stage)."""
+    """The methods compared on one baseline, budget and chip, and their settings."""
 
     model_config = ConfigDict(extra="forbid")
 
     methods: list[str] = Field(
-        default_factory=list,
-        description="Recovery methods to run, in order (lab.recovery.method_names()); an "
-        "empty list runs the GA experiment instead of the recovery stage.",
+        default_factory=lambda: ["qat", "ga"],
+        min_length=1,
+        description="Methods to run, in order (lab.recovery.method_names()), every one on "
+        "the same budget; the default is the paper's GA and its equal-budget QAT control.",
+    )
+    reference: str | None = Field(
+        None,
+        description="Method (or 'baseline') every other is compared with, paired; None = "
+        "'qat' when it runs, else 'baseline'.",
     )
     steps: int | None = Field(
         None,
@@ -71,6 +77,22 @@ class RecoverySection(BaseModel):
         description="ga_knobs: each offset searched in +- this x the column's output std "
         "(measured on the digital network, calibration images).",
     )
+
+    @model_validator(mode="after")
+    def _reference_runs(self) -> RecoverySection:
+        if self.reference is not None and self.reference not in ("baseline", *self.methods):
+            raise ValueError(
+                f"recovery.reference {self.reference!r} is not run: choose 'baseline' or one "
+                f"of recovery.methods {self.methods}"
+            )
+        return self
+
+    @property
+    def reference_method(self) -> str:
+        """The method every other is compared with (see ``reference``)."""
+        if self.reference is not None:
+            return self.reference
+        return "qat" if "qat" in self.methods else "baseline"
 
     @field_validator("methods")
     @classmethod

@@ -31,4 +31,5 @@ class GAProgressive(RecoveryMethod):
             )
 
         fitness.finetune_fn = finetune
-        return run_ga(fitness, data, budget, data.work_dir / self.name)
+        # its fine-tune measures this process's chip: the members run here, one by one
+        return run_ga(fitness, data, budget, data.work_dir / self.name, parallel=False)
