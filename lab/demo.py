@@ -28,7 +28,7 @@ description = "Accuracy recovery of a digits ProtoNet on a faulty RRAM chip, eve
 task = "protonet-digits"
 scale = "quick"
 seed = 0
-replicates = 3
+replicates = 5
 
 [data]
 val_size = 300
@@ -41,7 +41,7 @@ qat_sigma = 0.03
 
 [evaluation]
 draws = 5
-support_draws = 2
+support_draws = 1
 
 [ga]
 population_size = 4

@@ -15,7 +15,7 @@ SMALL = (
     "--set",
     "ga.generations=2",
     "--set",
-    "control.enabled=false",
+    'recovery.methods=["ga"]',
 )
 
 

@@ -86,8 +86,8 @@ def test_table1_runs_rows_and_skips_unavailable_data(tmp_path, root, capsys):
     digits = table["rows"]["protonet_digits"]
     assert digits["status"] == "complete"
     r = digits["results"]
-    assert 50 < r["baseline_pct"] <= 100 and 50 < r["ga_pct"] <= 100 and "control_pct" in r
-    assert r["ga_minus_control_pp"] == pytest.approx(r["ga_pct"] - r["control_pct"], abs=1e-9)
+    assert 50 < r["baseline_pct"] <= 100 and 50 < r["ga_pct"] <= 100 and "qat_pct" in r
+    assert r["ga_minus_qat_pp"] == pytest.approx(r["ga_pct"] - r["qat_pct"], abs=1e-9)
     cifar = table["rows"]["micronet_cifar100"]
     assert cifar["status"] == "skipped" and "cifar100" in cifar["reason"]
     md = (folder / "table1.md").read_text()
@@ -140,13 +140,13 @@ def test_sweep_figures_write_png_and_csv(tmp_path, root, capsys):
     base.write_text(TINY_TOML)
     (sweeps / "figA_pop.toml").write_text(
         '[sweep]\nname = "figA"\ntitle = "population"\nbase = "../tiny.toml"\n'
-        'set = ["control.enabled=false", "ga.generations=1"]\n'
+        'set = [\'recovery.methods=["ga"]\', "ga.generations=1"]\n'
         'axes = [{key = "ga.population_size", values = [3, 4]}]\n'
     )
     (sweeps / "figB_gen.toml").write_text(
         '[sweep]\nname = "figB"\ntitle = "generations"\nkind = "generations"\n'
         'base = "../tiny.toml"\n'
-        'set = ["control.enabled=false", "evaluation.test_every=1", "ga.generations=2"]\n'
+        'set = [\'recovery.methods=["ga"]\', "evaluation.test_every=1", "ga.generations=2"]\n'
     )
     rc, out, err = cli(
         capsys,

@@ -117,10 +117,14 @@ def test_calibrated_chip_takes_ranges_from_training_images_not_validation(digits
     assert any(not torch.equal(a, b) for a, b in zip(after_val, _adc_ranges(chip), strict=True))
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("chip_seed", [0, 1, 2])
 def test_chip_aware_finetune_repairs_a_faulty_chip_that_a_blind_one_cannot(chip_seed):
+    from conftest import SEED_OFFSET
+
     from models.evaluate import classifier_accuracy
 
+    chip_seed += SEED_OFFSET
     train, test = load_dataset("digits")
     train, val = train_val_split(train, 0.2, seed=0)
     model = trained_digits_mlp(train)

@@ -14,11 +14,13 @@ Two budgets are checked for three seeds each:
   evaluation with Lamarckian write-back).
 
 Margins are below the smallest gain seen over seeds 0-4 when they were set
-(+10.6 and +16.9 points).
+(+10.6 and +16.9 points); every seed is shifted by ``$MEMSIM_SEED_OFFSET`` (the test
+network's training too), and ``.ci/run`` runs them again at offset 1000.
 """
 
 import pytest
 import torch
+from conftest import SEED_OFFSET
 from digits_support import trained_digits_mlp
 from torch import nn
 
@@ -42,7 +44,7 @@ def _perturbed(train: ImageDataset, seed: int) -> tuple[nn.Module, Genome]:
     model = trained_digits_mlp(train)
     genome = Genome.from_model(model)
     genes = genome.from_module(model)
-    gen = torch.Generator().manual_seed(100 + seed)
+    gen = torch.Generator().manual_seed(100 + seed + SEED_OFFSET)
     genome.load_into(model, genes * (1 + 0.8 * torch.randn(genes.shape, generator=gen)))
     return model, genome
 
@@ -51,6 +53,7 @@ PURE_SEARCH = dict(finetune_steps=0, init="large", mutation="add_noise")
 PAPER_METHOD = dict(finetune_steps=3, finetune_lr=1e-2, init="origin", mutation="maxmin")
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize(
     ("knobs", "margin"), [(PURE_SEARCH, 0.08), (PAPER_METHOD, 0.15)], ids=["search", "paper"]
 )
@@ -65,7 +68,7 @@ def test_ga_beats_the_perturbed_baseline(digits, knobs, margin, seed) -> None:
         weight_bits=2,
         mutation_probability=0.05,
         fitness_draws=2,
-        seed=seed,
+        seed=seed + SEED_OFFSET,
         progress=False,
         **knobs,
     )

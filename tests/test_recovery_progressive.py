@@ -1,41 +1,41 @@
 """Progressive chip-in-the-loop fine-tuning beats blind QAT on a faulty digits chip.
 
-Chip 11 of the ~11 %-stuck profile, three seeds of the training (batches, QAT noise and
-the progressive programming draws), 150 steps for both methods, the layers programmed
-again every 5 steps.  Measured margins: +10.4 +- 1.0, +8.8 +- 1.1 and +8.8 +- 0.5 pp.
-The margin is chip- and setting-dependent (see the README's recovery section): blind QAT
-varies a lot between seeds on this small network, progressive much less.
+Chip 11 of the ~11 %-stuck profile, 150 steps for both methods, the layers programmed
+again every 5 steps, over 4 independent replicates (each its own baseline training,
+method and evaluation seeds).  The claim is the replicates' 95 % interval of the
+paired gain, not one seed's number: a single baseline's margin (+10.4 pp on one machine)
+fell to +3.3 pp on another CPU, because the baseline trains differently there.
+Measured (``MEMSIM_SEED_OFFSET`` 0 and 1000, this file's settings): see MARGIN_PP.
 """
 
 import pytest
 import torch
+from cli_support import run_root
+from conftest import SEED_OFFSET
 from recovery_support import recovery_config
 
+MARGIN_PP = 2.0
+"""The lower bound the interval must clear: below every measured lower bound."""
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
+
+@pytest.mark.statistical
+def test_progressive_beats_blind_qat_over_replicates(tmp_path_factory):
+    from lab.replicates import run_study
+    from lab.run_context import RunContext
+
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_progressive_beats_blind_qat_on_a_faulty_chip(tmp_path_factory, seed):
-    from lab.experiment import run_experiment
-
-    root = tmp_path_factory.getbasetemp() / "progressive-runs"  # one baseline for all seeds
     cfg = recovery_config(
         ["qat", "progressive"],
+        experiment={"replicates": 4},
         chip={"transfer_chip_seeds": []},
-        ga={"seed": seed},
         data={"test_size": 500},
         evaluation={"draws": 8, "support_draws": 1},
         recovery={"steps": 150, "progressive_reprogram_every": 5},
     )
-    results, _ = run_experiment(cfg, run_root=root, progress=False, echo=lambda s: None)
-    rows = {r["method"]: r for r in results["recovery"]}
-    assert rows["qat"]["counters"]["steps"] == rows["progressive"]["counters"]["steps"] == 150
-    d = rows["progressive"]["chips"]["11"]["vs_qat"]
-    # paired over 8 programming draws of the test split
-    assert d["mean_pp"] > 4.0 and d["mean_pp"] > 3 * d["sem_pp"], d
+    ctx = RunContext(run_root=run_root(tmp_path_factory), progress=False, echo=lambda s: None)
+    results, _ = run_study(cfg, ctx)
+    rows = {r["method"]: r for r in results["methods"]}
+    v = rows["progressive"]["chips"][str(11 + SEED_OFFSET)]["vs_reference"]
+    print("progressive vs qat:", v)  # the figure behind MARGIN_PP (pytest -s shows it)
+    assert v["n_replicates"] == 4
+    assert v["significant"] and v["ci95_low_pp"] > MARGIN_PP, v

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import SEED_OFFSET
 from recovery_support import recovery_config
+
+CHIPS = (str(11 + SEED_OFFSET), str(12 + SEED_OFFSET))
 
 ALL_METHODS = [
     "qat",
@@ -65,22 +68,24 @@ def test_every_method_spends_the_same_budget(all_methods):
     assert rows["ga_progressive"]["needs"] == "chip accuracy + measured layer outputs"
 
 
+@pytest.mark.statistical
 def test_recovery_table_is_paired_and_reports_the_readback_estimate(all_methods):
     from lab.experiment_report import format_results
 
     results, run_dir = all_methods
     rows = {r["method"]: r for r in results["methods"]}
-    for chip in ("11", "12"):
+    for chip in CHIPS:
         assert "paired_vs_reference" not in rows["qat"]["chips"][chip]  # qat is the reference
         acc = rows["progressive"]["chips"][chip]["accuracies"]
         assert len(acc) == 5
     conf = rows["defect_aware_readback"]["info"]["confusion"]
     assert conf["stuck_recall"] >= 0.95 and conf["false_positive_rate"] <= 0.02
     # the oracle's advantage over blind QAT on the chip it trained through
-    assert rows["defect_aware_oracle"]["chips"]["11"]["paired_vs_reference"]["mean_pp"] > 3.0
+    # (one replicate's number; about +10 pp were measured at offsets 0 and 1000)
+    assert rows["defect_aware_oracle"]["chips"][CHIPS[0]]["paired_vs_reference"]["mean_pp"] > 3.0
     text = format_results(results)
     assert "defect_aware_oracle" in text and "upper reference" in text
-    assert "vs qat 11 (pp)" in text and "stuck found" in text
+    assert f"vs qat {CHIPS[0]} (pp)" in text and "stuck found" in text
     assert (run_dir / "recovery" / "ga" / "checkpoint.pt").is_file()
 
 

@@ -10,9 +10,7 @@ from cli_support import TINY_TOML, cli, read
 import memsim
 from lab.sweep_grid import GridError, cells, parse_axis, write_cell_profile
 
-GRID_TOML = (
-    TINY_TOML.replace("generations = 2", "generations = 1") + "\n[control]\nenabled = true\n"
-)
+GRID_TOML = TINY_TOML.replace("generations = 2", "generations = 1")
 
 
 def test_axes_parse_and_multiply():
@@ -108,7 +106,7 @@ def test_grid_runs_cells_writes_tidy_csv_and_resumes_skipping_finished(
     assert [float(r["faults.stuck_at_gmax_rate"]) for r in rows] == [0.0, 0.1]
     assert [r["status"] for r in rows] == ["complete", "complete"]
     for r in rows:
-        for m in ("baseline", "ga", "control"):
+        for m in ("baseline", "qat", "ga"):
             assert 0 < float(r[f"{m}_test_pct"]) <= 100
         # the CSV holds the run's own results, as written in its folder
         h = read(Path(r["run_dir"]) / "results.json")["headline"]
@@ -143,7 +141,7 @@ def test_grid_over_adc_bits_reports_energy_and_plots_accuracy_against_it(tmp_pat
     assert [int(r["adc.bits"]) for r in rows] == [4, 8]
     for r in rows:
         cost = read(Path(r["run_dir"]) / "results.json")["cost"]["models"]
-        for m in ("baseline", "ga", "control"):
+        for m in ("baseline", "qat", "ga"):
             assert float(r[f"{m}_energy_nJ"]) == pytest.approx(1e9 * cost[m]["energy_J"])
             assert float(r[f"{m}_tops_per_w"]) == pytest.approx(cost[m]["tops_per_w"])
     # only the ADC term changes with its bits, and it grows as 2**bits (memsim.cost)

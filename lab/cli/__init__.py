@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 error)."""
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    command_line = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
+    args = parser.parse_args(command_line)
+    args.command_line = command_line  # what a results file records as its command
     if args.threads:
         import torch
 

@@ -64,6 +64,18 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_record_option(p: argparse.ArgumentParser) -> None:
+    """``--record NAME``: also write ``results/NAME.json`` (:mod:`lab.published`)."""
+    p.add_argument(
+        "--record",
+        default=None,
+        metavar="NAME",
+        help="also write the results, with this command, the commit, the machine, the "
+        "threads and the wall time, to results/NAME.json, from which the README and docs "
+        "tables are rendered (python -m lab.published)",
+    )
+
+
 def config_overrides(args: argparse.Namespace) -> list[str]:
     """``--set`` values, then ``--replicates`` and ``--vary-chips`` as overrides."""
     out = list(args.overrides)
@@ -102,6 +114,7 @@ def register_ga(sub: Any) -> None:
         help="continue RUN_DIR, with the run root (baselines) it was started with; default: "
         "the newest unfinished run of CONFIG's name. A finished run is left as it is.",
     )
+    add_record_option(p)
     add_run_options(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_ga, supports_device=True)
@@ -122,6 +135,7 @@ def register_demo(sub: Any) -> None:
         "GA demo is experiments/demo_ga.toml.",
     )
     add_override_options(p)
+    add_record_option(p)
     add_run_options(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_demo, supports_device=True)
@@ -158,10 +172,18 @@ def _run(
         results, run_dir = run_study(
             config, ctx, resume_dir=resume_dir, source_text=source_text
         )
+    wall = time.perf_counter() - start
     print(format_results(results))
     if "replicates" in results:
         print(f"figure: {run_dir / 'gain.png'}")
-    print(f"run folder: {run_dir}  (wall time {time.perf_counter() - start:.1f} s)")
+    if getattr(args, "record", None):
+        import shlex
+
+        from lab.published import record
+
+        command = "memsim " + shlex.join(args.command_line)
+        print(f"recorded: {record(args.record, results, command=command, wall_time_s=wall)}")
+    print(f"run folder: {run_dir}  (wall time {wall:.1f} s)")
     return 0
 
 
