@@ -1,7 +1,7 @@
 """How much a chip's own defects cost: the headroom of any chip-in-the-loop method.
 
-For a finished GA experiment run folder, every scored model (baseline, GA, control, and
-``control_chip`` if present) is re-scored on the fitness chip and on a *defect-free* twin
+For a finished GA experiment run folder, every scored model (baseline, and the
+``weights/<method>.pt`` of ga, qat and defect_aware_oracle if present) is re-scored on the fitness chip and on a *defect-free* twin
 of that chip: the same profile and the same programming/read-noise draws, but no
 stuck-at devices and no device-to-device variation.  The difference is what the chip's
 fixed defects cost those weights; a method that adapts the weights to this one chip
@@ -26,15 +26,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import memsim  # noqa: E402
-from lab.experiment import _load_genes, prepare_inputs  # noqa: E402
+from lab.experiment import Inputs, prepare_inputs  # noqa: E402
 from lab.experiment_config import ExperimentConfig  # noqa: E402
+from lab.run_context import RunContext, shift_seeds  # noqa: E402
 from lab.scoring import paired_delta  # noqa: E402
 
 WEIGHTS = {
     "baseline": None,
-    "ga": "ga_best.pt",
-    "control": "control.pt",
-    "control_chip": "control_chip.pt",
+    "ga": "weights/ga.pt",
+    "qat": "weights/qat.pt",
+    "defect_aware_oracle": "weights/defect_aware_oracle.pt",
 }
 """Scored models and their weight files in a run folder (the baseline is the input's)."""
 
@@ -45,6 +46,14 @@ def defect_free(profile: memsim.DeviceProfile) -> memsim.DeviceProfile:
     data["name"] = f"{profile.name}-defect-free"
     data["faults"].update(stuck_at_gmin_rate=0.0, stuck_at_gmax_rate=0.0, d2d_sigma=0.0)
     return memsim.DeviceProfile.model_validate(data)
+
+
+def _load_genes(path: Path, inputs: Inputs) -> torch.Tensor:
+    """The gene weights of a ``weights/<method>.pt`` checkpoint of a run folder."""
+    from models.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(path)
+    return inputs.genome.from_module(model)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = ExperimentConfig.model_validate(json.loads((args.run_dir / "config.json").read_text()))
-    inputs = prepare_inputs(cfg, args.run_root, args.data_root, lambda _msg: None)
+    ctx = RunContext(run_root=args.run_root, data_root=args.data_root, echo=lambda _msg: None)
+    inputs = prepare_inputs(shift_seeds(cfg, ctx.seed_offset), ctx)
     ev, chip = cfg.evaluation, cfg.chip.chip_seed
     twin = defect_free(inputs.profile)
     print(

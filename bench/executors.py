@@ -203,8 +203,10 @@ def main() -> None:
             config.write_text(SWEEP_TOML)
             from lab.experiment import prepare_inputs
             from lab.experiment_config import load_config
+            from lab.run_context import RunContext
 
-            prepare_inputs(load_config(config), root, None, lambda _s: None)  # baseline
+            ctx = RunContext(run_root=root, progress=False, echo=lambda _s: None)
+            prepare_inputs(load_config(config), ctx)  # baseline
             serial_wall: float | None = None
             for spec in specs:
                 wall = _sweep(spec, root, config)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from lab.experiment import run_experiment  # noqa: E402
 from lab.experiment_config import load_config  # noqa: E402
+from lab.run_context import RunContext  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},
@@ -82,24 +83,30 @@ def run_variant(
     ]
     cfg = load_config(args.config, scale=args.scale, overrides=overrides)
     unfinished = sorted(p for p in folder.glob("*") if (p / "config.json").is_file())
-    return run_experiment(
-        cfg,
+    ctx = RunContext(
         run_root=args.run_root,
-        folder=folder,
-        resume_dir=unfinished[-1] if unfinished else None,
         data_root=args.data_root,
         progress=not args.no_progress,
         echo=echo,
     )
+    return run_experiment(
+        cfg, ctx, folder=folder, resume_dir=unfinished[-1] if unfinished else None
+    )
+
+
+def _entry(results: dict[str, Any], chip: int, model: str) -> dict[str, Any]:
+    row = next(r for r in results["methods"] if r["method"] == model)
+    return row["chips"][str(chip)]["by_time"]["t0"]
 
 
 def _delta(results: dict[str, Any], chip: int, key: str) -> str:
-    d = results["chips"][str(chip)]["t0"][key]
+    model, _, ref = key.partition("_minus_")
+    d = _entry(results, chip, model)["paired_vs_" + ("reference" if ref == "qat" else ref)]
     return f"{d['mean_pp']:+.2f} ± {d['sem_pp']:.2f}"
 
 
 def _pct(results: dict[str, Any], chip: int, model: str) -> str:
-    s = results["chips"][str(chip)]["t0"][model]
+    s = _entry(results, chip, model)
     return f"{s['mean_pct']:.2f} ± {s['std_pct']:.2f}"
 
 
@@ -128,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         results, run_dir = run_variant(name, args)
         run = json.loads((run_dir / "run.json").read_text())
-        history = json.loads((run_dir / "ga" / "history.json").read_text())
+        history = json.loads((run_dir / "recovery" / "ga" / "history.json").read_text())
         rows.append((name, results, history[-1], run["wall_time_s"].get("ga", float("nan"))))
         print(f"{name}: {run_dir}", flush=True)
     chip = rows[0][1]["fitness_chip"] if rows else None
@@ -138,8 +145,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.test_size} test images; fitness chip {chip}; mean ± std (%), "
         "deltas mean ± s.e. of paired draws (pp)"
     )
-    head = ["variant", "GA", "control", "GA - baseline", "GA - control"]
-    head += [f"GA - control (chip {c})" for c in others]
+    head = ["variant", "GA", "QAT", "GA - baseline", "GA - QAT"]
+    head += [f"GA - QAT (chip {c})" for c in others]
     head += ["best-ever gen", "last gen: best / mean val %", "GA wall s"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
@@ -147,11 +154,11 @@ def main(argv: list[str] | None = None) -> None:
         cells = [
             name,
             _pct(res, chip, "ga"),
-            _pct(res, chip, "control"),
+            _pct(res, chip, "qat"),
             _delta(res, chip, "ga_minus_baseline"),
-            _delta(res, chip, "ga_minus_control"),
+            _delta(res, chip, "ga_minus_qat"),
         ]
-        cells += [_delta(res, c, "ga_minus_control") for c in others]
+        cells += [_delta(res, c, "ga_minus_qat") for c in others]
         cells += [
             str(res["ga"]["best_generation"]),
             f"{100 * last['best']:.2f} / {100 * last['mean']:.2f}",

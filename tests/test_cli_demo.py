@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from cli_support import cli, read, run_folder, run_root
+from conftest import SEED_OFFSET
+
+CHIP, TRANSFER = 1 + SEED_OFFSET, 2 + SEED_OFFSET
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ def test_demo_runs_end_to_end_and_reports_test_accuracies(demo):
     # CPU seconds, not wall time: a regression guard that holds on a busy machine too
     # (the demo needs about 1 minute of wall time on 2 idle cores)
     assert cpu < 300, f"memsim demo used {cpu:.0f} CPU seconds"
-    assert "chip 1 (transfer chips 2)" in out and "vs qat 1 (pp)" in out
+    assert f"chip {CHIP} (transfer chips {TRANSFER})" in out and f"vs qat {CHIP} (pp)" in out
     for label in ("baseline", "qat", "ga"):
         assert f"  {label} " in out
     # one progress line per generation when there is no terminal
@@ -71,7 +74,7 @@ def test_demo_run_folder_is_self_describing(demo):
     assert run["profile"]["name"] == "rram_1t1r_yao2020"
     assert run["profile"]["tile"] == {"rows": 128, "cols": 8}
     assert len(run["dataset"]["sha256"]) == 64
-    assert run["seeds"]["fitness_chip"] == 1 and run["seeds"]["transfer_chips"] == [2]
+    assert run["seeds"]["fitness_chip"] == CHIP and run["seeds"]["transfer_chips"] == [TRANSFER]
     session = run["sessions"][0]
     assert session["packages"]["torch"] and "git_commit" in session
     assert run["wall_time_s"]["total"] > 0
@@ -82,18 +85,19 @@ def test_demo_results_are_paired_test_scores(demo):
     _, out, _, _ = demo
     res = read(run_folder(out) / "results.json")
     assert "best_fitness" not in str(res)  # fitness is never reported as a result
-    rows = {r["method"]: r["chips"] for r in res["methods"]}
+    rows = {
+        r["method"]: {int(c) - SEED_OFFSET: e for c, e in r["chips"].items()}
+        for r in res["methods"]
+    }
     n = 5 * 4  # 5 programming draws x 4 support sets
     for model in ("baseline", "qat", "ga"):
-        accs = rows[model]["1"]["accuracies"]
+        accs = rows[model][1]["accuracies"]
         assert len(accs) == n and all(0.5 < a <= 1.0 for a in accs)
-        assert rows[model]["1"]["mean_pct"] == pytest.approx(100 * statistics.fmean(accs))
-    pairs = zip(rows["ga"]["1"]["accuracies"], rows["baseline"]["1"]["accuracies"])
+        assert rows[model][1]["mean_pct"] == pytest.approx(100 * statistics.fmean(accs))
+    pairs = zip(rows["ga"][1]["accuracies"], rows["baseline"][1]["accuracies"])
     diff = [100 * (g - b) for g, b in pairs]
-    assert rows["ga"]["1"]["paired_vs_baseline"]["mean_pp"] == pytest.approx(
-        statistics.fmean(diff)
-    )
-    assert res["headline"]["ga_pct"] == rows["ga"]["1"]["mean_pct"]
+    assert rows["ga"][1]["paired_vs_baseline"]["mean_pp"] == pytest.approx(statistics.fmean(diff))
+    assert res["headline"]["ga_pct"] == rows["ga"][1]["mean_pct"]
     # qat spent exactly the GA's QAT steps: P x (G + 1) generations x steps
     assert res["budget"]["steps"] == 6 * 6 * 5
     for model in ("qat", "ga"):
@@ -101,7 +105,7 @@ def test_demo_results_are_paired_test_scores(demo):
             6 * 6 * 5
         )
     # the transfer chip is a different chip: same draws, different numbers
-    assert rows["baseline"]["2"]["accuracies"] != rows["baseline"]["1"]["accuracies"]
+    assert rows["baseline"][2]["accuracies"] != rows["baseline"][1]["accuracies"]
 
 
 def test_evaluate_the_demo_checkpoint_per_drift_time(demo, capsys, tmp_path):
@@ -119,7 +123,7 @@ def test_evaluate_the_demo_checkpoint_per_drift_time(demo, capsys, tmp_path):
         "--draws",
         "2",
         "--chip-seed",
-        "1",
+        str(CHIP),
         "--support-draws",
         "1",
         "--test-size",
@@ -132,7 +136,7 @@ def test_evaluate_the_demo_checkpoint_per_drift_time(demo, capsys, tmp_path):
     data = read(target)
     assert [r["drift_s"] for r in data["results"]] == [1.0, 86400.0]
     assert all(len(r["accuracies"]) == 2 for r in data["results"])
-    assert data["profile_json"]["name"] == "rram_1t1r_yao2020" and data["chip_seed"] == 1
+    assert data["profile_json"]["name"] == "rram_1t1r_yao2020" and data["chip_seed"] == CHIP
     assert (tmp_path / "eval_drift.png").is_file() and (tmp_path / "eval_tiles.png").is_file()
 
 
@@ -146,8 +150,8 @@ def test_demo_report_has_energy_per_inference_beside_accuracy(demo):
     _, out, _, _ = demo
     res = read(run_folder(out) / "results.json")
     cost = res["cost"]
-    assert cost["chip"] == 1 and set(cost["models"]) == {"baseline", "qat", "ga"}
-    line = next(ln for ln in out.splitlines() if "energy per inference on chip 1" in ln)
+    assert cost["chip"] == CHIP and set(cost["models"]) == {"baseline", "qat", "ga"}
+    line = next(ln for ln in out.splitlines() if f"energy per inference on chip {CHIP}" in ln)
     for name, c in cost["models"].items():
         assert c["available"] and c["images"] == 64
         terms = c["array_J"] + c["dac_J"] + c["adc_J"] + c["digital_J"]

@@ -92,7 +92,7 @@ def test_resume_uses_the_folders_own_root_refuses_a_damaged_checkpoint_and_leave
     assert baseline.is_file()
 
     monkeypatch.chdir(elsewhere)
-    checkpoint = folder / "ga" / "checkpoint.pt"
+    checkpoint = folder / "recovery" / "ga" / "checkpoint.pt"
     good = checkpoint.read_bytes()
     checkpoint.write_bytes(good[: len(good) // 3])
     before = snapshot(root)
@@ -158,7 +158,7 @@ def test_a_baseline_of_another_recipe_is_refused_and_kept(tmp_path, tmp_path_fac
     rc, out, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", root, *SMALL)
     assert rc == 2 and out == ""
     assert "the baseline checkpoint records no recipe" in err
-    assert not list((root / "ga").glob("*/ga/checkpoint.pt"))  # no GA started
+    assert not list((root / "ga").glob("*/recovery/ga/checkpoint.pt"))  # no GA started
 
     # moved away: the current recipe is trained there and reused from then on
     stale.unlink()

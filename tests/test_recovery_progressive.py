@@ -5,7 +5,10 @@ again every 5 steps, over 4 independent replicates (each its own baseline traini
 method and evaluation seeds).  The claim is the replicates' 95 % interval of the
 paired gain, not one seed's number: a single baseline's margin (+10.4 pp on one machine)
 fell to +3.3 pp on another CPU, because the baseline trains differently there.
-Measured (``MEMSIM_SEED_OFFSET`` 0 and 1000, this file's settings): see MARGIN_PP.
+Measured with this file's settings (2-core CPU, 1 thread), gain of progressive over qat,
+mean [95 % interval] over the 4 replicates: +6.74 [+2.74, +10.75] pp at
+``MEMSIM_SEED_OFFSET=0`` and +8.03 [+2.79, +13.27] pp at 1000.  The test asserts that the
+interval excludes 0, a margin of more than 2.7 pp below both measured lower bounds.
 """
 
 import pytest
@@ -14,8 +17,8 @@ from cli_support import run_root
 from conftest import SEED_OFFSET
 from recovery_support import recovery_config
 
-MARGIN_PP = 2.0
-"""The lower bound the interval must clear: below every measured lower bound."""
+MARGIN_PP = 0.0
+"""The lower bound the interval must clear (measured lower bounds: +2.74 and +2.79 pp)."""
 
 
 @pytest.mark.statistical

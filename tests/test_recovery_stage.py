@@ -113,3 +113,18 @@ def test_a_budget_the_ga_cannot_spend_is_refused(run_root):
 def test_unknown_method_is_a_config_error():
     with pytest.raises(ValueError, match="unknown recovery method"):
         recovery_config(["qat", "magic"])
+
+
+def test_qat_honours_the_fine_tune_mode(run_root):
+    # the ProtoNet has BatchNorm: a fine-tune with the deployed (eval) statistics trains
+    # other weights than one that normalizes with each batch's own statistics
+    genes = {}
+    for mode in ("train", "eval"):
+        cfg = recovery_config(
+            ["qat"],
+            chip={"transfer_chip_seeds": []},
+            ga={"generations": 0, "finetune_steps": 2, "finetune_mode": mode},
+        )
+        _, run_dir = _run(cfg, run_root)
+        genes[mode] = torch.load(run_dir / "recovery" / "qat.pt", weights_only=False)["genes"]
+    assert not torch.equal(genes["train"], genes["eval"])

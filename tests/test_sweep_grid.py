@@ -150,3 +150,54 @@ def test_grid_over_adc_bits_reports_energy_and_plots_accuracy_against_it(tmp_pat
     assert high["adc_J"] == pytest.approx(low["adc_J"] * 2 ** (8 - 4), rel=1e-9)
     assert float(rows[1]["baseline_energy_nJ"]) > float(rows[0]["baseline_energy_nJ"])
     assert (folder / "grid-accuracy-vs-energy.png").stat().st_size > 1000
+
+
+def test_grid_over_a_config_with_recovery_methods(tmp_path, capsys):
+    config = tmp_path / "rec.toml"
+    config.write_text(
+        GRID_TOML.replace("[ga]", '[chip]\nprofile = "rram_1t1r_faulty_chen2015"\n\n[ga]')
+        + '\n[recovery]\nmethods = ["qat", "defect_aware_readback"]\n'
+    )
+    rc, out, err = cli(
+        capsys, "sweep", "grid", config, "--grid", "faults.stuck_at_gmax_rate=0.02,0.1",
+        "--run-root", tmp_path / "runs", "--out", tmp_path / "out", "--no-progress",
+    )  # fmt: skip
+    assert rc == 0, err
+    (folder,) = (tmp_path / "out").iterdir()
+    rows = list(csv.DictReader(open(folder / "grid.csv")))
+    assert [r["status"] for r in rows] == ["complete", "complete"]
+    for r in rows:
+        res = read(Path(r["run_dir"]) / "results.json")
+        assert [m["method"] for m in res["methods"]] == ["baseline", "qat", "defect_aware_readback"]
+        for m in ("baseline", "qat", "defect_aware_readback"):
+            assert float(r[f"{m}_test_pct"]) == pytest.approx(res["headline"][f"{m}_pct"])
+        assert "ga_test_pct" not in r
+
+
+def test_the_device_of_the_run_context_reaches_every_method(monkeypatch, tmp_path):
+    from recovery_support import recovery_config
+
+    import lab.experiment
+    import lab.recovery.stage as stage
+    from lab.experiment import run_experiment
+    from lab.run_context import RunContext
+
+    seen = []
+    original = lab.experiment.prepare_inputs
+
+    def spy(cfg, ctx):
+        seen.append(("inputs", ctx.device))
+        return original(cfg, ctx)
+
+    run_method = stage._run_method
+
+    def spy_method(exp, inputs, data, name, budget):
+        seen.append((name, exp.ctx.device, str(next(inputs.baseline.parameters()).device)))
+        return run_method(exp, inputs, data, name, budget)
+
+    monkeypatch.setattr(lab.experiment, "prepare_inputs", spy)
+    monkeypatch.setattr(stage, "_run_method", spy_method)
+    cfg = recovery_config(["qat", "progressive"], ga={"generations": 0, "finetune_steps": 1})
+    ctx = RunContext(run_root=tmp_path, progress=False, echo=lambda s: None, device="cpu")
+    run_experiment(cfg, ctx)
+    assert seen == [("inputs", "cpu"), ("qat", "cpu", "cpu"), ("progressive", "cpu", "cpu")]

@@ -191,5 +191,6 @@ def run_ga(
         result = trainer.run(resume=resume)
     return Solution(
         result.best_solution,
-        info={"best_generation": result.best_generation, "best_fitness": result.best_fitness},
+        # the best fitness (a noisy validation maximum) stays in the GA's folder: never a result
+        info={"best_generation": result.best_generation},
     )
