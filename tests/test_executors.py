@@ -254,9 +254,9 @@ def test_a_members_score_does_not_depend_on_the_members_before_it():
     seeds = [[11, 12], [21, 22], [31, 32]]
     evaluator = MemberEvaluator(fitness)
     torch.manual_seed(123)
-    fits, tuned, _, _ = evaluator.evaluate(genes, seeds)
+    fits, tuned, _, _, _ = evaluator.evaluate(genes, seeds)
     torch.manual_seed(456)  # another global state, and member 2 alone
-    fit2, tuned2, _, _ = evaluator.evaluate(genes[2:], seeds[2:])
+    fit2, tuned2, _, _, _ = evaluator.evaluate(genes[2:], seeds[2:])
     assert fit2 == fits[2:] and torch.equal(tuned2[0], tuned[2])
     assert not torch.equal(tuned[2], genes[2])  # the fine-tune ran (and dropped units)
 
