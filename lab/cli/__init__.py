@@ -16,8 +16,9 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim sweep grid CONFIG.toml --grid KEY=V1,V2,... [--seeds N]
     memsim demo
 
-``--threads``, ``--data-root``, ``--device``, ``--no-progress`` and ``--debug`` are global:
-they work on every subcommand, before or after its name.  Wrong input and file errors
+``--threads``, ``--data-root``, ``--device``, ``--no-progress``, ``--debug`` and
+``--import MODULE`` are global: they work on every subcommand, before or after its name.
+Options are never abbreviated (``--data`` is not ``--data-root``).  Wrong input and file errors
 print one line ``memsim <command>: error: ...`` and exit 2 (:mod:`lab.cli.errors`);
 ``--debug`` shows the traceback instead.  The GA and sweep commands also take
 ``--executor serial|process|ray``, ``--workers``, ``--address`` and ``--gpus-per-worker``
@@ -40,7 +41,7 @@ from . import inspect as cli_inspect
 from . import profiles as cli_profiles
 from . import reproduce as cli_reproduce
 from . import train as cli_train
-from .common import add_global_options
+from .common import Parser, add_global_options, check_data_root, import_user_modules
 from .errors import command_name, error_line, user_error_types
 
 EPILOG = """\
@@ -65,7 +66,7 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``memsim`` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="memsim",
         description="Memristor crossbar simulator and GA-based hardware-aware training.",
         epilog=EPILOG,
@@ -106,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
+        check_data_root(args.data_root)
+        import_user_modules([*args.imports, *getattr(args, "imports_after", [])])
         return int(args.func(args) or 0)
     except BrokenPipeError:  # an OSError: handled before the error boundary below
         # output piped into e.g. `head`: stop quietly, like other Unix tools

@@ -1,0 +1,189 @@
+"""Sharp edges of the ``memsim`` command line: each is refused in one line, exit status 2.
+
+Abbreviated options, a missing ``--data-root``, ``--import`` of a user's own network,
+``--resume`` given a file, a conductance map of another chip, the ``compare`` help,
+``inspect --times`` and a mistyped ``sweep grid`` key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from cli_support import cli
+
+import models.checkpoint
+from lab.cli import build_parser
+from models.checkpoint import save_checkpoint
+from models.small import mlp
+
+MLP_KWARGS = {"in_features": 64, "hidden": (16,), "classes": 10}
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every parser below it, leaves and inner levels alike."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                found += _all_parsers(child)
+    return found
+
+
+@pytest.fixture
+def good(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    return save_checkpoint(
+        tmp_path / "good.pt", mlp(**MLP_KWARGS), {"dataset": "digits"}, arch="mlp",
+        model_kwargs=MLP_KWARGS,
+    )
+
+
+# -- options are never abbreviated -------------------------------------------------------------
+
+
+def test_no_parser_of_the_cli_accepts_abbreviated_options():
+    parsers = _all_parsers(build_parser())
+    progs = {p.prog for p in parsers}
+    # the root, the two-level commands and their subcommands are all walked
+    assert {"memsim", "memsim profiles", "memsim profiles fit", "memsim sweep grid"} <= progs
+    assert len(parsers) >= 17
+    assert [p.prog for p in parsers if p.allow_abbrev] == []
+
+
+def test_data_is_not_taken_for_data_root(capsys, good):
+    rc, out, err = cli(capsys, "evaluate", good, "--profile", "ideal", "--data", "mnist")
+    assert rc == 2 and out == ""
+    assert err.splitlines()[-1] == "memsim: error: unrecognized arguments: --data mnist"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_a_missing_data_root_is_refused(capsys, tmp_path, good, where):
+    root = ["--data-root", str(tmp_path / "nowhere")]
+    argv = ["evaluate", good, "--profile", "ideal", "--draws", "1", "--out", tmp_path / "o"]
+    rc, out, err = cli(capsys, *(root + argv if where == "before" else argv + root))
+    assert rc == 2 and out == ""
+    assert err.strip() == (
+        f"memsim evaluate: error: --data-root {tmp_path / 'nowhere'}: no such folder; expected "
+        "a folder with <dataset>.npz files"
+    )
+    assert not (tmp_path / "o").exists()
+    rc, _, err = cli(capsys, "profiles", "list", "--data-root", good)
+    assert rc == 2
+    assert err.strip() == (
+        f"memsim profiles: error: --data-root {good}: is a file; expected a folder with "
+        "<dataset>.npz files"
+    )
+
+
+# -- --import MODULE: a user's own network from the command line ---------------------------------
+
+NET_MODULE = """\
+from torch import nn
+
+import models
+
+
+class {cls}(nn.Module):
+    def __init__(self, width: int = 12) -> None:
+        super().__init__()
+        self.width = width
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(),
+                                 nn.Linear(width, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def init_kwargs(self):
+        return {{"width": self.width}}
+
+
+models.register_architecture("{arch}", {cls})
+"""
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """An own copy of the model registry and of ``sys.modules`` for the test."""
+    monkeypatch.setattr(models.checkpoint, "ARCHITECTURES", dict(models.checkpoint.ARCHITECTURES))
+    before = set(sys.modules)
+    yield models.checkpoint.ARCHITECTURES
+    for name in set(sys.modules) - before:
+        if name.startswith("issue27_"):
+            del sys.modules[name]
+
+
+def _own_network(tmp_path: Path, module: str, arch: str) -> Path:
+    """Write ``<module>.py`` registering ``arch``, and a checkpoint of it; return the checkpoint."""
+    source = NET_MODULE.format(cls="OwnNet", arch=arch)
+    (tmp_path / f"{module}.py").write_text(source)
+    namespace: dict = {}
+    exec(compile(source, f"{module}.py", "exec"), namespace)  # registers it in the copy
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / f"{arch}.pt", namespace["OwnNet"](8), {"dataset": "digits"})
+    del models.checkpoint.ARCHITECTURES[arch]  # as in a fresh `memsim` process
+    return ckpt
+
+
+def test_import_registers_a_users_network_before_the_command(
+    capsys, tmp_path, monkeypatch, registry
+):
+    ckpt = _own_network(tmp_path, "issue27_mynet", "issue27net")
+    monkeypatch.chdir(tmp_path)
+    argv = ["evaluate", ckpt, "--profile", "ideal", "--draws", "1", "--test-size", "20"]
+    rc, _, err = cli(capsys, *argv, "--out", "e0")
+    assert rc == 2 and "unknown architecture 'issue27net'" in err
+    assert "--import MODULE" in err
+    # a module name, found from the current folder, before the subcommand ...
+    rc, out, err = cli(capsys, "--import", "issue27_mynet", *argv, "--out", "e1")
+    assert rc == 0, err
+    assert "digital (no chip)" in out and (tmp_path / "e1" / "evaluate.json").is_file()
+    # ... or a .py file after it
+    del registry["issue27net"]
+    sys.modules.pop("issue27_mynet")
+    rc, out, err = cli(capsys, *argv, "--out", "e2", "--import", str(tmp_path / "issue27_mynet.py"))
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "expected"),
+    [
+        (
+            "issue27_absent",
+            None,
+            "--import issue27_absent: no module named 'issue27_absent' in the current folder or "
+            "on sys.path; give an importable module name or the path of a .py file",
+        ),
+        (
+            "issue27_absent.py",
+            None,
+            "--import issue27_absent.py: no such file; expected a module name or a .py file",
+        ),
+        (
+            "issue27_broken",
+            "import issue27_no_such_dependency\n",
+            "--import issue27_broken: importing it raised ModuleNotFoundError: No module named "
+            "'issue27_no_such_dependency' (--debug shows the traceback)",
+        ),
+        (
+            "issue27_raises",
+            "raise RuntimeError('no GPU here')\n",
+            "--import issue27_raises: importing it raised RuntimeError: no GPU here (--debug "
+            "shows the traceback)",
+        ),
+    ],
+)
+def test_a_module_that_cannot_be_imported_is_one_line(
+    capsys, tmp_path, monkeypatch, registry, good, module, source, expected
+):
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = cli(capsys, "--import", module, "evaluate", good, "--profile", "ideal")
+    assert rc == 2 and out == ""
+    assert err.strip() == f"memsim evaluate: error: {expected}"
+    assert textwrap.dedent(err).count("\n") == 1
