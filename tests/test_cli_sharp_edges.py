@@ -38,7 +38,10 @@ def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParse
 def good(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     return save_checkpoint(
-        tmp_path / "good.pt", mlp(**MLP_KWARGS), {"dataset": "digits"}, arch="mlp",
+        tmp_path / "good.pt",
+        mlp(**MLP_KWARGS),
+        {"dataset": "digits"},
+        arch="mlp",
         model_kwargs=MLP_KWARGS,
     )
 
@@ -187,3 +190,122 @@ def test_a_module_that_cannot_be_imported_is_one_line(
     assert rc == 2 and out == ""
     assert err.strip() == f"memsim evaluate: error: {expected}"
     assert textwrap.dedent(err).count("\n") == 1
+
+
+# -- misleading words and tracebacks ------------------------------------------------------------
+
+
+def test_resume_given_a_file_says_it_is_a_file(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.toml").write_text("[experiment]\n")
+    rc, out, err = cli(capsys, "ga", "--resume", "tiny.toml")
+    assert rc == 2 and out == ""
+    assert err.strip() == (
+        "memsim ga: error: --resume tiny.toml: is a file, not a run folder; give the run "
+        "folder <run-root>/ga/<name>-<timestamp>"
+    )
+    run = tmp_path / "runs" / "ga" / "tiny-20260101-000000"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    rc, _, err = cli(capsys, "ga", "--resume", run / "config.json")
+    assert rc == 2
+    assert err.strip() == (
+        f"memsim ga: error: --resume {run / 'config.json'}: is a file, not a run folder; "
+        f"its folder {run} is one"
+    )
+    rc, _, err = cli(capsys, "ga", "--resume", "nowhere")
+    assert err.strip() == "memsim ga: error: --resume nowhere: no such run folder"
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_compare_help_says_whether_aihwkit_is_installed(capsys, monkeypatch, installed):
+    import lab.cli.compare
+
+    monkeypatch.setattr(lab.cli.compare, "aihwkit_available", lambda: installed)
+    rc, out, _ = cli(capsys, "compare", "--help")
+    assert rc == 0
+    text = " ".join(out.split())
+    if installed:
+        assert "It needs IBM aihwkit, which is installed in this environment." in text
+        assert "not installed" not in text
+    else:
+        assert (
+            "It needs IBM aihwkit, which is not installed in this environment: pip install "
+            "'memsim[aihwkit]' (aihwkit==1.1.0)."
+        ) in text
+
+
+def test_evaluate_with_a_map_of_another_chip_is_one_line_as_inspect(capsys, tmp_path, good):
+    torch.manual_seed(1)
+    kwargs = dict(MLP_KWARGS, hidden=(8,))
+    other = save_checkpoint(
+        tmp_path / "other.pt",
+        mlp(**kwargs),
+        {"dataset": "digits"},
+        arch="mlp",
+        model_kwargs=kwargs,
+    )
+    chip = "rram_1t1r_yao2020"
+    rc, _, err = cli(
+        capsys,
+        "export",
+        other,
+        "--profile",
+        chip,
+        "--out",
+        tmp_path / "x",
+        "--quantity",
+        "programmed",
+    )
+    assert rc == 0, err
+    measured = tmp_path / "x" / "chip.csv"
+    rc, out, err = cli(
+        capsys,
+        "evaluate",
+        good,
+        "--profile",
+        chip,
+        "--draws",
+        "1",
+        "--conductances",
+        measured,
+        "--out",
+        tmp_path / "e",
+    )
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert err.startswith(f"memsim evaluate: error: {measured}: layer '1.weight', tile ")
+    rc, _, err_inspect = cli(
+        capsys,
+        "inspect",
+        good,
+        "--profile",
+        chip,
+        "--conductances",
+        measured,
+        "--out",
+        tmp_path / "i",
+    )
+    assert rc == 2
+    # the same message as inspect gives for the same file
+    assert err.split(": error: ", 1)[1] == err_inspect.split(": error: ", 1)[1]
+    assert not (tmp_path / "e").exists()
+
+
+def test_inspect_takes_times_as_drift(capsys, tmp_path, good, monkeypatch):
+    import lab.inspect_plots
+
+    seen = []
+
+    def fake_inspect(chip, out, *, times, max_tiles):
+        seen.append(times)
+        return []
+
+    monkeypatch.setattr(lab.inspect_plots, "inspect_chip", fake_inspect)
+    monkeypatch.chdir(tmp_path)
+    for option in (["--times", "1h", "1d"], ["--drift", "1h", "1d"], ["--times", "3600,1d"]):
+        rc, _, err = cli(capsys, "inspect", good, "--profile", "ideal", *option)
+        assert rc == 0, err
+    rc, _, _ = cli(capsys, "inspect", good, "--profile", "ideal")
+    assert rc == 0
+    assert seen == [[3600.0, 86400.0]] * 3 + [[1.0, 60.0, 3600.0, 86400.0, 2592000.0]]

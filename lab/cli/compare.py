@@ -30,6 +30,16 @@ INSTALL_HINT = (
 )
 
 
+def aihwkit_status() -> str:
+    """One sentence for the help: whether aihwkit is installed here (found, not imported)."""
+    if aihwkit_available():
+        return "It needs IBM aihwkit, which is installed in this environment."
+    return (
+        "It needs IBM aihwkit, which is not installed in this environment: "
+        "pip install 'memsim[aihwkit]'  (aihwkit==1.1.0)."
+    )
+
+
 def register(sub: Any) -> None:
     """Add the ``compare`` subcommand."""
     p = sub.add_parser(
@@ -37,7 +47,7 @@ def register(sub: Any) -> None:
         help="compare memsim with IBM aihwkit on a checkpoint (needs aihwkit)",
         description="Side-by-side memsim vs aihwkit: accuracy, output error and time per drift "
         "time, written to compare.json, compare.png and untranslated.md. --device moves "
-        "memsim's chip (aihwkit runs on the CPU). " + INSTALL_HINT.split(";")[0] + ".",
+        "memsim's chip (aihwkit runs on the CPU). " + aihwkit_status(),
     )
     add_checkpoint_arguments(p, drift_default="1h 1d")
     p.add_argument("--draws", type=positive_int, default=10, help="programming draws (default 10)")
