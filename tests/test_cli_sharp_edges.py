@@ -309,3 +309,50 @@ def test_inspect_takes_times_as_drift(capsys, tmp_path, good, monkeypatch):
     rc, _, _ = cli(capsys, "inspect", good, "--profile", "ideal")
     assert rc == 0
     assert seen == [[3600.0, 86400.0]] * 3 + [[1.0, 60.0, 3600.0, 86400.0, 2592000.0]]
+
+
+# -- sweep grid: every key and value is checked before anything is created ------------------
+
+
+@pytest.mark.parametrize(
+    ("axis", "expected"),
+    [
+        (
+            "adc.bitz=4,6",
+            "--grid adc.bitz: unknown key 'bitz' in [adc] of the device profile; known: bits, "
+            "bound, margin, mode",
+        ),
+        (
+            "ga.generationz=4,6",
+            "--grid ga.generationz: unknown key 'generationz' in [ga] of the experiment config; "
+            "known: checkpoint_dir, crossover, ",
+        ),
+        (
+            "device.g_min_uS.x=1,2",
+            "--grid device.g_min_uS.x: device.g_min_uS is a value of the device profile, not a "
+            "table",
+        ),
+        (
+            "adc.bits=4,40",
+            "--grid cell adc.bits=40: paper_2bit_5pct: invalid profile: field 'adc.bits': Input "
+            "should be less than or equal to 16 (got 40)",
+        ),
+        (
+            "ga.population_size=4,-1",
+            "--grid cell ga.population_size=-1: tiny.toml: invalid experiment config: "
+            "ga.population_size: ",
+        ),
+    ],
+)
+def test_a_bad_grid_key_or_value_creates_nothing(capsys, tmp_path, monkeypatch, axis, expected):
+    from cli_support import TINY_TOML
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.toml").write_text(TINY_TOML)
+    (tmp_path / "rr").mkdir()
+    rc, out, err = cli(capsys, "sweep", "grid", "tiny.toml", "--grid", axis, "--run-root", "rr")
+    assert rc == 2 and out == ""
+    assert err.startswith(f"memsim sweep grid: error: {expected}"), err
+    assert err.count("\n") == 1
+    assert list((tmp_path / "rr").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rr", "tiny.toml"]
