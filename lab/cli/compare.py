@@ -74,6 +74,14 @@ def register(sub: Any) -> None:
         action="store_false",
         help="run memsim with the full profile (not aligned to aihwkit)",
     )
+    p.add_argument(
+        "--unequal-layers",
+        dest="equal_layers",
+        action="store_false",
+        help="map onto memsim's tiles the layers aihwkit keeps digital (grouped and depthwise "
+        "convs); default: they stay digital on both sides, so that both simulate the same "
+        "layers",
+    )
     add_run_options(p)
     p.set_defaults(func=cmd_compare, supports_device=True)
 
@@ -127,6 +135,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 support_draws=args.support_draws,
                 data_root=args.data_root,
                 device=args.device,
+                equal_layers=args.equal_layers,
             )
         except ImportError as exc:
             raise CliError(f"aihwkit cannot be imported: {exc}") from exc
