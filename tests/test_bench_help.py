@@ -19,18 +19,34 @@ def test_no_bench_script_shadows_a_package():
     assert packages.isdisjoint(p.stem for p in SCRIPTS)
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=[str(s) for s in SCRIPTS])
-def test_help_prints_usage_and_runs_nothing(script, tmp_path):
+def _help(script, cwd) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / script), "--help"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[str(s) for s in SCRIPTS])
+def test_help_prints_usage_and_runs_nothing(script, tmp_path):
+    proc = _help(script, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: "), proc.stdout[:500]
     assert "-h, --help" in proc.stdout and proc.stderr == ""
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("script", "default"),
+    [
+        ("bench/cost_tradeoff.py", "runs/bench/cost_tradeoff"),
+        ("examples/make_measurements.py", "runs/examples/measurements.csv"),
+    ],
+)
+def test_scripts_write_outside_tracked_files_by_default(script, default, tmp_path):
+    text = " ".join(_help(script, tmp_path).stdout.split())
+    assert f"(default: {ROOT / default};" in text
