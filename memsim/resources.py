@@ -1,11 +1,13 @@
 """Memory a chip needs, estimated before anything is allocated.
 
-:func:`memsim.convert` calls :func:`check_convert_memory` first, so that a request the
-machine cannot hold (a 65536 x 65536 tile with IR drop on needs terabytes for its
-transfer matrices) is refused at once with an estimate, instead of swapping or being
-killed after minutes.  The estimates count the large tensors of the simulation, not
-every temporary, so they stay below the peak (measured: about 90 % of the peak resident
-memory of an exact and of a fast IR-drop chip): a refused request would fail anyway.
+:func:`memsim.convert` calls :func:`check_memory` first, so that a request the machine
+cannot hold (a 65536 x 65536 tile with IR drop on needs hundreds of GiB for its transfer
+matrices) is refused at once with an estimate, instead of swapping or being killed after
+minutes; :func:`memsim.export_chip` and :func:`memsim.import_conductances`, which build
+dense per-tile arrays, call :func:`check_tile_arrays`.  The estimates count the large
+tensors, not every temporary, so they stay below the peak (measured: about 90 % of the
+peak resident memory of an exact and of a fast IR-drop chip): a refused request would
+fail anyway.
 """
 
 from __future__ import annotations
@@ -170,4 +172,51 @@ def check_memory(
         f"{what}: the chip needs ~{_gib(need)} GiB for {weights:,} weights on "
         f"{len(layers)} analog layer(s); {have}; keep large layers digital or use a "
         "smaller model"
+    )
+
+
+EXPORT_BYTES_PER_CELL = 24
+"""Bytes :func:`memsim.export_chip` holds per tile cell (conductances, levels, faults,
+gains and the used mask of every layer at once; measured: 28)."""
+
+IMPORT_BYTES_PER_CELL = 24
+"""Bytes :func:`memsim.import_conductances` holds per tile cell of one layer."""
+
+
+def check_tile_arrays(
+    layouts: Sequence[tuple[str, TileLayout]],
+    bytes_per_cell: int,
+    *,
+    what: str,
+    at_once: bool,
+    available: int | None = None,
+) -> None:
+    """Refuse dense per-tile arrays (every cell of every tile) beyond the free memory.
+
+    Args:
+        layouts: ``(layer name, layout)`` of the chip's analog layers.
+        bytes_per_cell: Bytes held per tile cell.
+        what: The operation, for the message.
+        at_once: All layers' arrays are held together (else one layer at a time).
+        available: Free bytes (default: :func:`available_bytes` of the CPU).
+
+    Raises:
+        ChipMemoryError: The estimate exceeds the available memory; one line.
+
+    """
+    if not layouts:
+        return
+    free = available_bytes("cpu") if available is None else available
+    if free is None:
+        return
+    sizes = [(name, lay, lay.n_tiles * lay.rows * lay.cols) for name, lay in layouts]
+    cells = sum(c for *_, c in sizes) if at_once else max(c for *_, c in sizes)
+    need = bytes_per_cell * cells
+    if need <= free:
+        return
+    name, lay, _ = max(sizes, key=lambda t: t[2])
+    raise ChipMemoryError(
+        f"{what}: the per-tile arrays of {lay.rows}x{lay.cols} tiles need ~{_gib(need)} GiB "
+        f"({cells:,} cells; largest: layer {name!r}, {lay.n_tiles} tile(s)); this machine has "
+        f"{_gib(free)} GiB available; use smaller tiles (tile.rows, tile.cols)"
     )

@@ -31,7 +31,17 @@ def _huge_irdrop_profile(path):
     return path
 
 
-def test_huge_tiles_with_ir_drop_are_refused_within_seconds(tmp_path):
+@pytest.fixture
+def machine_64gib(monkeypatch):
+    """A machine with at most 64 GiB free, so that the refusals do not depend on the host."""
+    real = memsim.resources.available_bytes("cpu")
+    assert real is not None and real > 0  # /proc/meminfo or sysconf answered
+    free = min(real, 64 * 2**30)
+    monkeypatch.setattr(memsim.resources, "available_bytes", lambda device="cpu": free)
+    return free
+
+
+def test_huge_tiles_with_ir_drop_are_refused_within_seconds(tmp_path, machine_64gib):
     path = _huge_irdrop_profile(tmp_path / "huge.json")
     memsim.load_profile(path)  # the profile itself is valid: it is the chip that is too big
     start = time.perf_counter()
@@ -81,7 +91,31 @@ def test_the_estimate_grows_with_the_solve():
     assert 0 < irdrop_bytes(module_layout(layer, fast_profile), fast_profile) < exact
 
 
-def test_the_cli_refuses_it_in_one_line(capsys, tmp_path):
+def test_export_and_import_of_huge_tiles_are_refused(tmp_path, machine_64gib):
+    path = tmp_path / "huge.json"
+    path.write_text(
+        json.dumps(
+            {"name": "huge", "extends": "rram_wan2022", "tile": {"rows": 65536, "cols": 65536}}
+        )
+    )
+    torch.manual_seed(0)
+    chip = memsim.convert(nn.Linear(16, 10), path, seed=0)  # without IR drop: small
+    start = time.perf_counter()
+    with pytest.raises(ChipMemoryError) as info:
+        memsim.export_chip(chip, tmp_path / "chip.npz")
+    assert re.fullmatch(
+        r"memsim\.export_chip: the per-tile arrays of 65536x65536 tiles need ~96 GiB "
+        r"\(4,294,967,296 cells; largest: layer 'weight', 1 tile\(s\)\); this machine has "
+        r"[0-9.,]+ GiB available; use smaller tiles \(tile\.rows, tile\.cols\)",
+        str(info.value),
+    ), str(info.value)
+    with pytest.raises(ChipMemoryError, match=r"^memsim\.import_conductances: the per-tile"):
+        memsim.import_conductances(chip, tmp_path / "chip.npz")
+    assert time.perf_counter() - start < 30
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_the_cli_refuses_it_in_one_line(capsys, tmp_path, machine_64gib):
     path = _huge_irdrop_profile(tmp_path / "huge.json")
     kwargs = {"in_features": 64, "hidden": (16,), "classes": 10}
     ckpt = save_checkpoint(
