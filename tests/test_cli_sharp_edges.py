@@ -61,7 +61,18 @@ def test_no_parser_of_the_cli_accepts_abbreviated_options():
 def test_data_is_not_taken_for_data_root(capsys, good):
     rc, out, err = cli(capsys, "evaluate", good, "--profile", "ideal", "--data", "mnist")
     assert rc == 2 and out == ""
-    assert err.splitlines()[-1] == "memsim: error: unrecognized arguments: --data mnist"
+    assert err == (
+        "memsim evaluate: error: unrecognized arguments: --data mnist; options are never "
+        "abbreviated: did you mean --data-root?\n"
+    )
+    rc, _, err = cli(capsys, "sweep", "grid", "x.toml", "--grid", "ga.seed=1,2", "--seed", "2")
+    assert rc == 2
+    assert err == (
+        "memsim sweep grid: error: unrecognized arguments: --seed 2; options are never "
+        "abbreviated: did you mean --seeds?\n"
+    )
+    rc, _, err = cli(capsys, "profiles", "list", "--colour")
+    assert rc == 2 and err == "memsim profiles: error: unrecognized arguments: --colour\n"
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

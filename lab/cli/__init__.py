@@ -64,6 +64,34 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return leaves
 
 
+def _command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The (sub)parser of the command ``args`` ran: ``memsim evaluate``, ``memsim sweep grid``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _command_parser(action.choices[chosen], args)
+    return parser
+
+
+def _unrecognized(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
+) -> str:
+    """One error line for arguments no parser took, with the option an abbreviation meant."""
+    line = f"memsim {command_name(args)}: error: unrecognized arguments: {' '.join(extra)}"
+    known = sorted({o for a in _command_parser(parser, args)._actions for o in a.option_strings})
+    for word in extra:
+        name = word.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        meant = [o for o in known if o.startswith(name)]
+        if meant:
+            return f"{line}; options are never abbreviated: did you mean {' or '.join(meant)}?"
+    return line
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``memsim`` argument parser with every subcommand."""
     parser = Parser(
@@ -94,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 error)."""
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if extra:
+        print(_unrecognized(parser, args, extra), file=sys.stderr)
+        return 2
     if args.threads:
         import torch
 
