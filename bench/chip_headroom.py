@@ -1,8 +1,8 @@
 """How much a chip's own defects cost: the headroom of any chip-in-the-loop method.
 
-For a finished GA experiment run folder, every scored model (baseline, and the
-``weights/<method>.pt`` of ga, qat and defect_aware_oracle if present) is re-scored on the fitness chip and on a *defect-free* twin
-of that chip: the same profile and the same programming/read-noise draws, but no
+For a finished experiment run folder, every scored model (the baseline, and the
+``weights/<method>.pt`` of ga, qat and defect_aware_oracle if present) is re-scored on the
+fitness chip and on a *defect-free* twin of that chip: the same profile and the same programming/read-noise draws, but no
 stuck-at devices and no device-to-device variation.  The difference is what the chip's
 fixed defects cost those weights; a method that adapts the weights to this one chip
 (the GA's chip-in-the-loop fitness) can win back at most about that much over weights

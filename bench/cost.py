@@ -6,6 +6,7 @@ Target: the report costs under 20 % more than the forward pass it measures.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 
@@ -51,7 +52,8 @@ def bench(name: str, model: nn.Module, x: torch.Tensor, profile: str, reps: int)
     )
 
 
-if __name__ == "__main__":
+def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     torch.manual_seed(0)
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
     bench("MLP 784-256-10", mlp, torch.randn(256, 1, 28, 28), "rram_1t1r_yao2020", 100)
@@ -61,3 +63,7 @@ if __name__ == "__main__":
     dw = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.Conv2d(32, 64, 1))
     bench("depthwise 3x3 + pointwise, 16x16", dw, torch.randn(64, 32, 16, 16),
           "rram_wan2022", 60)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ Run: .venv/bin/python bench/cost_isaac.py
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -18,5 +19,6 @@ from lab.cost_isaac import format_comparison, isaac_comparison
 torch.set_num_threads(1)
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     rows, report = isaac_comparison(seed=0)
     print(format_comparison(rows, report))

@@ -3,10 +3,11 @@
 Trains a 784-256-10 MLP on MNIST for one epoch (seeded), then for each ADC resolution
 programs three chips of ``rram_1t1r_yao2020`` with that resolution, calibrates them on
 256 training images, and scores the test split; the energy per inference comes from
-:func:`memsim.cost_report` on 256 test images.  Writes ``docs/cost_tradeoff.png`` and
-the 8-bit energy breakdown ``docs/cost_energy_yao_mlp.png``.
+:func:`memsim.cost_report` on 256 test images.  Writes ``cost_tradeoff.png`` and the 8-bit
+energy breakdown ``cost_energy_yao_mlp.png`` into ``--out`` (default
+``runs/bench/cost_tradeoff``; ``--out docs`` regenerates the figures the docs show).
 
-Run: .venv/bin/python bench/cost_tradeoff.py [--data-root DIR] [--test-size N]
+Run: .venv/bin/python bench/cost_tradeoff.py [--data-root DIR] [--test-size N] [--out DIR]
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import memsim
 from lab.cost_plots import plot_accuracy_vs_energy, plot_energy_breakdown
-from models.data import calibration_images, load_dataset
+from models.data import calibration_images, load_dataset, resolve_data_root
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,12 +55,22 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> fl
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-root", default=str(ROOT.parent.parent / "shared" / "data"))
+    ap.add_argument(
+        "--data-root",
+        default=None,
+        help="folder with mnist.npz (default: $MEMSIM_DATA, shared/data, cache; as memsim)",
+    )
     ap.add_argument("--test-size", type=int, default=2000)
     ap.add_argument("--draws", type=int, default=3)
-    ap.add_argument("--out", default=str(ROOT / "docs"))
+    ap.add_argument(
+        "--out",
+        default=str(ROOT / "runs" / "bench" / "cost_tradeoff"),
+        help="folder for the two PNG files (default: %(default)s; docs/ holds the published "
+        "ones)",
+    )
     args = ap.parse_args()
-    train, test = load_dataset("mnist", root=args.data_root)
+    train, test = load_dataset("mnist", root=resolve_data_root(args.data_root))
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     model = train_mlp(train)
     x_test, y_test = test.images[: args.test_size], test.labels[: args.test_size]
     print(f"digital MLP test accuracy ({len(y_test)} images): "

@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/executors.py [--workers 2] [--generations 2] [--st
 [--val 200] [--data-root DIR] [--skip-sweep]``
 
 1. **GA population evaluation** (ProtoNet-MNIST at quick scale, population 10, Table 1
-   GA operators, ``--steps`` QAT steps per member, as ``bench/ga.py``): a
+   GA operators, ``--steps`` QAT steps per member, as ``bench/ga_speed.py``): a
    :class:`ga.GATrainer` evaluates through :class:`lab.parallel_fitness.ParallelFitness`
    under ``serial``, ``process`` with ``--workers`` and ``ray`` with ``--workers``.
    Printed: median seconds per generation over generations 1.. (generation 0 also starts

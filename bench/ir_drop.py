@@ -32,7 +32,7 @@ from torch import nn
 
 import memsim
 from memsim.irdrop import deviation_share, transfer_matrices
-from models.data import calibration_images, load_dataset
+from models.data import calibration_images, load_dataset, resolve_data_root
 from models.small import mlp
 from models.train import ClassifierConfig, train_classifier
 
@@ -223,7 +223,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="device for table (a)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--data-root", default="/work/shared/data")
+    ap.add_argument(
+        "--data-root",
+        default=None,
+        help="folder with mnist.npz (default: $MEMSIM_DATA, shared/data, cache; as memsim)",
+    )
     ap.add_argument("--scipy", default="64,128,256", help="tile sizes to time the scipy solve at")
     ap.add_argument("--skip", default="", help="tables to skip, e.g. 'c'")
     args = ap.parse_args()
@@ -234,7 +238,7 @@ def main() -> None:
         table_a(args.device, args.repeats, scipy_sizes)
     if "b" in args.skip and "c" in args.skip:
         return
-    train, test = load_dataset("mnist", root=args.data_root, download=False)
+    train, test = load_dataset("mnist", root=resolve_data_root(args.data_root), download=False)
     torch.manual_seed(0)
     model = mlp()
     cfg = ClassifierConfig(epochs=args.epochs, batch_size=128, lr=0.05, augment=False)

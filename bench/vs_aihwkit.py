@@ -25,7 +25,6 @@ Physics: moments of the programming error and of G(t)/G(t0) of one 1024x1024 lay
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from pathlib import Path
@@ -35,9 +34,8 @@ import torch
 import memsim
 from lab.compare import compare, duration_label, parse_duration, reference_model
 from memsim.backends import aihwkit as ab
+from models.data import load_dataset, resolve_data_root
 from models.small import lenet5, mlp
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def _time(fn, repeats: int) -> float:
@@ -86,9 +84,7 @@ def _bench_one(name: str, model, profile, t_s: float, args: argparse.Namespace) 
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    from models.data import load_dataset
-
-    train, test = load_dataset("mnist", root=args.data, download=False)
+    train, test = load_dataset("mnist", root=resolve_data_root(args.data), download=False)
     out = Path(args.out)
     for arch in ("mlp", "lenet5"):
         model, path = reference_model(
@@ -162,7 +158,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--limit", type=int, default=None, help="first N test images only")
     ap.add_argument("--eval-batch", type=int, default=1000)
-    ap.add_argument("--data", default=os.environ.get("MEMSIM_DATA", str(DATA)))
+    ap.add_argument(
+        "--data",
+        default=None,
+        help="folder with mnist.npz (default: $MEMSIM_DATA, shared/data, cache; as memsim)",
+    )
     ap.add_argument("--out", default="runs/aihwkit_compare")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

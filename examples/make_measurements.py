@@ -1,4 +1,4 @@
-"""Write ``examples/measurements.csv``: synthetic "measurements" of an RRAM test chip.
+"""Write synthetic "measurements" of an RRAM test chip (the data of examples/measurements.csv).
 
 The numbers are drawn with memsim's own device models (``memsim.fit.simulate_measurements``)
 from a made-up chip that differs from the shipped ``rram_wan2022`` profile, so a fit on
@@ -9,9 +9,11 @@ top of that base has something to find:
 * read noise: 0.8 % of the window;
 * stuck-at: 1 % of the devices at g_min and 2 % at g_max (a 4-target march test).
 
-Run from the repository root (seeded; the output is the same on every run)::
+Seeded: the output is the same on every run.  It goes to ``runs/examples/measurements.csv``
+(untracked) unless ``--out`` says otherwise; ``--out examples/measurements.csv`` rewrites
+the tracked copy that the README and the tests use::
 
-    python examples/make_measurements.py [--out examples/measurements.csv]
+    python examples/make_measurements.py [--out FILE.csv]
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ def test_chip() -> memsim.DeviceProfile:
 def main() -> None:
     """Draw and write the CSV."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=str(HERE / "measurements.csv"))
+    parser.add_argument(
+        "--out",
+        default=str(HERE.parent / "runs" / "examples" / "measurements.csv"),
+        help="CSV file to write (default: %(default)s; examples/measurements.csv is the "
+        "tracked copy)",
+    )
     args = parser.parse_args()
     tables = fit.simulate_measurements(
         test_chip(),

@@ -81,10 +81,10 @@ AUTO_EVALUATION: dict[str, EvaluationMode] = {
     "ProtoNet": EvaluationMode.SERIAL,
     "MobileNetV2CIFAR": EvaluationMode.SERIAL,
 }
-"""``evaluation="auto"``: the measured faster fine-tune per model class (``bench/ga.py``).
+"""``evaluation="auto"``: the measured faster fine-tune per model class (``bench/ga_speed.py``).
 
 Today every measured class is faster serially, so ``auto`` never picks the batched path
-for a shipped network; a class is listed here with ``BATCHED`` only after ``bench/ga.py``
+for a shipped network; a class is listed here with ``BATCHED`` only after ``bench/ga_speed.py``
 shows it faster, and classes not listed run serially.
 
 Measured on CPU (1 thread, population 10, quick scale), the batched fine-tune takes 2 to

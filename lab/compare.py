@@ -188,6 +188,7 @@ def compare(
     data_root: str | None = None,
     verbose: bool = True,
     device: str = "cpu",
+    equal_layers: bool = True,
 ) -> dict[str, Any]:
     """Run one model and profile through memsim and aihwkit and compare them.
 
@@ -210,6 +211,9 @@ def compare(
         data_root: Folder with ``<dataset>.npz`` (default: the usual search).
         verbose: Print the table (and progress) to stdout.
         device: Where memsim's chip runs (aihwkit and the digital reference: CPU).
+        equal_layers: Keep digital on memsim's side what aihwkit cannot map (grouped and
+            depthwise convs), so that both simulate the same layers; ``False``: an
+            unequal comparison, those layers on memsim's tiles only.
 
     Returns:
         The result dict that is also written as ``compare.json``.
@@ -258,6 +262,7 @@ def compare(
         data_desc=f"{data_desc}, {len(y)} images",
         verbose=verbose,
         device=device,
+        equal_layers=equal_layers,
     )
     result["memsim_device"] = device
     result["scoring"] = "nearest prototype" if task.is_protonet else "top-1"

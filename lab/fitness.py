@@ -29,7 +29,7 @@ Evaluation modes (``GAConfig.evaluation``):
   float rounding.  A model the batched fine-tune cannot run raises
   :class:`lab.batched.UnsupportedModelError` at the first evaluation.
 * ``auto``: ``batched`` where :data:`lab.batched.AUTO_EVALUATION` says it was measured
-  faster on CPU for the model's class (``bench/ga.py``), else ``serial``; an unsupported
+  faster on CPU for the model's class (``bench/ga_speed.py``), else ``serial``; an unsupported
   model also falls back to ``serial``.  The choice is a fixed table, not a timing
   probe, so a run and its resume always use the same path.
 

@@ -104,15 +104,3 @@ def apply_measured_conductances(chip: nn.Module, path: str | os.PathLike[str]) -
     log.info("memsim: loaded measured conductances from %s", path)
     return chip
 
-
-def parse_times(text: str) -> list[float]:
-    """Parse ``"1,1h,1d"`` into sorted seconds: the ``--drift`` syntax of every command."""
-    from lab.compare import parse_duration
-
-    try:
-        times = [parse_duration(t) for t in text.split(",") if t.strip()]
-    except ValueError as exc:
-        raise HardwareCliError(f"--times: {exc}") from None
-    if not times:
-        raise HardwareCliError(f"--times expects times >= 0, e.g. 1,1h,1d; got {text!r}")
-    return sorted(times)

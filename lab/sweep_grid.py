@@ -36,10 +36,13 @@ import json
 import os
 import statistics
 import time
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from lab.executors import ExecutorSpec, make_executor
 from lab.experiment_config import ConfigError, ExperimentConfig, load_config, parse_value
@@ -98,7 +101,112 @@ def parse_axis(text: str) -> GridAxis:
         )
     if len(key.split(".")) < 2:
         raise GridError(f"--grid {key}: expected section.key, e.g. faults.stuck_at_gmax_rate")
-    return GridAxis(key, parsed)
+    axis = GridAxis(key, parsed)
+    _check_key(axis)
+    return axis
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (``Model`` or ``Model | None``), else None."""
+    for cand in (annotation, *typing.get_args(annotation)):
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            return cand
+    return None
+
+
+def _check_key(axis: GridAxis) -> None:
+    """Refuse a key that the experiment-config or device-profile schema does not have."""
+    from memsim.profiles import DeviceProfile
+
+    parts = axis.key.split(".")
+    if not axis.on_profile:
+        section = ExperimentConfig.model_fields[parts[0]].annotation
+        fields = sorted(section.model_fields)  # type: ignore[union-attr]
+        if len(parts) != 2 or parts[1] not in fields:
+            raise GridError(
+                f"--grid {axis.key}: unknown key {'.'.join(parts[1:])!r} in [{parts[0]}] of the "
+                f"experiment config; known: {', '.join(fields)}"
+            )
+        return
+    model: type[BaseModel] | None = DeviceProfile
+    for i, part in enumerate(parts):
+        if model is None:  # a free-form table (e.g. aihwkit_noise_model.kwargs)
+            return
+        names = {n: n for n in model.model_fields}
+        names.update({f.alias: n for n, f in model.model_fields.items() if f.alias})
+        if part not in names:
+            where = ".".join(parts[:i])
+            raise GridError(
+                f"--grid {axis.key}: unknown key {part!r} in [{where}] of the device profile; "
+                f"known: {', '.join(sorted(names))}"
+            )
+        annotation = model.model_fields[names[part]].annotation
+        model = _model_of(annotation)
+        last = i == len(parts) - 1
+        if model is not None and last:
+            raise GridError(
+                f"--grid {axis.key}: [{axis.key}] is a table of the device profile; sweep one "
+                f"of its keys: {', '.join(sorted(model.model_fields))}"
+            )
+        free_table = annotation is dict or typing.get_origin(annotation) is dict
+        if model is None and not last and not free_table:
+            raise GridError(
+                f"--grid {axis.key}: {'.'.join(parts[: i + 1])} is a value of the device "
+                "profile, not a table"
+            )
+
+
+def check_cells(
+    config_path: str | os.PathLike[str],
+    axes: Sequence[GridAxis],
+    *,
+    scale: str | None = None,
+    overrides: Sequence[str] = (),
+) -> None:
+    """Validate every cell's config and profile in memory, before any file is written.
+
+    Raises:
+        GridError: A key of neither schema, or a value the schema refuses; one line
+            naming the cell's values.
+        ConfigError: The config file itself (or a ``--set``) is invalid.
+
+    """
+    import memsim
+    from lab.experiment import resolve_profile
+    from memsim.profiles import ProfileError
+    from models.baselines import get_recipe
+
+    for axis in axes:
+        _check_key(axis)
+    sets = list(overrides)
+    load_config(config_path, scale=scale, overrides=sets)  # type: ignore[arg-type]
+    for cell in cells(axes):
+        label = ", ".join(f"{k}={json.dumps(v)}" for k, v in cell.items())
+        on_config = {k: v for k, v in cell.items() if k.split(".")[0] not in profile_sections()}
+        cell_sets = [*sets, *(f"{k}={json.dumps(v)}" for k, v in on_config.items())]
+        try:
+            base = load_config(config_path, scale=scale, overrides=cell_sets)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            raise GridError(f"--grid cell {label}: {_one_line(str(exc))}") from exc
+        over: dict[str, Any] = {}
+        for k, v in cell.items():
+            if k.split(".")[0] in profile_sections():
+                over = _merge(over, _nested(k, v))
+        if not over:
+            continue
+        profile = resolve_profile(base, get_recipe(base.experiment.task, base.experiment.scale))
+        data = _merge(profile.model_dump(mode="json"), over)
+        try:
+            memsim.validate_profile(data, origin=profile.name)
+        except ProfileError as exc:
+            raise GridError(f"--grid cell {label}: {_one_line(str(exc))}") from exc
+
+
+def _one_line(text: str) -> str:
+    out = ""
+    for line in (t.strip() for t in text.splitlines() if t.strip()):
+        out += ("" if not out else " " if out.endswith(":") else "; ") + line
+    return out
 
 
 def cells(axes: Sequence[GridAxis]) -> list[dict[str, Any]]:
@@ -219,7 +327,8 @@ def run_grid(
         ``(state, out_dir)``; ``state["runs"]`` lists every (cell, seed).
 
     Raises:
-        GridError: No axis, ``seeds < 1``, or a resume folder of another grid.
+        GridError: No axis, ``seeds < 1``, a key or value the schemas refuse (before
+            anything is written, :func:`check_cells`), or a resume folder of another grid.
 
     """
     from lab.experiment import RESULTS_JSON, Experiment, prepare_inputs, run_experiment
@@ -232,6 +341,8 @@ def run_grid(
         raise GridError("sweep grid needs at least one --grid KEY=V1,V2,...")
     if seeds < 1:
         raise GridError(f"--seeds must be >= 1, got {seeds}")
+    # every key and value is checked before a folder or a cell file is created
+    check_cells(config_path, axes, scale=scale, overrides=overrides)
     config_path = Path(config_path)
     spec = {
         "config": str(config_path.resolve()),

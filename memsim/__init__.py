@@ -39,12 +39,14 @@ from .export import (
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 from .readback import DefectEstimate, estimate_defects, read_back
+from .resources import ChipMemoryError
 from .trim import clear_output_trim, output_trim, set_output_trim
 
 __all__ = [
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
+    "ChipMemoryError",
     "CostModelError",
     "CostReport",
     "ConductanceMap",

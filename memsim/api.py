@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, RangeMode, load_profile
+from .resources import check_memory, layer_memory, module_layout
 from .sampling import NoiseSampler
 
 
@@ -141,6 +142,8 @@ def convert(
     Raises:
         ValueError: An unmappable layer not named in ``digital``, a ``digital`` entry
             that matches nothing, a non-finite weight, or no layer to map.
+        memsim.ChipMemoryError: The chip would need more memory than is available
+            (checked before anything is allocated, :mod:`memsim.resources`).
 
     """
     prof = load_profile(profile)
@@ -151,6 +154,11 @@ def convert(
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
     for name, module in planned:
         _check_finite(f"memsim.convert: layer {name or '(root)'!r}", module.weight)
+    # before anything is allocated: a chip beyond the machine's memory is refused at once
+    check_memory(
+        [layer_memory(n, module_layout(m, prof), prof) for n, m in planned],  # type: ignore[arg-type]
+        planned[0][1].weight.device,
+    )
     analog = copy.deepcopy(model)
     targets = [(n, analog.get_submodule(n)) for n, _ in planned]
     for index, (name, module) in enumerate(targets):
@@ -188,17 +196,29 @@ def program(
 
     Args:
         model: A model returned by :func:`convert`.
-        weights: New target weights keyed ``"<module>.weight"`` like ``state_dict``;
-            layers not named keep their current targets.  ``None`` re-programs the
-            current targets.
+        weights: New target weights keyed ``"<module>.weight"`` like ``state_dict``,
+            as tensors (any float dtype and device); layers not named keep their
+            current targets.  ``None`` re-programs the current targets.
         seed: Seed of the new programming/read-noise draws (random if ``None``).
 
     Returns:
         ``model`` (modified in place).
 
+    Raises:
+        TypeError: ``weights`` is not a mapping, or a value is not a tensor (a nested
+            list or an array is refused, not guessed).
+        KeyError: A name that is not an analog layer's weight.
+        ValueError: A shape that does not fit its layer, or a non-finite weight.  A
+            refused call changes nothing.
+
     """
     layers = _layers(model)
     seed = _fresh_seed() if seed is None else int(seed)
+    if weights is not None and not isinstance(weights, Mapping):
+        raise TypeError(
+            "memsim.program: weights must be a mapping of '<module>.weight' names to tensors "
+            f"(like a state_dict), got {type(weights).__name__}"
+        )
     if weights is not None:
         known = {f"{n}.weight" if n else "weight": m for n, m in layers}
         unknown = sorted(set(weights) - set(known))
@@ -208,6 +228,11 @@ def program(
         # every weight is checked before any is copied: a refused call changes nothing
         for key, w in weights.items():
             layer = known[key]
+            if not isinstance(w, Tensor):
+                raise TypeError(
+                    f"memsim.program: weights[{key!r}] must be a torch.Tensor, got "
+                    f"{type(w).__name__}; convert it first, e.g. torch.as_tensor(value)"
+                )
             w = torch.as_tensor(w, dtype=layer.target.dtype, device=layer.target.device)
             if tuple(w.shape) != layer.weight_shape:
                 raise ValueError(
@@ -266,6 +291,15 @@ def _batch_input(batch: object) -> object:
     return batch
 
 
+def _check_calibration_batch(x: object, index: int | None) -> None:
+    if isinstance(x, Tensor) and x.numel() == 0:
+        which = "the calibration batch" if index is None else f"calibration batch {index}"
+        raise ValueError(
+            f"memsim.calibrate: {which} is empty (shape {tuple(x.shape)}); calibration needs "
+            "at least one input; the chip keeps its previous ranges"
+        )
+
+
 @torch.no_grad()
 def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Tensor]]) -> nn.Module:
     """Set the calibrated DAC/ADC ranges from one batch or an iterable of batches.
@@ -277,11 +311,14 @@ def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Ten
     batches stay finite.
 
     Raises:
-        ValueError: ``batches`` yielded no batch.  The ranges and the calibrated state
-            are then left as they were, as they are when a batch raises.
+        ValueError: ``batches`` yielded no batch, or an empty one (no input rows).  The
+            ranges and the calibrated state are then left as they were, as they are
+            when a batch raises.
 
     """
     layers = _layers(model)
+    if isinstance(batches, Tensor):
+        _check_calibration_batch(batches, None)
     saved = [(m.calibrated, m.dac_range.clone(), m.adc_range.clone()) for _, m in layers]
     for _, layer in layers:
         layer.calibrate_begin()
@@ -291,7 +328,9 @@ def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Ten
     try:
         n = 0
         for batch in [batches] if isinstance(batches, Tensor) else batches:
-            model(_batch_input(batch))
+            x = _batch_input(batch)
+            _check_calibration_batch(x, n)
+            model(x)
             n += 1
         if n == 0:
             raise ValueError(

@@ -35,6 +35,11 @@ from torch import nn
 from . import mapping
 from .layers import AnalogLayer, analog_layers
 from .profiles import RangeMode
+from .resources import (
+    EXPORT_BYTES_PER_CELL,
+    IMPORT_BYTES_PER_CELL,
+    check_tile_arrays,
+)
 
 SCHEMA = "memsim.conductance_map"
 """Value of the ``schema`` field of every conductance-map ``.npz``."""
@@ -310,8 +315,18 @@ def export_chip(
     Returns:
         The path of the main file written.
 
+    Raises:
+        memsim.ChipMemoryError: The dense per-tile arrays would not fit in memory
+            (checked first, :mod:`memsim.resources`).
+
     """
     layers = _chip_layers(chip)
+    check_tile_arrays(
+        [(n, m.layout) for n, m in layers],
+        EXPORT_BYTES_PER_CELL,
+        what="memsim.export_chip",
+        at_once=True,
+    )
     per_layer = [(name, layer_arrays(layer, quantity)) for name, layer in layers]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -721,10 +736,18 @@ def import_conductances(
     Raises:
         ConductanceMapError: The map does not fit the chip (names layer and tile).
         FileNotFoundError: No such file.
+        memsim.ChipMemoryError: The chip's dense per-tile arrays would not fit in memory
+            (checked first, :mod:`memsim.resources`).
 
     """
     if defects not in ("file", "keep"):
         raise ValueError(f"defects must be 'file' or 'keep', got {defects!r}")
+    check_tile_arrays(
+        [(n, m.layout) for n, m in analog_layers(chip)],
+        IMPORT_BYTES_PER_CELL,
+        what="memsim.import_conductances",
+        at_once=False,
+    )
     cmap = source if isinstance(source, ConductanceMap) else read_conductance_map(source)
     origin = str(cmap.path)
     layers = _chip_layers(chip)

@@ -82,7 +82,11 @@ def arch_name(model: nn.Module) -> str:
 def build_model(arch: str, model_kwargs: dict[str, Any]) -> nn.Module:
     """Instantiate a registered architecture."""
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
+        raise ValueError(
+            f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}; a network of "
+            "your own is registered with models.register_architecture in your module (on "
+            "the memsim command line: --import MODULE)"
+        )
     return ARCHITECTURES[arch](**model_kwargs)
 
 

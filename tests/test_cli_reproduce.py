@@ -54,6 +54,7 @@ def test_every_shipped_config_validates(scale):
 def test_table1_runs_rows_and_skips_unavailable_data(tmp_path, root, capsys):
     configs = tmp_path / "rows"
     configs.mkdir()
+    (tmp_path / "empty").mkdir()  # a --data-root with no datasets (a missing one is refused)
     (configs / "protonet_digits.toml").write_text(
         TINY_TOML.replace(
             "[experiment]\n", "[experiment]\npaper_baseline = 70.0\npaper_ga = 80.0\n"

@@ -94,6 +94,7 @@ def test_data_root_after_the_subcommand_is_where_data_is_read(capsys, tmp_path):
     torch.manual_seed(0)
     net = ProtoNet(in_channels=1, hidden=8)
     ckpt = save_checkpoint(tmp_path / "p.pt", net, {"dataset": "fashion_mnist"})
+    (tmp_path / "empty").mkdir()  # a missing --data-root is refused before any work
     rc, _, err = cli(
         capsys, "evaluate", ckpt, "--profile", "ideal", "--data-root", tmp_path / "empty"
     )

@@ -266,12 +266,26 @@ def test_inf_weights_given_to_program_are_refused_and_change_nothing():
         assert all(torch.equal(b[k], a[k]) for k in b)
 
 
-def test_program_accepts_float64_and_nested_lists():
+def test_program_accepts_float64_and_refuses_nested_lists():
     chip = memsim.convert(nn.Linear(2, 2, bias=False), "ideal", seed=0)
-    memsim.program(chip, {"weight": [[1.0, 2.0], [3.0, 4.0]]}, seed=1)
-    assert memsim.target_weights(chip)["weight"].tolist() == [[1.0, 2.0], [3.0, 4.0]]
     memsim.program(chip, {"weight": torch.eye(2, dtype=torch.float64)}, seed=1)
     assert torch.equal(memsim.effective_weights(chip)["weight"], torch.eye(2))
+    with pytest.raises(TypeError) as info:
+        memsim.program(chip, {"weight": [[1.0, 2.0], [3.0, 4.0]]}, seed=1)
+    assert str(info.value) == (
+        "memsim.program: weights['weight'] must be a torch.Tensor, got list; convert it "
+        "first, e.g. torch.as_tensor(value)"
+    )
+    with pytest.raises(TypeError, match=r"weights\['weight'\] must be a torch.Tensor, got ndarray"):
+        memsim.program(chip, {"weight": torch.zeros(2, 2).numpy()}, seed=1)
+    with pytest.raises(TypeError) as info:
+        memsim.program(chip, [torch.zeros(2, 2)], seed=1)  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "memsim.program: weights must be a mapping of '<module>.weight' names to tensors "
+        "(like a state_dict), got list"
+    )
+    # the refused calls changed nothing
+    assert torch.equal(memsim.target_weights(chip)["weight"], torch.eye(2))
 
 
 # -- 4. calibration -------------------------------------------------------------------------
@@ -294,6 +308,31 @@ def test_calibrate_on_nothing_is_refused_and_leaves_the_chip_uncalibrated(empty)
         "previous ranges"
     )
     assert not any(layer.calibrated for _, layer in memsim.analog_layers(chip))
+
+
+@pytest.mark.parametrize(
+    ("batches", "which"),
+    [
+        (torch.empty(0, 8), "the calibration batch is empty (shape (0, 8))"),
+        (
+            [torch.ones(2, 8), (torch.empty(0, 8), None)],
+            "calibration batch 1 is empty (shape (0, 8))",
+        ),
+    ],
+)
+def test_an_empty_calibration_batch_is_refused(batches, which):
+    chip = _linear_chip()
+    memsim.calibrate(chip, torch.ones(4, 8))
+    before = [(m.dac_range.clone(), m.adc_range.clone()) for _, m in memsim.analog_layers(chip)]
+    with pytest.raises(ValueError) as info:
+        memsim.calibrate(chip, batches)
+    assert str(info.value) == (
+        f"memsim.calibrate: {which}; calibration needs at least one input; the chip keeps "
+        "its previous ranges"
+    )
+    for (_, layer), (dac, adc) in zip(memsim.analog_layers(chip), before, strict=True):
+        assert layer.calibrated and torch.equal(layer.dac_range, dac)
+        assert torch.equal(layer.adc_range, adc)
 
 
 def test_failed_calibration_keeps_the_previous_ranges():

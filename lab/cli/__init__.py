@@ -16,8 +16,9 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim sweep grid CONFIG.toml --grid KEY=V1,V2,... [--seeds N]
     memsim demo
 
-``--threads``, ``--data-root``, ``--device``, ``--no-progress`` and ``--debug`` are global:
-they work on every subcommand, before or after its name.  Wrong input and file errors
+``--threads``, ``--data-root``, ``--device``, ``--no-progress``, ``--debug`` and
+``--import MODULE`` are global: they work on every subcommand, before or after its name.
+Options are never abbreviated (``--data`` is not ``--data-root``).  Wrong input and file errors
 print one line ``memsim <command>: error: ...`` and exit 2 (:mod:`lab.cli.errors`);
 ``--debug`` shows the traceback instead.  The GA and sweep commands also take
 ``--executor serial|process|ray``, ``--workers``, ``--address`` and ``--gpus-per-worker``
@@ -40,7 +41,7 @@ from . import inspect as cli_inspect
 from . import profiles as cli_profiles
 from . import reproduce as cli_reproduce
 from . import train as cli_train
-from .common import add_global_options
+from .common import Parser, add_global_options, check_data_root, import_user_modules
 from .errors import command_name, error_line, user_error_types
 
 EPILOG = """\
@@ -63,9 +64,37 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
     return leaves
 
 
+def _command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The (sub)parser of the command ``args`` ran: ``memsim evaluate``, ``memsim sweep grid``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _command_parser(action.choices[chosen], args)
+    return parser
+
+
+def _unrecognized(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]
+) -> str:
+    """One error line for arguments no parser took, with the option an abbreviation meant."""
+    line = f"memsim {command_name(args)}: error: unrecognized arguments: {' '.join(extra)}"
+    known = sorted({o for a in _command_parser(parser, args)._actions for o in a.option_strings})
+    for word in extra:
+        name = word.split("=", 1)[0]
+        if not name.startswith("--"):
+            continue
+        meant = [o for o in known if o.startswith(name)]
+        if meant:
+            return f"{line}; options are never abbreviated: did you mean {' or '.join(meant)}?"
+    return line
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the ``memsim`` argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="memsim",
         description="Memristor crossbar simulator and GA-based hardware-aware training.",
         epilog=EPILOG,
@@ -94,7 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (0 ok, 1 failed check, 2 error)."""
     parser = build_parser()
     command_line = [str(a) for a in (sys.argv[1:] if argv is None else argv)]
-    args = parser.parse_args(command_line)
+    args, extra = parser.parse_known_args(command_line)
+    if extra:
+        print(_unrecognized(parser, args, extra), file=sys.stderr)
+        return 2
     args.command_line = command_line  # what a results file records as its command
     if args.threads:
         import torch
@@ -108,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     try:
+        check_data_root(args.data_root)
+        import_user_modules([*args.imports, *getattr(args, "imports_after", [])])
         return int(args.func(args) or 0)
     except BrokenPipeError:  # an OSError: handled before the error boundary below
         # output piped into e.g. `head`: stop quietly, like other Unix tools

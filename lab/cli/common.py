@@ -4,14 +4,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
+import importlib.util
 import math
-from collections.abc import Callable, Iterator
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 DEFAULT_RUN_ROOT = "runs"
 
 
 class CliError(Exception):
     """A user-facing error: printed as ``memsim CMD: error: ...``, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser class of ``memsim`` and of every subcommand: no abbreviated options.
+
+    With argparse's default ``allow_abbrev=True``, ``memsim evaluate CKPT --data mnist``
+    was read as ``--data-root mnist``; an option must be spelled out.  Subparsers made
+    with ``add_subparsers().add_parser`` get this class (argparse uses the class of the
+    parent parser), so one class covers every level.
+    """
+
+    def __init__(self, *args: object, allow_abbrev: bool = False, **kwargs: object) -> None:
+        """``argparse.ArgumentParser`` with ``allow_abbrev`` off by default."""
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)  # type: ignore[arg-type]
 
 
 def positive_int(text: str) -> int:
@@ -128,6 +147,92 @@ def add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> No
         action="store_false",
         default=default(True),
         help="no progress bars",
+    )
+    # its own destination per level: a subparser fills a fresh namespace and copies it
+    # over the root's, which would drop the modules given before the subcommand
+    g.add_argument(
+        "--import",
+        dest="imports_after" if suppress else "imports",
+        action="append",
+        default=default([]),
+        metavar="MODULE",
+        help="import MODULE (a module name, found from the current folder too, or a .py "
+        "file) before the command runs, e.g. one that calls models.register_architecture; "
+        "repeatable",
+    )
+
+
+def check_data_root(data_root: str | None) -> None:
+    """Refuse a ``--data-root`` that is not an existing folder (:class:`CliError`)."""
+    if data_root is None:
+        return
+    path = Path(data_root)
+    if path.is_dir():
+        return
+    what = "is a file" if path.exists() else "no such folder"
+    raise CliError(f"--data-root {data_root}: {what}; expected a folder with <dataset>.npz files")
+
+
+def import_user_modules(specs: Sequence[str]) -> None:
+    """Import each ``--import`` MODULE: a module name or the path of a ``.py`` file.
+
+    A module name is looked up from the current folder first (as ``python -m`` does),
+    then on ``sys.path``.
+
+    Raises:
+        CliError: A module that is not found, or whose import raises; one line.
+
+    """
+    for spec in specs:
+        if spec.endswith(".py") or os.sep in spec:
+            _import_file(spec)
+            continue
+        cwd = os.getcwd()
+        added = cwd not in sys.path and "" not in sys.path
+        if added:
+            sys.path.insert(0, cwd)
+        try:
+            importlib.import_module(spec)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not (spec == exc.name or spec.startswith(exc.name + ".")):
+                raise CliError(_import_failed(spec, exc)) from exc
+            raise CliError(
+                f"--import {spec}: no module named {exc.name!r} in the current folder or on "
+                "sys.path; give an importable module name or the path of a .py file"
+            ) from exc
+        except Exception as exc:
+            raise CliError(_import_failed(spec, exc)) from exc
+        finally:
+            if added:
+                sys.path.remove(cwd)
+
+
+def _import_file(spec: str) -> None:
+    path = Path(spec)
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "no such file"
+        raise CliError(f"--import {spec}: {what}; expected a module name or a .py file")
+    name = path.stem
+    if not name.isidentifier():
+        raise CliError(f"--import {spec}: {name!r} is not a valid module name")
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None or module_spec.loader is None:
+        raise CliError(f"--import {spec}: not a Python source file")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise CliError(_import_failed(spec, exc)) from exc
+
+
+def _import_failed(spec: str, exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return (
+        f"--import {spec}: importing it raised {type(exc).__name__}"
+        + (f": {first}" if first else "")
+        + " (--debug shows the traceback)"
     )
 
 

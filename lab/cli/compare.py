@@ -30,6 +30,16 @@ INSTALL_HINT = (
 )
 
 
+def aihwkit_status() -> str:
+    """One sentence for the help: whether aihwkit is installed here (found, not imported)."""
+    if aihwkit_available():
+        return "It needs IBM aihwkit, which is installed in this environment."
+    return (
+        "It needs IBM aihwkit, which is not installed in this environment: "
+        "pip install 'memsim[aihwkit]'  (aihwkit==1.1.0)."
+    )
+
+
 def register(sub: Any) -> None:
     """Add the ``compare`` subcommand."""
     p = sub.add_parser(
@@ -37,7 +47,7 @@ def register(sub: Any) -> None:
         help="compare memsim with IBM aihwkit on a checkpoint (needs aihwkit)",
         description="Side-by-side memsim vs aihwkit: accuracy, output error and time per drift "
         "time, written to compare.json, compare.png and untranslated.md. --device moves "
-        "memsim's chip (aihwkit runs on the CPU). " + INSTALL_HINT.split(";")[0] + ".",
+        "memsim's chip (aihwkit runs on the CPU). " + aihwkit_status(),
     )
     add_checkpoint_arguments(p, drift_default="1h 1d")
     p.add_argument("--draws", type=positive_int, default=10, help="programming draws (default 10)")
@@ -63,6 +73,14 @@ def register(sub: Any) -> None:
         dest="align",
         action="store_false",
         help="run memsim with the full profile (not aligned to aihwkit)",
+    )
+    p.add_argument(
+        "--unequal-layers",
+        dest="equal_layers",
+        action="store_false",
+        help="map onto memsim's tiles the layers aihwkit keeps digital (grouped and depthwise "
+        "convs); default: they stay digital on both sides, so that both simulate the same "
+        "layers",
     )
     add_run_options(p)
     p.set_defaults(func=cmd_compare, supports_device=True)
@@ -117,6 +135,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 support_draws=args.support_draws,
                 data_root=args.data_root,
                 device=args.device,
+                equal_layers=args.equal_layers,
             )
         except ImportError as exc:
             raise CliError(f"aihwkit cannot be imported: {exc}") from exc

@@ -21,7 +21,9 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from ga.checkpoint import CheckpointCorruptError, CheckpointMismatchError
     from lab.experiment import ExperimentError
     from lab.experiment_config import ConfigError
+    from lab.hardware import HardwareCliError
     from memsim.profiles import ProfileError
+    from memsim.resources import ChipMemoryError
     from models.baselines import RecipeError
     from models.checkpoint import CheckpointError
     from models.data import DatasetFileError, DatasetNotFoundError
@@ -33,6 +35,8 @@ def user_error_types() -> tuple[type[BaseException], ...]:
         ConfigError,
         ExperimentError,
         ProfileError,
+        ChipMemoryError,
+        HardwareCliError,
         RecipeError,
         DatasetNotFoundError,
         DatasetFileError,

@@ -226,7 +226,13 @@ def cmd_ga(args: argparse.Namespace) -> int:
         else:
             resume_dir = Path(args.resume)
             if resume_dir.is_file():
-                raise CliError(f"--resume {resume_dir}: a file, not a run folder")
+                parent = resume_dir.parent
+                hint = (
+                    f"; its folder {parent} is one"
+                    if (parent / CONFIG_JSON).is_file()
+                    else "; give the run folder <run-root>/ga/<name>-<timestamp>"
+                )
+                raise CliError(f"--resume {resume_dir}: is a file, not a run folder{hint}")
             if not resume_dir.is_dir():
                 raise CliError(f"--resume {resume_dir}: no such run folder")
         if config is None:

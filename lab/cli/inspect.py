@@ -2,7 +2,8 @@
 
 Writes to ``--out`` (default ``runs/inspect/<checkpoint>-<profile>``): a conductance
 histogram per layer (targets against programmed), a fault map per tile of each layer,
-G(t) drift curves of sample devices at the ``--times``, and the tile utilization.
+G(t) drift curves of sample devices at the ``--drift`` times (``--times`` is the same
+option), and the tile utilization.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lab.cli.common import as_cli_errors
-from lab.hardware import HardwareCliError, add_chip_arguments, load_chip, parse_times
+from lab.cli.common import as_cli_errors, drift_times, flatten_drift
+from lab.hardware import HardwareCliError, add_chip_arguments, load_chip
+
+DEFAULT_TIMES = [1.0, 60.0, 3600.0, 86400.0, 2592000.0]
+"""Drift times of the G(t) curves without ``--drift``: 1 s, 1 min, 1 h, 1 d, 30 d."""
 
 
 def register(sub: Any) -> None:
@@ -26,10 +30,15 @@ def register(sub: Any) -> None:
     add_chip_arguments(p)
     p.add_argument("--out", default=None, metavar="DIR", help="folder for the PNG files")
     p.add_argument(
+        "--drift",
         "--times",
-        default="1,60,3600,86400,2592000",
-        metavar="T1,T2,...",
-        help="drift times in seconds for the G(t) curves (default 1 s .. 30 days)",
+        dest="drift",
+        type=drift_times,
+        nargs="+",
+        default=None,
+        metavar="T",
+        help="drift times of the G(t) curves: 1h 1d 1y or seconds, comma-separated too "
+        "(default: 1s 1min 1h 1d 30d); --times is the same option",
     )
     p.add_argument(
         "--max-tiles", type=int, default=16, help="tiles per layer in the fault maps (default 16)"
@@ -42,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the chip and write the figures."""
     from lab.inspect_plots import inspect_chip
 
-    times = parse_times(args.times) if isinstance(args.times, str) else list(args.times)
+    times = flatten_drift(args.drift) or list(DEFAULT_TIMES)
     if args.max_tiles < 1:
         raise HardwareCliError(f"--max-tiles must be >= 1, got {args.max_tiles}")
     chip, _ = load_chip(

@@ -646,6 +646,8 @@ class LayerMapping:
         memsim_tiles: memsim tiles of the layer.
         aihwkit_tiles: aihwkit tiles of the layer (0 when digital).
         note: Why a layer is digital, or how the tilings differ.
+        memsim: ``"analog"`` or ``"digital"`` on memsim's side (a comparison keeps a
+            layer digital on both sides when aihwkit cannot map it).
 
     """
 
@@ -657,6 +659,7 @@ class LayerMapping:
     memsim_tiles: int
     aihwkit_tiles: int
     note: str = ""
+    memsim: str = "analog"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -721,6 +724,15 @@ def _plan_layers(model: nn.Module, profile: DeviceProfile) -> list[LayerMapping]
     return out
 
 
+def aihwkit_digital_layers(model: nn.Module, profile: DeviceProfile | str) -> list[LayerMapping]:
+    """The ``nn.Linear`` / ``nn.Conv2d`` layers aihwkit keeps digital (grouped convs).
+
+    :func:`convert` leaves them as torch layers; a like-for-like comparison keeps them
+    digital on memsim's side too (``memsim.convert(..., digital=[r.name for r in ...])``).
+    """
+    return [r for r in _plan_layers(model, load_profile(profile)) if r.aihwkit == "digital"]
+
+
 def _layer_table(layers: list[LayerMapping]) -> str:
     lines = [
         "| layer | kind | aihwkit | memsim tiles (rows) | aihwkit tiles (rows) | note |",
@@ -730,9 +742,13 @@ def _layer_table(layers: list[LayerMapping]) -> str:
         a_rows = (
             f"{r.aihwkit_tiles} ({'+'.join(map(str, r.aihwkit_rows))})" if r.aihwkit_rows else "-"
         )
+        m_rows = (
+            "digital"
+            if r.memsim == "digital"
+            else f"{r.memsim_tiles} ({'+'.join(map(str, r.memsim_rows))})"
+        )
         lines.append(
-            f"| `{r.name}` | {r.kind} | {r.aihwkit} | {r.memsim_tiles} "
-            f"({'+'.join(map(str, r.memsim_rows))}) | {a_rows} | {md_cell(r.note)} |"
+            f"| `{r.name}` | {r.kind} | {r.aihwkit} | {m_rows} | {a_rows} | {md_cell(r.note)} |"
         )
     return "\n".join(lines)
 

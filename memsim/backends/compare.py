@@ -13,6 +13,11 @@ the profile restricted to what aihwkit can express, so that both codes model the
 physics.  ``align=False`` runs memsim with the full profile instead; the knob table then
 lists what aihwkit leaves out.
 
+Both sides also simulate the same layers: what aihwkit cannot map (grouped and depthwise
+convolutions, :func:`memsim.backends.aihwkit.aihwkit_digital_layers`) stays digital on
+memsim's side too, and the output says so first.  ``equal_layers=False`` (``memsim compare
+--unequal-layers``) maps them onto memsim's tiles only: an unequal comparison.
+
 This module takes a model and tensors; checkpoints, datasets, ProtoNet support sets and
 the output files are the experiment layer's (:mod:`lab.compare`, ``memsim compare``).
 """
@@ -20,6 +25,7 @@ the output files are the experiment layer's (:mod:`lab.compare`, ``memsim compar
 from __future__ import annotations
 
 import copy
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -91,6 +97,7 @@ def compare(
     data_desc: str = "tensors",
     verbose: bool = True,
     device: torch.device | str = "cpu",
+    equal_layers: bool = True,
 ) -> dict[str, Any]:
     """Run one model and profile through memsim and aihwkit and compare them.
 
@@ -118,6 +125,9 @@ def compare(
             reference and aihwkit run on the CPU.  Chip seeds give the same chip on any
             device, because memsim draws its noise on the CPU.  ``accuracy`` must accept
             a model on ``device`` (``lab.scoring.digital_scorer`` does).
+        equal_layers: Keep digital on memsim's side the layers aihwkit cannot map, so
+            that both simulate the same layers (default); ``False`` maps them onto
+            memsim's tiles only (an unequal comparison, said in the output).
 
     Returns:
         The result as a JSON-able dict (``digital_accuracy``, ``times``, knobs, layers).
@@ -135,6 +145,10 @@ def compare(
     if accuracy is None and y is None:
         raise ValueError("give the labels y or an accuracy function")
     calib = x[:batch_size] if calibration is None else calibration
+    unmapped = ab.aihwkit_digital_layers(model, ms_profile)
+    both_digital = [r.name for r in unmapped] if equal_layers else []
+    if verbose and unmapped:
+        print(_layers_line(unmapped, equal_layers), flush=True)
     where = torch.device(device)
     # memsim's side on its device: a copy of the model, the inputs and the calibration batch
     ms_model = model if where.type == "cpu" else copy.deepcopy(model).to(where)
@@ -160,7 +174,7 @@ def compare(
         # memsim: one conversion, then re-programming on the same chip for later draws.
         t0 = time.perf_counter()
         if chip is None:
-            chip = api.convert(ms_model, ms_profile, seed=s)
+            chip = api.convert(ms_model, ms_profile, seed=s, digital=both_digital)
         else:
             api.program(chip, seed=s)
         if api.needs_calibration(chip):
@@ -201,7 +215,15 @@ def compare(
                 f"{rec['aihwkit'][last]['acc'][-1]:.2f}%",
                 flush=True,
             )
-    assert dep is not None
+    assert dep is not None and chip is not None
+    if both_digital:
+        note = "aihwkit supports one group only: digital (exact) on both sides"
+        dep.layers = [
+            dataclasses.replace(r, memsim="digital", note=f"{r.note.split(':')[0]}: {note}")
+            if r.name in both_digital
+            else r
+            for r in dep.layers
+        ]
 
     rows = []
     for t in times:
@@ -243,6 +265,10 @@ def compare(
         "knobs": [k.as_dict() for k in dep.translation.knobs],
         "untranslated": [k.as_dict() for k in dep.translation.untranslated()],
         "layers": [r.as_dict() for r in dep.layers],
+        "equal_layers": equal_layers,
+        "digital_both_sides": both_digital,
+        "digital_aihwkit_only": [r.name for r in unmapped if r.name not in both_digital],
+        "memsim_analog_layers": [n for n, _ in analog_layers(chip)],
         "versions": {"torch": torch.__version__, "aihwkit": aihwkit.__version__},
     }
     result["knob_report"] = knob_report(result, dep)
@@ -251,11 +277,34 @@ def compare(
     return result
 
 
+def _layers_line(unmapped: Sequence[Any], equal_layers: bool) -> str:
+    """The first line of the output when aihwkit cannot map every layer."""
+    what = ", ".join(f"{r.name} ({r.note.split(':')[0]})" for r in unmapped)
+    if equal_layers:
+        return (
+            f"digital on both sides (aihwkit cannot map them, so memsim keeps them digital "
+            f"too): {what}; memsim compare --unequal-layers maps them onto memsim's tiles only"
+        )
+    return f"UNEQUAL LAYERS: digital on the aihwkit side only, on tiles on memsim's side: {what}"
+
+
 def knob_report(result: dict[str, Any], dep: Any) -> str:
     """Markdown: the alignment, the knobs aihwkit does not translate exactly, the layers."""
     from . import aihwkit as ab
 
     lines = [f"# memsim vs aihwkit: {result['model']}, profile {result['profile']}", ""]
+    if result.get("digital_both_sides"):
+        lines += [
+            "Digital on both sides (aihwkit cannot map them): "
+            + ", ".join(f"`{n}`" for n in result["digital_both_sides"]),
+            "",
+        ]
+    if result.get("digital_aihwkit_only"):
+        lines += [
+            "**Unequal layers**: digital on the aihwkit side only, on tiles on memsim's side: "
+            + ", ".join(f"`{n}`" for n in result["digital_aihwkit_only"]),
+            "",
+        ]
     if result["alignment"]:
         lines += [
             "## memsim side aligned to what aihwkit can express",
@@ -296,7 +345,15 @@ def format_table(result: dict[str, Any]) -> str:
         f"{'memsim relerr':>14} {'aihwkit relerr':>15} {'memsim s':>9} {'aihwkit s':>10} "
         f"{'speedup':>8}"
     )
-    lines = [head, cols]
+    lines = [head]
+    if result.get("digital_both_sides"):
+        lines.append(f"digital on both sides: {', '.join(result['digital_both_sides'])}")
+    if result.get("digital_aihwkit_only"):
+        lines.append(
+            "UNEQUAL LAYERS, digital on the aihwkit side only: "
+            + ", ".join(result["digital_aihwkit_only"])
+        )
+    lines.append(cols)
     for r in result["times"]:
         m, a = r["memsim"], r["aihwkit"]
         lines.append(
@@ -311,7 +368,4 @@ def format_table(result: dict[str, Any]) -> str:
         f"knobs not translated exactly: {n_un}"
         + (" (" + ", ".join(k["field"] for k in result["untranslated"]) + ")" if n_un else "")
     )
-    digital = [r["name"] for r in result["layers"] if r["aihwkit"] == "digital"]
-    if digital:
-        lines.append(f"digital on the aihwkit side: {', '.join(digital)}")
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """GA generation time: batched vs serial population evaluation, and the GA's own overhead.
 
-Run: ``.venv/bin/python bench/ga.py [--population 10] [--generations 1] [--steps 3]
+Run: ``.venv/bin/python bench/ga_speed.py [--population 10] [--generations 1] [--steps 3]
 [--val 200] [--threads 1] [--tasks protonet-mnist,mobilenetv2-cifar10] [--data-root DIR]``
 
 For ProtoNet-MNIST and MobileNetV2-CIFAR10 at quick scale (the ``models.baselines``
@@ -31,27 +31,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-# run as a script, this file's folder comes first on sys.path and "ga" would import this
-# file instead of the package
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+# named ga_speed.py, not ga.py: run as a script, this folder comes first on sys.path, and a
+# bench/ga.py would shadow the package ga for every bench script (bench/vs_aihwkit.py too)
+import torch
 
-import torch  # noqa: E402
-
-from ga import GAConfig, GATrainer, Genome  # noqa: E402
-from lab.batched import auto_evaluation  # noqa: E402
-from lab.task_fitness import TaskFitness  # noqa: E402
-from models.baselines import get_recipe  # noqa: E402
-from models.checkpoint import build_model  # noqa: E402
-from models.data import load_dataset, train_val_split  # noqa: E402
-from models.evaluate import paper_profile  # noqa: E402
-from models.tasks import make_task  # noqa: E402
+from ga import GAConfig, GATrainer, Genome
+from lab.batched import auto_evaluation
+from lab.task_fitness import TaskFitness
+from models.baselines import get_recipe
+from models.checkpoint import build_model
+from models.data import load_dataset, train_val_split
+from models.evaluate import paper_profile
+from models.tasks import make_task
 
 TASKS = ("protonet-mnist", "mobilenetv2-cifar10")
 MODES = ("serial", "batched")
