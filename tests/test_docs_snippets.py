@@ -49,3 +49,12 @@ def test_readme_python_block_numbers_are_not_pasted():
     # the quick start prints what it measures; it never states a measured accuracy
     for code in _blocks("python"):
         assert not re.search(r"#.*\d+\.\d+ ?%", code)
+
+
+def test_readme_links_point_at_files_of_the_checkout():
+    text = README.read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if "://" not in link]
+    assert local, "README.md links into the docs"
+    missing = [link for link in local if not (ROOT / link).exists()]
+    assert not missing, f"README.md links to missing files: {missing}"
