@@ -15,6 +15,7 @@ Subcommands (``memsim <command> --help`` for each)::
     memsim sweep figures [--scale quick|paper]
     memsim sweep grid CONFIG.toml --grid KEY=V1,V2,... [--seeds N]
     memsim demo
+    memsim --version
 
 ``--threads``, ``--data-root``, ``--device``, ``--no-progress``, ``--debug`` and
 ``--import MODULE`` are global: they work on every subcommand, before or after its name.
@@ -50,6 +51,26 @@ or the download cache (~/.cache/memsim); 'digits' is bundled with scikit-learn.
 Runs are written under --run-root (default runs/); an existing run folder is never
 overwritten. --out is always the folder a command writes into.
 """
+
+
+def version() -> str:
+    """The installed memsim version, or the one in ``pyproject.toml`` of a plain checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("memsim")
+    except PackageNotFoundError:
+        import re
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            text = pyproject.read_text(encoding="utf-8")
+        except OSError:
+            return "unknown"
+        match = re.search(r'^version\s*=\s*"([^"]+)"', text, flags=re.MULTILINE)
+        return match.group(1) if match else "unknown"
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -99,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Memristor crossbar simulator and GA-based hardware-aware training.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"memsim {version()}", help="print the version"
     )
     add_global_options(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
