@@ -4,9 +4,9 @@ For a finished experiment run folder, every scored model (the baseline, and the
 ``weights/<method>.pt`` of ga, qat and defect_aware_oracle if present) is re-scored on the
 fitness chip and on a *defect-free* twin of that chip: the same profile and the same
 programming/read-noise draws, but no stuck-at devices and no device-to-device variation.
-The difference is what the chip's fixed defects cost those weights; a method that adapts the weights to this one chip
-(the GA's chip-in-the-loop fitness) can win back at most about that much over weights
-that ignore the chip, unless it is also a better trainer.
+The difference is what the chip's fixed defects cost those weights; a method that adapts
+the weights to this one chip (the GA's chip-in-the-loop fitness) can win back at most
+about that much over weights that ignore the chip, unless it is also a better trainer.
 
 Usage::
 
