@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import memsim  # noqa: E402
-from lab.experiment import Inputs, prepare_inputs  # noqa: E402
-from lab.experiment_config import ExperimentConfig  # noqa: E402
-from lab.run_context import RunContext, shift_seeds  # noqa: E402
-from lab.scoring import paired_delta  # noqa: E402
+from lab.experiment.config import ExperimentConfig  # noqa: E402
+from lab.experiment.context import RunContext, shift_seeds  # noqa: E402
+from lab.experiment.inputs import Inputs, prepare_inputs  # noqa: E402
+from lab.fitness.scoring import paired_delta  # noqa: E402
 
 WEIGHTS = {
     "baseline": None,

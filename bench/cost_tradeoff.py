@@ -24,7 +24,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import memsim
-from lab.cost_plots import plot_accuracy_vs_energy, plot_energy_breakdown
+from lab.plots.cost import plot_accuracy_vs_energy, plot_energy_breakdown
 from models.data import calibration_images, load_dataset, resolve_data_root
 
 torch.set_num_threads(1)

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/executors.py [--workers 2] [--generations 2] [--st
 
 1. **GA population evaluation** (ProtoNet-MNIST at quick scale, population 10, Table 1
    GA operators, ``--steps`` QAT steps per member, as ``bench/ga_speed.py``): a
-   :class:`ga.GATrainer` evaluates through :class:`lab.parallel_fitness.ParallelFitness`
+   :class:`ga.GATrainer` evaluates through :class:`lab.fitness.parallel.ParallelFitness`
    under ``serial``, ``process`` with ``--workers`` and ``ray`` with ``--workers``.
    Printed: median seconds per generation over generations 1.. (generation 0 also starts
    the workers and is left out), the speedup over serial, and the seconds of one member's
@@ -41,8 +41,8 @@ import torch  # noqa: E402
 
 from ga import GAConfig, GATrainer, Genome  # noqa: E402
 from lab.executors import ExecutorSpec, make_executor  # noqa: E402
-from lab.parallel_fitness import population_evaluator  # noqa: E402
-from lab.task_fitness import TaskFitness  # noqa: E402
+from lab.fitness.parallel import population_evaluator  # noqa: E402
+from lab.fitness.task import TaskFitness  # noqa: E402
 from models.baselines import get_recipe  # noqa: E402
 from models.checkpoint import build_model  # noqa: E402
 from models.data import load_dataset, train_val_split  # noqa: E402
@@ -141,7 +141,7 @@ def _ga(fitness: TaskFitness, cfg: GAConfig, model: Any, spec: ExecutorSpec) -> 
 
 
 def _sweep(spec: ExecutorSpec, root: Path, config: Path) -> float:
-    from lab.sweep_grid import parse_axis, run_grid
+    from lab.studies.sweep_grid import parse_axis, run_grid
 
     axis = parse_axis("faults.stuck_at_gmax_rate=0,0.02,0.05,0.1")
     t0 = time.perf_counter()
@@ -201,9 +201,9 @@ def main() -> None:
             root = Path(tmp)
             config = root / "sweep.toml"
             config.write_text(SWEEP_TOML)
-            from lab.experiment import prepare_inputs
-            from lab.experiment_config import load_config
-            from lab.run_context import RunContext
+            from lab.experiment.config import load_config
+            from lab.experiment.context import RunContext
+            from lab.experiment.inputs import prepare_inputs
 
             ctx = RunContext(run_root=root, progress=False, echo=lambda _s: None)
             prepare_inputs(load_config(config), ctx)  # baseline

@@ -6,7 +6,7 @@ ProtoNet-MNIST, the paper-scale baseline, ``rram_1t1r_yao2020`` chip 11, tested 
 shortened to ``--generations`` and the test split to ``--test-size`` images so that the
 whole table runs in about an hour on one core.  Each variant has its own control (the
 baseline QAT-fine-tuned for the GA's number of fine-tune steps), and all scores are
-paired test-split draws (see :mod:`lab.scoring`).
+paired test-split draws (see :mod:`lab.fitness.scoring`).
 
 Besides the test scores, the table shows the generation of the best-ever solution and the
 last generation's best and mean validation fitness: how each option changes the search
@@ -34,9 +34,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lab.experiment import run_experiment  # noqa: E402
-from lab.experiment_config import load_config  # noqa: E402
-from lab.run_context import RunContext  # noqa: E402
+from lab.experiment.config import load_config  # noqa: E402
+from lab.experiment.context import RunContext  # noqa: E402
+from lab.experiment.runner import run_experiment  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},

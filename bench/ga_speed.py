@@ -5,8 +5,8 @@ Run: ``.venv/bin/python bench/ga_speed.py [--population 10] [--generations 1] [-
 
 For ProtoNet-MNIST and MobileNetV2-CIFAR10 at quick scale (the ``models.baselines``
 quick recipe's architecture, bit width and noise; CIFAR: its stratified 20 % training
-subset), a :class:`ga.GATrainer` with a :class:`lab.task_fitness.TaskFitness` (what
-``lab.experiment`` runs: episodes for ProtoNet, 64-image batches for MobileNetV2; Table 1
+subset), a :class:`ga.GATrainer` with a :class:`lab.fitness.task.TaskFitness` (what
+``lab.experiment.runner`` runs: episodes for ProtoNet, 64-image batches for MobileNetV2; Table 1
 GA settings) runs ``1 + generations`` generations once per evaluation mode, with a
 per-generation checkpoint as in real runs.  Printed per task and mode:
 
@@ -19,7 +19,7 @@ per-generation checkpoint as in real runs.  Printed per task and mode:
   ``evaluate_population`` (target: < 5 % at population 10);
 
 then the ratio batched / serial of the seconds per generation and the mode
-``evaluation="auto"`` picks (:data:`lab.batched.AUTO_EVALUATION`).
+``evaluation="auto"`` picks (:data:`lab.fitness.batched.AUTO_EVALUATION`).
 
 Models are randomly initialised (seeded): the timings do not depend on the weight values.
 ``--steps`` defaults to 3 QAT steps per member (the quick experiment configs use 3 to 5,
@@ -41,8 +41,8 @@ from typing import Any
 import torch
 
 from ga import GAConfig, GATrainer, Genome
-from lab.batched import auto_evaluation
-from lab.task_fitness import TaskFitness
+from lab.fitness.batched import auto_evaluation
+from lab.fitness.task import TaskFitness
 from models.baselines import get_recipe
 from models.checkpoint import build_model
 from models.data import load_dataset, train_val_split

@@ -35,8 +35,8 @@ def _data_root() -> str | None:
 def ga_generation(args: argparse.Namespace) -> None:
     """Time one MobileNetV2-CIFAR10 GA generation on ``args.device``."""
     from ga import GAConfig, GATrainer, Genome
-    from lab.parallel_fitness import population_evaluator
-    from lab.task_fitness import TaskFitness
+    from lab.fitness.parallel import population_evaluator
+    from lab.fitness.task import TaskFitness
     from models.baselines import get_recipe
     from models.checkpoint import build_model
     from models.data import load_dataset, train_val_split

@@ -55,9 +55,9 @@ The default operators are batched torch functions (EvoTorch style): one call
 per generation on the whole ``(P, n_genes)`` population, no loop over
 members or genes.
 
-The concrete chip-in-the-loop fitness (``lab.fitness``: load solution -> QAT
+The concrete chip-in-the-loop fitness (``lab.fitness.chip``: load solution -> QAT
 fine-tune -> ``memsim.program`` -> validation accuracy averaged over R draws)
-plugs in through :class:`ga.trainer.FitnessFn`; :mod:`lab.batched` runs its fine-tune
+plugs in through :class:`ga.trainer.FitnessFn`; :mod:`lab.fitness.batched` runs its fine-tune
 for the whole population in one vmapped pass (``GAConfig.evaluation``).  With
 ``GAConfig.finetune_chip_aware`` the fine-tune trains through the fitness chip's own
 stuck-at devices and gains (:func:`memsim.defect_maps`), which the paper's fine-tune,

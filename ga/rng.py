@@ -40,7 +40,7 @@ STREAM_GLOBAL = 6
 def stream_seed(seed: int, *keys: int) -> int:
     """A 64-bit seed of one of a GA run's streams, from ``seed`` and a path of integer keys.
 
-    Not :func:`memsim.seeds.device_seed` nor :func:`lab.scoring.scoring_seed`: each gives
+    Not :func:`memsim.seeds.device_seed` nor :func:`lab.fitness.scoring.scoring_seed`: each gives
     different numbers.
     """
     state = np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(2, np.uint32)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lab.scoring import digital_scorer
+from lab.fitness.scoring import digital_scorer
 from memsim.backends.compare import compare as compare_tensors
 from memsim.backends.compare import duration_label, format_table
 from models.checkpoint import load_checkpoint, load_model, save_model

@@ -15,7 +15,7 @@ Two kinds of work go through an executor:
 * :meth:`Executor.pool`: a :class:`WorkerPool` of stateful workers.  The state (e.g. a
   GA fitness with its converted chip) is sent to every worker once and kept there, so it
   is built (unpickled) once per worker, not once per call; calls then name one of its
-  methods.  The GA's population evaluation uses this (:mod:`lab.parallel_fitness`).
+  methods.  The GA's population evaluation uses this (:mod:`lab.fitness.parallel`).
 
 Every worker sets ``torch.set_num_threads(threads_per_worker)`` (default 1) before it
 does anything, so that ``workers`` processes do not oversubscribe the cores.

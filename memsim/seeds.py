@@ -4,7 +4,7 @@ Every random number memsim draws comes from a ``torch.Generator`` seeded by
 :func:`device_seed` from the chip seed or the programming seed, a stream id and the
 layer index, so a chip seed always gives the same chip on any device (the noise is drawn
 on the CPU and moved).  The GA library (:func:`ga.rng.stream_seed`) and the experiment
-layer's test-time scoring (:func:`lab.scoring.scoring_seed`) derive their seeds their own
+layer's test-time scoring (:func:`lab.fitness.scoring.scoring_seed`) derive their seeds their own
 way; the three functions give different numbers on purpose and must never be swapped,
 or every recorded result would change.
 """

@@ -458,7 +458,7 @@ def fit_recipe(
     """Build the recipe's network and train it on (a stratified part of) ``train``.
 
     The one training routine of every baseline: :func:`train_baseline` and the
-    experiments' hold-out baselines (:mod:`lab.baseline`) both call it.
+    experiments' hold-out baselines (:mod:`lab.experiment.baseline`) both call it.
 
     Args:
         recipe: The baseline recipe.

@@ -16,7 +16,7 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def _seed_offset() -> int:
-    from lab.run_context import seed_offset
+    from lab.experiment.context import seed_offset
 
     return seed_offset()
 

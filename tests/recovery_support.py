@@ -7,7 +7,7 @@ from typing import Any
 
 def recovery_config(methods: list[str], **sections: dict[str, Any]) -> Any:
     """A small digits recovery experiment on chip 11 of the faulty RRAM profile."""
-    from lab.experiment_config import ExperimentConfig, deep_merge
+    from lab.experiment.config import ExperimentConfig, deep_merge
 
     raw: dict[str, Any] = {
         "experiment": {"name": "rec", "task": "protonet-digits", "scale": "quick", "seed": 0},

@@ -75,7 +75,7 @@ def test_unknown_key_in_the_file_is_an_error(tmp_path, root, capsys):
 
 def test_resume_finishes_an_interrupted_run_identically(tiny, root, capsys, monkeypatch):
     # the experiment evaluates its population through an executor's ParallelFitness
-    from lab.parallel_fitness import ParallelFitness
+    from lab.fitness.parallel import ParallelFitness
 
     rc, out, err = cli(capsys, "ga", tiny, "--run-root", root, "--no-progress")
     assert rc == 0, err

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from cli_support import TINY_TOML, cli, read, run_root
 
-from lab.experiment_config import load_config
-from lab.sweeps import load_sweep
+from lab.experiment.config import load_config
+from lab.studies.sweeps import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_SETS = ["--set", "ga.generations=1", "--set", "ga.population_size=3"]

@@ -304,7 +304,7 @@ def test_evaluate_with_a_map_of_another_chip_is_one_line_as_inspect(capsys, tmp_
 
 
 def test_inspect_takes_times_as_drift(capsys, tmp_path, good, monkeypatch):
-    import lab.inspect_plots
+    import lab.plots.inspect
 
     seen = []
 
@@ -312,7 +312,7 @@ def test_inspect_takes_times_as_drift(capsys, tmp_path, good, monkeypatch):
         seen.append(times)
         return []
 
-    monkeypatch.setattr(lab.inspect_plots, "inspect_chip", fake_inspect)
+    monkeypatch.setattr(lab.plots.inspect, "inspect_chip", fake_inspect)
     monkeypatch.chdir(tmp_path)
     for option in (["--times", "1h", "1d"], ["--drift", "1h", "1d"], ["--times", "3600,1d"]):
         rc, _, err = cli(capsys, "inspect", good, "--profile", "ideal", *option)

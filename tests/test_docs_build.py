@@ -33,7 +33,7 @@ def test_mkdocs_build_strict(tmp_path):
 
 
 def test_results_blocks_of_the_docs_are_well_formed():
-    from lab.published import DOCUMENTS, blocks
+    from lab.studies.published import DOCUMENTS, blocks
 
     names = {n for d in DOCUMENTS for n in blocks((ROOT / d).read_text(encoding="utf-8"))}
     assert {"demo", "recovery_digits", "demo_ga", "table1_quick"} <= names

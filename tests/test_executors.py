@@ -25,7 +25,7 @@ def _problem(**cfg_kw):
     from digits_support import trained_digits_mlp
 
     from ga import GAConfig, Genome
-    from lab.fitness import ChipFitness
+    from lab.fitness.chip import ChipFitness
     from models.data import load_dataset, train_val_split
     from models.evaluate import paper_profile
 
@@ -57,7 +57,7 @@ def _problem(**cfg_kw):
 def _run(kind, workers, *, resume=False, on_generation=None, **cfg_kw):
     from ga import GATrainer
     from lab.executors import ExecutorSpec
-    from lab.parallel_fitness import population_evaluator
+    from lab.fitness.parallel import population_evaluator
 
     fitness, genome, base, cfg = _problem(**cfg_kw)
     spec = ExecutorSpec(kind=kind, workers=workers)
@@ -232,8 +232,8 @@ def test_a_members_score_does_not_depend_on_the_members_before_it():
     from torch import nn
 
     from ga import Genome
-    from lab.fitness import ChipFitness
-    from lab.parallel_fitness import MemberEvaluator
+    from lab.fitness.chip import ChipFitness
+    from lab.fitness.parallel import MemberEvaluator
     from models.data import load_dataset, train_val_split
     from models.evaluate import paper_profile
 

@@ -4,10 +4,10 @@ from torch import nn
 
 from ga import GAConfig, Genome
 from ga.config import EvaluationMode
-from lab import batched as gb
-from lab.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
-from lab.fitness import ChipFitness
-from lab.task_fitness import TaskFitness
+from lab.fitness import batched as gb
+from lab.fitness.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
+from lab.fitness.chip import ChipFitness
+from lab.fitness.task import TaskFitness
 from models.data import load_dataset, train_val_split
 from models.evaluate import paper_profile
 from models.protonet import ProtoNet

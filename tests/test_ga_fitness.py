@@ -4,7 +4,7 @@ from digits_support import trained_digits_mlp
 from torch import nn
 
 from ga import GAConfig, GATrainer, Genome
-from lab.fitness import ChipFitness, deployed_test_fn
+from lab.fitness.chip import ChipFitness, deployed_test_fn
 from models.data import load_dataset, train_val_split
 from models.evaluate import paper_profile
 
@@ -155,7 +155,7 @@ def test_chip_aware_finetune_repairs_a_faulty_chip_that_a_blind_one_cannot(chip_
 
 
 def test_chip_aware_finetune_cannot_be_batched(digits):
-    from lab.batched import UnsupportedModelError
+    from lab.fitness.batched import UnsupportedModelError
 
     train, val, _ = digits
     model = _model()

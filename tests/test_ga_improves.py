@@ -25,7 +25,7 @@ from digits_support import trained_digits_mlp
 from torch import nn
 
 from ga import GAConfig, GATrainer, Genome
-from lab.fitness import ChipFitness, deployed_test_fn
+from lab.fitness.chip import ChipFitness, deployed_test_fn
 from models.data import ImageDataset, load_dataset, train_val_split
 from models.evaluate import evaluate_deployed, paper_profile
 

@@ -12,7 +12,7 @@ from torch import nn
 
 import models
 from lab.cli import _leaf_parsers, build_parser
-from lab.experiment_config import describe_config, load_config
+from lab.experiment.config import describe_config, load_config
 from models.checkpoint import load_checkpoint, save_checkpoint, save_model
 from models.data import load_dataset
 from models.protonet import ProtoNet

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from lab.experiment_config import ConfigError, build_config
+from lab.experiment.config import ConfigError, build_config
 from models.baselines import RecipeError, apply_overrides, get_recipe
 from models.data import ImageDataset
 from models.train import ClassifierConfig, train_classifier

@@ -24,7 +24,7 @@ def test_every_package_folder_is_listed():
     assert setuptools["package-dir"] == {"memsim.device_profiles": "device_profiles"}
     assert (ROOT / "device_profiles" / "__init__.py").is_file()
     assert setuptools["package-data"] == {"memsim.device_profiles": ["*.json"]}
-    assert {"lab.recovery", "lab.recovery.methods"} <= _package_folders()
+    assert {"lab.methods", "lab.methods.builtin"} <= _package_folders()
     assert listed == _package_folders() | {"memsim.device_profiles"}
 
 

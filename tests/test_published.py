@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_results_block_equals_its_rendering_from_the_committed_file():
-    from lab.published import DOCUMENTS, blocks, render_text
+    from lab.studies.published import DOCUMENTS, blocks, render_text
 
     checked = 0
     for name in DOCUMENTS:
@@ -18,14 +18,14 @@ def test_every_results_block_equals_its_rendering_from_the_committed_file():
         text = path.read_text(encoding="utf-8")
         assert render_text(text) == text, (
             f"{name}: a results block differs from its results file; run "
-            "`python -m lab.published` and commit the result"
+            "`python -m lab.studies.published` and commit the result"
         )
         checked += len(blocks(text))
     assert checked >= 1  # the README holds at least the demo table
 
 
 def _fake_results(tmp_path, name="t"):
-    from lab.published import record
+    from lab.studies.published import record
 
     results = {
         "name": "x",
@@ -53,7 +53,7 @@ def _fake_results(tmp_path, name="t"):
 
 
 def test_a_block_is_rendered_from_its_file_and_a_stale_one_is_detected(tmp_path):
-    from lab.published import load, render, render_text
+    from lab.studies.published import load, render, render_text
 
     path = _fake_results(tmp_path)
     data = load("t", tmp_path)
@@ -69,7 +69,7 @@ def test_a_block_is_rendered_from_its_file_and_a_stale_one_is_detected(tmp_path)
 
 
 def test_a_block_without_a_results_file_is_an_error(tmp_path):
-    from lab.published import PublishedError, render_text
+    from lab.studies.published import PublishedError, render_text
 
     with pytest.raises(PublishedError, match="no such results file"):
         render_text("<!-- results:nope -->\nx\n<!-- /results:nope -->\n", tmp_path)

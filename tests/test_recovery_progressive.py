@@ -23,8 +23,8 @@ MARGIN_PP = 0.0
 
 @pytest.mark.statistical
 def test_progressive_beats_blind_qat_over_replicates(tmp_path_factory):
-    from lab.replicates import run_study
-    from lab.run_context import RunContext
+    from lab.experiment.context import RunContext
+    from lab.studies.replicates import run_study
 
     torch.set_num_threads(1)
     cfg = recovery_config(

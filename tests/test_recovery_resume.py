@@ -29,8 +29,8 @@ KILL_METHODS = ["qat", "ga"]
 def _main(argv: list[str]) -> None:
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
-    from lab.experiment import Experiment
-    from lab.run_context import RunContext
+    from lab.experiment.context import RunContext
+    from lab.experiment.runner import Experiment
 
     run_root, run_dir = Path(argv[0]), Path(argv[1])
     cfg = recovery_config(

@@ -34,8 +34,8 @@ def run_root(tmp_path_factory):
 
 
 def _run(config, run_root, **kwargs):
-    from lab.experiment import run_experiment
-    from lab.run_context import RunContext
+    from lab.experiment.context import RunContext
+    from lab.experiment.runner import run_experiment
 
     ctx = RunContext(run_root=run_root, progress=False, echo=lambda s: None)
     return run_experiment(config, ctx, **kwargs)
@@ -70,7 +70,7 @@ def test_every_method_spends_the_same_budget(all_methods):
 
 @pytest.mark.statistical
 def test_recovery_table_is_paired_and_reports_the_readback_estimate(all_methods):
-    from lab.experiment_report import format_results
+    from lab.experiment.report import format_results
 
     results, run_dir = all_methods
     rows = {r["method"]: r for r in results["methods"]}
@@ -90,8 +90,8 @@ def test_recovery_table_is_paired_and_reports_the_readback_estimate(all_methods)
 
 
 def test_a_method_cannot_use_what_it_does_not_declare(all_methods):
-    from lab.recovery.base import Access, Counters
-    from lab.recovery.chip import AccessError, Chip
+    from lab.methods.base import Access, Counters
+    from lab.methods.chip import AccessError, Chip
 
     class _Fitness:
         counters = Counters()
@@ -104,7 +104,7 @@ def test_a_method_cannot_use_what_it_does_not_declare(all_methods):
 
 
 def test_a_budget_the_ga_cannot_spend_is_refused(run_root):
-    from lab.recovery.common import BudgetError
+    from lab.methods.training import BudgetError
 
     with pytest.raises(BudgetError, match="the budget is 10"):
         _run(recovery_config(["ga"], recovery={"steps": 10}), run_root)

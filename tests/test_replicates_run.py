@@ -17,7 +17,7 @@ def _cfg():
 
 
 def _ctx(root, executor=None):
-    from lab.run_context import RunContext
+    from lab.experiment.context import RunContext
 
     return RunContext(run_root=root, progress=False, echo=lambda s: None, executor=executor)
 
@@ -28,7 +28,7 @@ def _numbers(results):
 
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory):
-    from lab.replicates import run_study
+    from lab.studies.replicates import run_study
 
     torch.set_num_threads(1)
     return run_study(_cfg(), _ctx(run_root(tmp_path_factory)))
@@ -54,7 +54,7 @@ def test_a_study_holds_one_run_folder_per_replicate_and_their_aggregate(serial):
 
 def test_replicates_on_worker_processes_give_the_same_numbers(serial, tmp_path_factory):
     from lab.executors import ExecutorSpec
-    from lab.replicates import run_study
+    from lab.studies.replicates import run_study
 
     spec = ExecutorSpec(kind="process", workers=2)
     results, folder = run_study(_cfg(), _ctx(run_root(tmp_path_factory), spec))
@@ -65,12 +65,12 @@ def test_replicates_on_worker_processes_give_the_same_numbers(serial, tmp_path_f
 def test_a_failed_replicate_is_resumed_and_the_others_are_kept(
     serial, tmp_path_factory, monkeypatch
 ):
-    import lab.replicates
-    from lab.experiment import ExperimentError
-    from lab.replicates import run_study
+    import lab.studies.replicates
+    from lab.experiment.runner import ExperimentError
+    from lab.studies.replicates import run_study
 
     root = run_root(tmp_path_factory)
-    original = lab.replicates.run_experiment
+    original = lab.studies.replicates.run_experiment
     calls = []
 
     def second_fails(config, ctx, **kwargs):
@@ -79,7 +79,7 @@ def test_a_failed_replicate_is_resumed_and_the_others_are_kept(
             raise ExperimentError("simulated crash")
         return original(config, ctx, **kwargs)
 
-    monkeypatch.setattr(lab.replicates, "run_experiment", second_fails)
+    monkeypatch.setattr(lab.studies.replicates, "run_experiment", second_fails)
     with pytest.raises(ExperimentError, match="simulated crash"):
         run_study(_cfg(), _ctx(root), folder=root / "studies")
     monkeypatch.undo()

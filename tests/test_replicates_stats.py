@@ -7,7 +7,7 @@ import pytest
 
 
 def test_t_interval_matches_a_hand_computation():
-    from lab.replicates import t_interval
+    from lab.studies.replicates import t_interval
 
     values = [1.0, 2.0, 4.0]
     mean = 7 / 3
@@ -23,7 +23,7 @@ def test_t_interval_matches_a_hand_computation():
 
 
 def test_significance_needs_the_interval_to_exclude_zero():
-    from lab.replicates import t_interval
+    from lab.studies.replicates import t_interval
 
     assert t_interval([5.0, 5.5, 6.0])["significant"] is True
     assert t_interval([-5.0, -5.5, -6.0])["significant"] is True
@@ -71,7 +71,8 @@ def _run(qat, ga, oracle, base=80.0):
 
 
 def test_aggregate_reports_the_interval_over_replicates_not_over_draws():
-    from lab.replicates import aggregate, format_study
+    from lab.experiment.table import format_study
+    from lab.studies.replicates import aggregate
 
     runs = [_run(70.0, g, o) for g, o in ((-1.0, 10.0), (2.0, 11.0), (0.5, 12.0))]
     study = {"name": "s", "vary_chips": False, "seed_offset": 0, "replicate_dirs": ["a"] * 3}
@@ -96,7 +97,7 @@ def test_aggregate_reports_the_interval_over_replicates_not_over_draws():
 def test_replicate_seeds_are_independent_and_the_offset_shifts_every_seed():
     from recovery_support import recovery_config
 
-    from lab.run_context import replicate_config, shift_seeds
+    from lab.experiment.context import replicate_config, shift_seeds
 
     cfg = recovery_config(["qat"])
     r2 = replicate_config(cfg, 2, vary_chips=False)
@@ -111,7 +112,7 @@ def test_replicate_seeds_are_independent_and_the_offset_shifts_every_seed():
 
 
 def test_a_bad_seed_offset_is_one_line_naming_the_variable(monkeypatch):
-    from lab.run_context import seed_offset
+    from lab.experiment.context import seed_offset
 
     monkeypatch.setenv("MEMSIM_SEED_OFFSET", "ten")
     with pytest.raises(ValueError, match="MEMSIM_SEED_OFFSET='ten': expected a non-negative"):

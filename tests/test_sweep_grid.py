@@ -8,7 +8,7 @@ import pytest
 from cli_support import TINY_TOML, cli, read
 
 import memsim
-from lab.sweep_grid import GridError, cells, parse_axis, write_cell_profile
+from lab.studies.sweep_grid import GridError, cells, parse_axis, write_cell_profile
 
 GRID_TOML = TINY_TOML.replace("generations = 2", "generations = 1")
 
@@ -55,7 +55,7 @@ def test_cell_profile_extends_the_base_and_validates(tmp_path):
 def test_grid_runs_cells_writes_tidy_csv_and_resumes_skipping_finished(
     tmp_path, capsys, monkeypatch
 ):
-    from lab.experiment import Experiment
+    from lab.experiment.runner import Experiment
 
     config = tmp_path / "tiny.toml"
     config.write_text(GRID_TOML)
@@ -177,13 +177,13 @@ def test_grid_over_a_config_with_recovery_methods(tmp_path, capsys):
 def test_the_device_of_the_run_context_reaches_every_method(monkeypatch, tmp_path):
     from recovery_support import recovery_config
 
-    import lab.experiment
-    import lab.recovery.stage as stage
-    from lab.experiment import run_experiment
-    from lab.run_context import RunContext
+    import lab.experiment.inputs
+    import lab.experiment.pipeline as stage
+    from lab.experiment.context import RunContext
+    from lab.experiment.runner import run_experiment
 
     seen = []
-    original = lab.experiment.prepare_inputs
+    original = lab.experiment.inputs.prepare_inputs
 
     def spy(cfg, ctx):
         seen.append(("inputs", ctx.device))
@@ -195,7 +195,7 @@ def test_the_device_of_the_run_context_reaches_every_method(monkeypatch, tmp_pat
         seen.append((name, exp.ctx.device, str(next(inputs.baseline.parameters()).device)))
         return run_method(exp, inputs, data, name, budget)
 
-    monkeypatch.setattr(lab.experiment, "prepare_inputs", spy)
+    monkeypatch.setattr(lab.experiment.inputs, "prepare_inputs", spy)
     monkeypatch.setattr(stage, "_run_method", spy_method)
     cfg = recovery_config(["qat", "progressive"], ga={"generations": 0, "finetune_steps": 1})
     ctx = RunContext(run_root=tmp_path, progress=False, echo=lambda s: None, device="cpu")

@@ -265,10 +265,10 @@ def as_cli_errors(func: Command) -> Command:
 def user_errors() -> Iterator[None]:
     """Turn the expected failures of a run into :class:`CliError` (no traceback)."""
     from ga.checkpoint import CheckpointMismatchError
-    from lab.baseline import BaselineMismatchError
     from lab.executors import ExecutorError
-    from lab.experiment import ExperimentError
-    from lab.experiment_config import ConfigError
+    from lab.experiment.baseline import BaselineMismatchError
+    from lab.experiment.config import ConfigError
+    from lab.experiment.runner import ExperimentError
     from memsim.profiles import ProfileError
     from models.checkpoint import CheckpointError
     from models.data import DatasetNotFoundError
@@ -291,14 +291,14 @@ def user_errors() -> Iterator[None]:
 def run_context(
     args: argparse.Namespace, *, executor: object = None, run_root: object = None
 ) -> object:
-    """The :class:`lab.run_context.RunContext` of a run command's global and run options.
+    """The :class:`lab.experiment.context.RunContext` of a run command's global and run options.
 
     Progress bars only on a terminal (logs get one line per generation instead); status
     lines on stderr.
     """
     import sys
 
-    from lab.run_context import RunContext
+    from lab.experiment.context import RunContext
 
     return RunContext(
         run_root=run_root if run_root is not None else args.run_root,

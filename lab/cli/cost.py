@@ -45,7 +45,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command; return the exit status (0)."""
     import memsim
-    from lab.cost_plots import plot_energy_breakdown
+    from lab.plots.cost import plot_energy_breakdown
     from models.checkpoint import load_checkpoint
     from models.data import DatasetNotFoundError, calibration_images, load_dataset
 

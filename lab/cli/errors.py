@@ -19,8 +19,8 @@ from typing import Any
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exception classes that mean "the input is wrong", not "the code is wrong"."""
     from ga.checkpoint import CheckpointCorruptError, CheckpointMismatchError
-    from lab.experiment import ExperimentError
-    from lab.experiment_config import ConfigError
+    from lab.experiment.config import ConfigError
+    from lab.experiment.runner import ExperimentError
     from lab.hardware import HardwareCliError
     from memsim.profiles import ProfileError
     from memsim.resources import ChipMemoryError

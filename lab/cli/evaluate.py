@@ -98,8 +98,8 @@ def evaluate_checkpoint(
 
     """
     import memsim
+    from lab.fitness.scoring import digital_scorer, support_generator
     from lab.hardware import apply_measured_conductances
-    from lab.scoring import digital_scorer, support_generator
     from models.checkpoint import load_checkpoint
     from models.data import calibration_images, load_dataset, resolve_data_root
     from models.evaluate import draw_accuracies

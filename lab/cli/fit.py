@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     print(result.summary())
     print(f"wrote {out}")
     if args.plots:
-        from lab.fit_plots import plot_fit
+        from lab.plots.fit import plot_fit
 
         for path in plot_fit(result, out.with_name(f"{out.stem}_fit")):
             print(f"wrote {path}")

@@ -65,14 +65,14 @@ def add_override_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_record_option(p: argparse.ArgumentParser) -> None:
-    """``--record NAME``: also write ``results/NAME.json`` (:mod:`lab.published`)."""
+    """``--record NAME``: also write ``results/NAME.json`` (:mod:`lab.studies.published`)."""
     p.add_argument(
         "--record",
         default=None,
         metavar="NAME",
         help="also write the results, with this command, the commit, the machine, the "
         "threads and the wall time, to results/NAME.json, from which the README and docs "
-        "tables are rendered (python -m lab.published)",
+        "tables are rendered (python -m lab.studies.published)",
     )
 
 
@@ -163,8 +163,8 @@ def _run(
     source_text: str | None,
     run_root: str | Path | None = None,
 ) -> int:
-    from lab.experiment_report import format_results
-    from lab.replicates import run_study
+    from lab.experiment.report import format_results
+    from lab.studies.replicates import run_study
 
     start = time.perf_counter()
     with user_errors():
@@ -179,7 +179,7 @@ def _run(
     if getattr(args, "record", None):
         import shlex
 
-        from lab.published import record
+        from lab.studies.published import record
 
         command = "memsim " + shlex.join(args.command_line)
         print(f"recorded: {record(args.record, results, command=command, wall_time_s=wall)}")
@@ -189,9 +189,9 @@ def _run(
 
 def cmd_ga(args: argparse.Namespace) -> int:
     """Load/override/validate the config, then run or resume the experiment."""
-    from lab.experiment import CONFIG_JSON
-    from lab.experiment_config import ExperimentConfig, build_config, read_toml
-    from lab.run_checks import folder_run_root
+    from lab.experiment.checks import folder_run_root
+    from lab.experiment.config import ExperimentConfig, build_config, read_toml
+    from lab.experiment.runner import CONFIG_JSON
     from lab.run_folder import read_json
 
     args.executor_spec = executor_spec(args)  # before any work: a bad --address fails now
@@ -210,7 +210,7 @@ def cmd_ga(args: argparse.Namespace) -> int:
         if getattr(args, "print_config", False):
             if config is None:
                 raise CliError("--print-config needs a CONFIG.toml")
-            from lab.experiment_config import describe_config
+            from lab.experiment.config import describe_config
 
             print(describe_config(config), end="")
             return 0
@@ -253,8 +253,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the built-in demo experiment and print its recovery table."""
     import tomllib
 
-    from lab.demo import DEMO_TOML
-    from lab.experiment_config import build_config
+    from lab.experiment.config import build_config
+    from lab.studies.demo import DEMO_TOML
 
     args.executor_spec = executor_spec(args)
     with user_errors():

@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the chip and write the figures."""
-    from lab.inspect_plots import inspect_chip
+    from lab.plots.inspect import inspect_chip
 
     times = flatten_drift(args.drift) or list(DEFAULT_TIMES)
     if args.max_tiles < 1:

@@ -59,6 +59,9 @@ def register_reproduce(sub: Any) -> None:
         metavar="N",
         help="deprecated: the same as --executor process --workers N",
     )
+    from .ga import add_record_option
+
+    add_record_option(t)
     t.set_defaults(func=cmd_table1, supports_device=True)
 
 
@@ -98,7 +101,7 @@ def _split(text: str | None) -> list[str] | None:
 def cmd_table1(args: argparse.Namespace) -> int:
     """Run the Table 1 rows; print table1.md."""
     from lab.executors import ExecutorSpec
-    from lab.table1 import CONFIG_DIR, TABLE_MD, run_table1
+    from lab.studies.table1 import CONFIG_DIR, TABLE_MD, read_table, run_table1
 
     check_output_folder(args.run_root, "--run-root")
     if args.jobs is not None:
@@ -125,6 +128,15 @@ def cmd_table1(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from exc
     print((out / TABLE_MD).read_text(encoding="utf-8"))
     print(f"wrote {out / TABLE_MD} and {out / 'table1.json'}")
+    if args.record:
+        import shlex
+
+        from lab.studies.published import record
+
+        table, _ = read_table(out)
+        wall = float(table.get("wall_time_s", 0.0))
+        command = "memsim " + shlex.join(args.command_line)
+        print(f"recorded: {record(args.record, table, command=command, wall_time_s=wall)}")
     return 0
 
 
@@ -139,7 +151,7 @@ def _run_options(args: argparse.Namespace, executor: Any) -> dict[str, Any]:
 
 def cmd_figures(args: argparse.Namespace) -> int:
     """Run the figure sweeps; list the PNG/CSV files written."""
-    from lab.sweeps import SWEEP_DIR, run_figures
+    from lab.studies.sweeps import SWEEP_DIR, run_figures
 
     check_output_folder(args.run_root, "--run-root")
     executor = executor_spec(args)

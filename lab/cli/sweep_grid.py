@@ -72,7 +72,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run or resume the grid; print where the CSV and the plots are."""
-    from lab.sweep_grid import GRID_CSV, parse_axis, run_grid
+    from lab.studies.sweep_grid import GRID_CSV, parse_axis, run_grid
 
     spec = executor_spec(args)
     with user_errors():

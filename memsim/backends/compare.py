@@ -124,7 +124,7 @@ def compare(
         device: Where memsim's chip runs (``cpu``, ``cuda``, ``cuda:N``); the digital
             reference and aihwkit run on the CPU.  Chip seeds give the same chip on any
             device, because memsim draws its noise on the CPU.  ``accuracy`` must accept
-            a model on ``device`` (``lab.scoring.digital_scorer`` does).
+            a model on ``device`` (``lab.fitness.scoring.digital_scorer`` does).
         equal_layers: Keep digital on memsim's side the layers aihwkit cannot map, so
             that both simulate the same layers (default); ``False`` maps them onto
             memsim's tiles only (an unequal comparison, said in the output).

@@ -1,0 +1,1 @@
+"""One module per recovery method (found by :func:`lab.methods.method_names`)."""

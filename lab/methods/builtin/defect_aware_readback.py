@@ -1,0 +1,34 @@
+"""``defect_aware_readback``: QAT through a defect map estimated from device read-back."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from lab.methods.base import Access, Budget, RecoveryData, RecoveryMethod, Solution
+from lab.methods.chip import Chip
+from lab.methods.training import counted_qat
+from memsim.readback import estimated_weight_map
+
+
+class DefectAwareReadback(RecoveryMethod):
+    """Estimate stuck devices and gains by reading back all-g_max and all-g_min, then QAT.
+
+    The estimate (:func:`memsim.readback.estimate_defects`, ``recovery.readback_reads``
+    reads per device and target) replaces the true map of ``defect_aware_oracle``; the
+    estimated fault codes are kept in the solution so the stage can report the
+    confusion matrix against the truth.
+    """
+
+    name = "defect_aware_readback"
+    needs = frozenset({Access.readback})
+
+    def run(self, baseline: nn.Module, chip: Chip, data: RecoveryData, budget: Budget) -> Solution:
+        """Read back, estimate, then QAT for ``budget.steps`` steps through the estimate."""
+        s = self.settings
+        est = chip.estimate_defects(
+            reads=s.readback_reads, seed=data.seed, threshold=s.readback_threshold
+        )
+        genes = counted_qat(
+            baseline, chip, data, data.base_genes, budget.steps, estimated_weight_map(est)
+        )
+        return Solution(genes, info={"estimated_faults": {k: e.fault for k, e in est.items()}})

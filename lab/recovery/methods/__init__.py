@@ -1,1 +1,0 @@
-"""One module per recovery method (found by :func:`lab.recovery.method_names`)."""
