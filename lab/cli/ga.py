@@ -125,7 +125,7 @@ def register_demo(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
         help="what each accuracy-recovery method wins back on a faulty RRAM chip (digits)",
-        description="The README demo (about two minutes on 2 CPU cores, no files or network): "
+        description="The README demo (no files or network needed): "
         "a ProtoNet on scikit-learn's digits, deployed on chip 11 of the faulty RRAM profile "
         "rram_1t1r_faulty_chen2015; every recovery method (qat, ga, defect_aware_oracle, "
         "defect_aware_readback, progressive, ga_knobs, ga_progressive) with one budget, in "

@@ -30,11 +30,9 @@ method's test accuracy (mean ± std over the seeds) against each swept value.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
-import statistics
 import time
 import typing
 from collections.abc import Sequence
@@ -48,6 +46,7 @@ from lab.executors import ExecutorSpec, make_executor
 from lab.experiment.config import ConfigError, ExperimentConfig, load_config, parse_value
 from lab.experiment.context import RunContext, shift_seeds
 from lab.run_folder import environment, new_run_dir, read_json, write_json
+from lab.studies.grid_report import energy_of, write_csv, write_plots
 
 GRID_JSON = "grid.json"
 GRID_CSV = "grid.csv"
@@ -409,7 +408,7 @@ def run_grid(
         else:
             results = read_json(Path(run["run_dir"]) / RESULTS_JSON)
             run.update(status="complete", headline=results["headline"])
-            run["energy"] = _energy(results)
+            run["energy"] = energy_of(results)
             run.pop("reason", None)
             echo(
                 f"sweep grid run {i + 1}/{len(state['runs'])} {run['values']} seed "
@@ -446,152 +445,3 @@ def run_grid(
     write_csv(state, folder / GRID_CSV)
     write_plots(state, folder)
     return state, folder
-
-
-def _energy(results: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Energy per inference (nJ) and TOPS/W of each model, where the cost model applies."""
-    models = results.get("cost", {}).get("models", {})
-    return {
-        m: {"energy_nJ": 1e9 * c["energy_J"], "tops_per_w": c["tops_per_w"]}
-        for m, c in models.items()
-        if c.get("available")
-    }
-
-
-def _methods(state: dict[str, Any]) -> list[str]:
-    """The scored models (baseline first, then the methods), in the order the runs list them."""
-    seen: dict[str, None] = {}
-    for run in state["runs"]:
-        for key in run.get("headline", {}):
-            if key.endswith("_pct") and not key.endswith("_std_pct"):
-                seen[key.removesuffix("_pct")] = None
-    return list(seen)
-
-
-def write_csv(state: dict[str, Any], path: Path) -> Path:
-    """The tidy table: one row per (cell, seed); every method's test accuracy (%)."""
-    keys = [a["key"] for a in state["axes"]]
-    methods = _methods(state)
-    costed = [m for m in methods if any(m in r.get("energy", {}) for r in state["runs"])]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(
-            [
-                "cell",
-                *keys,
-                "seed",
-                *(c for m in methods for c in (f"{m}_test_pct", f"{m}_test_std_pct")),
-                *(c for m in costed for c in (f"{m}_energy_nJ", f"{m}_tops_per_w")),
-                "status",
-                "run_dir",
-            ]
-        )
-        for run in state["runs"]:
-            h = run.get("headline", {})
-            w.writerow(
-                [
-                    run["cell"],
-                    *(run["values"][k] for k in keys),
-                    run["ga_seed"],
-                    *(h.get(c, "") for m in methods for c in (f"{m}_pct", f"{m}_std_pct")),
-                    *(
-                        run.get("energy", {}).get(m, {}).get(c, "")
-                        for m in costed
-                        for c in ("energy_nJ", "tops_per_w")
-                    ),
-                    run["status"],
-                    run.get("run_dir", ""),
-                ]
-            )
-    return path
-
-
-def _slug(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
-
-
-def write_plots(state: dict[str, Any], folder: Path) -> list[Path]:
-    """``grid-<key>.png`` per axis: each method's test accuracy against the swept value.
-
-    Points are mean ± std over the seeds; with more than one axis, one line per method
-    and combination of the other axes' values.
-    """
-    from lab import plots
-
-    complete = [r for r in state["runs"] if r["status"] == "complete"]
-    if not complete:
-        return []
-    methods = _methods(state)
-    axes = state["axes"]
-    paths = []
-    for a in axes:
-        others = [b["key"] for b in axes if b["key"] != a["key"]]
-        combos = sorted({json.dumps([r["values"][k] for k in others]) for r in complete})
-        series: dict[str, list[tuple[float, float]]] = {}
-        xs = list(a["values"])
-        for m in methods:
-            for combo in combos:
-                label = (
-                    m
-                    if not others
-                    else f"{m} ({', '.join(f'{k}={v}' for k, v in zip(others, json.loads(combo)))})"
-                )
-                pts = []
-                for x in xs:
-                    accs = [
-                        r["headline"][f"{m}_pct"]
-                        for r in complete
-                        if r["values"][a["key"]] == x
-                        and json.dumps([r["values"][k] for k in others]) == combo
-                        and f"{m}_pct" in r["headline"]
-                    ]
-                    mean = statistics.fmean(accs) if accs else float("nan")
-                    std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
-                    pts.append((mean, std))
-                series[label] = pts
-        path = folder / f"grid-{_slug(a['key'])}.png"
-        n = max(r["seed_index"] for r in state["runs"]) + 1
-        plots.plot_line(
-            xs,
-            series,
-            path,
-            xlabel=a["key"],
-            title=f"test accuracy vs {a['key']} (mean ± std over {n} seed{'s' if n > 1 else ''})",
-        )
-        paths.append(path)
-    tradeoff = _plot_tradeoff(state, complete, methods, folder)
-    return paths + ([tradeoff] if tradeoff else [])
-
-
-def _plot_tradeoff(
-    state: dict[str, Any], complete: list[dict[str, Any]], methods: list[str], folder: Path
-) -> Path | None:
-    """``grid-accuracy-vs-energy.png``: accuracy against energy per inference per method.
-
-    One point per cell (mean over seeds), labelled with the swept values.
-    """
-    from lab import plots
-
-    if not any(r.get("energy") for r in complete):
-        return None
-    series: dict[str, list[tuple[float, float, str]]] = {}
-    for m in methods:
-        by_cell: dict[int, list[dict[str, Any]]] = {}
-        for r in complete:
-            if m in r.get("energy", {}) and f"{m}_pct" in r["headline"]:
-                by_cell.setdefault(r["cell"], []).append(r)
-        pts = []
-        for runs in by_cell.values():
-            note = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in runs[0]["values"].items())
-            energy = statistics.fmean(r["energy"][m]["energy_nJ"] for r in runs)
-            acc = statistics.fmean(r["headline"][f"{m}_pct"] for r in runs)
-            pts.append((energy, acc, note))
-        if pts:
-            series[m] = pts
-    keys = ", ".join(a["key"] for a in state["axes"])
-    return plots.plot_tradeoff(
-        series,
-        folder / "grid-accuracy-vs-energy.png",
-        xlabel="energy per inference (nJ, memsim.cost_report)",
-        title=f"test accuracy vs energy, swept {keys}",
-    )

@@ -10,7 +10,7 @@ from lab.methods.training import counted_qat
 
 
 class DefectAwareOracle(RecoveryMethod):
-    """Today's ``control_chip``: QAT whose forward sees the chip's true stuck/gain map.
+    """QAT whose forward sees the chip's true stuck/gain map (the chip-aware control).
 
     No real chip reveals this map; it bounds what defect-aware training can win back.
     """
