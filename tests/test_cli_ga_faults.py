@@ -28,7 +28,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 
 
 def test_a_start_that_fails_in_setup_is_marked_and_never_resumed(tmp_path, capsys, monkeypatch):
-    import lab.experiment.runner
+    import lab.experiment.inputs
     from models.data import DatasetFileError
 
     (tmp_path / "tiny.toml").write_text(TINY_TOML)
@@ -37,7 +37,7 @@ def test_a_start_that_fails_in_setup_is_marked_and_never_resumed(tmp_path, capsy
     def broken(*_a, **_k):
         raise DatasetFileError("data/digits.npz: corrupt or truncated dataset file")
 
-    monkeypatch.setattr(lab.experiment.runner, "prepare_inputs", broken)
+    monkeypatch.setattr(lab.experiment.inputs, "prepare_inputs", broken)
     rc, out, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", root, *SMALL)
     assert rc == 2 and out == ""
     assert err.strip() == ("memsim ga: error: data/digits.npz: corrupt or truncated dataset file")

@@ -25,8 +25,12 @@ def test_mkdocs_build_strict(tmp_path):
         timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for page in ("index.html", "results/index.html", "reference/api/index.html",
-                 "history/index.html"):
+    for page in (
+        "index.html",
+        "results/index.html",
+        "reference/api/index.html",
+        "history/index.html",
+    ):
         assert (tmp_path / "site" / page).is_file(), page
     api = (tmp_path / "site" / "reference/api/index.html").read_text(encoding="utf-8")
     assert 'id="memsim.convert"' in api  # mkdocstrings rendered the docstrings
@@ -36,4 +40,11 @@ def test_results_blocks_of_the_docs_are_well_formed():
     from lab.studies.published import DOCUMENTS, blocks
 
     names = {n for d in DOCUMENTS for n in blocks((ROOT / d).read_text(encoding="utf-8"))}
-    assert {"demo", "recovery_digits", "demo_ga", "table1_quick"} <= names
+    want = {
+        "demo",
+        "recovery_mnist_quick",
+        "chip_in_the_loop_faulty_quick",
+        "demo_ga",
+        "table1_quick",
+    }
+    assert want <= names
