@@ -164,8 +164,10 @@ def _run(
     run_root: str | Path | None = None,
 ) -> int:
     from lab.experiment.report import format_results
+    from lab.run_folder import environment
     from lab.studies.replicates import run_study
 
+    started = environment()  # the commit that runs: recorded with the results
     start = time.perf_counter()
     with user_errors():
         ctx = run_context(args, executor=args.executor_spec, run_root=run_root)
@@ -182,7 +184,8 @@ def _run(
         from lab.studies.published import record
 
         command = "memsim " + shlex.join(args.command_line)
-        print(f"recorded: {record(args.record, results, command=command, wall_time_s=wall)}")
+        path = record(args.record, results, command=command, wall_time_s=wall, started=started)
+        print(f"recorded: {path}")
     print(f"run folder: {run_dir}  (wall time {wall:.1f} s)")
     return 0
 

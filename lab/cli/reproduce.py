@@ -136,7 +136,10 @@ def cmd_table1(args: argparse.Namespace) -> int:
         table, _ = read_table(out)
         wall = float(table.get("wall_time_s", 0.0))
         command = "memsim " + shlex.join(args.command_line)
-        print(f"recorded: {record(args.record, table, command=command, wall_time_s=wall)}")
+        # the commit of the session that started the table
+        started = (table.get("sessions") or [None])[0]
+        path = record(args.record, table, command=command, wall_time_s=wall, started=started)
+        print(f"recorded: {path}")
     return 0
 
 

@@ -62,8 +62,12 @@ def record(
     command: str,
     wall_time_s: float,
     folder: str | os.PathLike[str] | None = None,
+    started: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``results/<name>.json`` (or ``<folder>/<name>.json``) for a finished run.
+
+    ``started`` is :func:`lab.run_folder.environment` taken when the run started: the
+    commit recorded is the code that ran, even if the checkout moved on meanwhile.
 
     Returns:
         The file written.
@@ -73,7 +77,7 @@ def record(
 
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise PublishedError(f"--record {name!r}: use letters, digits, '.', '_' and '-' only")
-    env = environment()
+    env = started or environment()
     data = {
         "name": name,
         "command": command,
