@@ -14,8 +14,6 @@ METHODS = (
     ("defect_aware_oracle", "true defect map (upper reference)"),
     ("defect_aware_readback", "device read-back"),
     ("progressive", "measured layer outputs"),
-    ("ga_knobs", "chip accuracy"),
-    ("ga_progressive", "chip accuracy + measured layer outputs"),
 )
 
 
@@ -58,10 +56,11 @@ def test_demo_prints_intervals_over_replicates_and_draws_them(tmp_path_factory):
     seeds = [read(folder / f"rep-{r:02d}" / "run.json")["seeds"] for r in range(3)]
     assert [s["baseline"] for s in seeds] == [SEED_OFFSET + r for r in range(3)]
     assert {s["fitness_chip"] for s in seeds} == {chip}
-    # the claim the demo makes, measured to hold at offsets 0 and 1000 and at 1 and 2
-    # threads: training through the chip's true or read-back defect map beats blind QAT
-    # by about 10 pp on every replicate
+    # the claim the demo makes: training through the chip's true or read-back defect map,
+    # or on its measured layer outputs, beats blind QAT. Lower ends of the 95 % intervals
+    # measured (1 thread): oracle +6.81 / +9.59, read-back +4.04 / +7.41, progressive
+    # +3.36 / +4.46 pp at MEMSIM_SEED_OFFSET 0 / 1000
     above = res["significant_on_fitness_chip"]["above"]
-    assert {"defect_aware_oracle", "defect_aware_readback"} <= set(above), above
+    assert {"defect_aware_oracle", "defect_aware_readback", "progressive"} <= set(above), above
     assert f"significantly above qat on chip {chip}: " in text
     assert (folder / "gain.png").stat().st_size > 10_000

@@ -1,15 +1,20 @@
-"""The ``memsim demo`` experiment: what each recovery method wins back on a faulty chip.
+"""The ``memsim demo`` experiment: what recovery methods win back on a faulty chip.
 
 Everything it needs ships with the package: scikit-learn's bundled 8x8 ``digits`` data,
 the ``rram_1t1r_faulty_chen2015`` device profile (the Yao 2020 chip with about 11 % stuck
-devices) and the config below.  It trains (or reuses) the quick ProtoNet baseline, runs
-every recovery method of :mod:`lab.methods` on chip 11 with one budget (4 x (3 + 1) x 5
-= 80 training steps; 16 chip measurements for the search methods), and prints the
-recovery table: test accuracy on chip 11 and on chip 12, the paired gain over blind QAT,
-what each method needs to see of the chip, and its wall time.
+devices) and the config below.  In each of 5 independent replicates it trains (or
+reuses) a quick ProtoNet baseline on its own seed, runs the methods on chip 11 with one
+budget (4 x (3 + 1) x 10 = 160 training steps; 16 chip measurements for the GA), and
+scores them on chip 11 and chip 12; the table gives the mean over replicates and the
+95 % interval of each method's paired gain over blind QAT, and what each method needs
+to see of the chip.
 
-The GA demo it replaced is ``experiments/demo_ga.toml`` (``memsim ga
-experiments/demo_ga.toml``).
+The demo's conclusions (which methods are significantly above ``qat`` on chip 11) were
+measured to be the same at ``MEMSIM_SEED_OFFSET`` 0 and 1000 and at 1 and 2 threads
+(``tests/test_recovery_demo.py``).  ``ga_knobs`` and ``ga_progressive``, whose gains are
+small and change sign between seeds at this size, are in the full recovery study
+(``experiments/recovery_faulty.toml``), not here.  The GA demo it replaced is
+``experiments/demo_ga.toml`` (``memsim ga experiments/demo_ga.toml``).
 
 Settings: ``weight_bits = 4`` (8 conductance levels per device give 15 weight levels per
 pair), ``qat_sigma = 0.03`` (of the order of the profile's programming noise and device
@@ -24,7 +29,7 @@ from __future__ import annotations
 DEMO_TOML = """\
 [experiment]
 name = "demo"
-description = "Accuracy recovery of a digits ProtoNet on a faulty RRAM chip, every method"
+description = "Accuracy recovery of a digits ProtoNet on a faulty RRAM chip"
 task = "protonet-digits"
 scale = "quick"
 seed = 0
@@ -53,20 +58,12 @@ mutation = "maxmin"
 mutation_probability = 0.01
 init = "origin"
 weight_bits = 4
-finetune_steps = 5
+finetune_steps = 10
 finetune_lr = 1e-3
 fitness_draws = 1
 seed = 0
 
 [recovery]
-methods = [
-  "qat",
-  "ga",
-  "defect_aware_oracle",
-  "defect_aware_readback",
-  "progressive",
-  "ga_knobs",
-  "ga_progressive",
-]
+methods = ["qat", "ga", "defect_aware_oracle", "defect_aware_readback", "progressive"]
 progressive_reprogram_every = 5
 """
