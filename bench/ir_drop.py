@@ -82,17 +82,14 @@ def scipy_transfer(g_uS: np.ndarray, r_wire: float) -> np.ndarray:
 
 def wan_like(rows: int, r_wire: float | None, model: str = "exact") -> memsim.DeviceProfile:
     """rram_wan2022 with noise off and square ``rows`` tiles; IR drop off for ``None``."""
-    base = memsim.load_profile("rram_wan2022").model_dump()
-    base.update(
-        name=f"wan-like-{rows}",
-        extends=None,
-        programming_noise={"model": "none"},
-        read_noise={"model": "none", "sigma": 0.0},
-        tile={"rows": rows, "cols": rows},
-    )
+    over: dict = {
+        "programming_noise": {"model": "none"},
+        "read_noise": {"model": "none", "sigma": 0.0},
+        "tile": {"rows": rows, "cols": rows},
+    }
     if r_wire is not None:
-        base["ir_drop"] = {"enabled": True, "model": model, "r_wire_ohm": r_wire}
-    return memsim.validate_profile(base)
+        over["ir_drop"] = {"enabled": True, "model": model, "r_wire_ohm": r_wire}
+    return memsim.load_profile("rram_wan2022").derive(over, name=f"wan-like-{rows}")
 
 
 def table_a(device: str, repeats: int, scipy_sizes: set[int]) -> None:

@@ -18,7 +18,7 @@ import math
 import torch
 from torch import Tensor
 
-from .profiles import DeviceProfile, DriftModel, ProgNoiseModel, ReadNoiseModel
+from .profiles import _PROFILE_CHECKS, DeviceProfile, DriftModel, ProgNoiseModel, ReadNoiseModel
 
 
 def _randn(like: Tensor, gen: torch.Generator) -> Tensor:
@@ -122,3 +122,14 @@ def device_model(profile: DeviceProfile) -> DeviceModel:
     if profile.drift.model == DriftModel.pcm_joshi2020:
         return PCMJoshi2020(profile)
     return DeviceModel(profile)
+
+
+def _check_aihwkit_section(profile: DeviceProfile, origin: str) -> None:
+    if profile.aihwkit_noise_model is not None:
+        # Imported here: aihwkit is an optional extra, and only this section needs it.
+        from .physics_aihwkit import check_profile
+
+        check_profile(profile, origin)
+
+
+_PROFILE_CHECKS.append(_check_aihwkit_section)

@@ -877,7 +877,7 @@ def aligned_profile(profile: DeviceProfile | str) -> tuple[DeviceProfile, list[K
     upd: dict[str, Any] = {}
 
     def change(section: str, fields: dict[str, Any], what: str, why: str) -> None:
-        upd[section] = getattr(p, section).model_copy(update=fields)
+        upd[section] = {k: getattr(v, "value", v) for k, v in fields.items()}
         changes.append(
             Knob(
                 f"{section}.{'/'.join(fields)}",
@@ -921,9 +921,9 @@ def aligned_profile(profile: DeviceProfile | str) -> tuple[DeviceProfile, list[K
         change("ir_drop", {"enabled": False}, "enabled", "aihwkit's IR-drop model differs")
     if not upd:
         return p, changes
-    data = p.model_dump()
-    for section, value in upd.items():
-        data[section] = value.model_dump()
-    data["name"] = f"{p.name}+aihwkit_aligned"
-    data["description"] = f"{p.name} restricted to what aihwkit 1.1.0 can express"
-    return DeviceProfile.model_validate(data), changes
+    derived = p.derive(
+        upd,
+        name=f"{p.name}+aihwkit_aligned",
+        description=f"{p.name} restricted to what aihwkit 1.1.0 can express",
+    )
+    return derived, changes
