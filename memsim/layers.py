@@ -104,6 +104,7 @@ class AnalogLayer(nn.Module):
         self.register_buffer("g_now", torch.zeros(2, out, k, **f32), persistent=False)
         # caches derived from the state above, laid out for the forward pass
         self.register_buffer("_w_part", None, persistent=False)
+        self.register_buffer("_v_part", None, persistent=False)
         self.register_buffer("_p_scale", None, persistent=False)
         self.register_buffer("_p_tile", None, persistent=False)
         self.calibrated = False
@@ -240,7 +241,12 @@ class AnalogLayer(nn.Module):
     # -- state dict ------------------------------------------------------------------
     def _profile_digest(self) -> str:
         # the numbers only: a renamed or re-cited copy of a profile is the same chip
-        text = self.profile.model_dump_json(exclude={"name", "description", "extends", "source"})
+        exclude: dict[str, Any] = {k: True for k in ("name", "description", "extends", "source")}
+        for section in ("programming_noise", "read_noise", "drift"):
+            if not getattr(self.profile, section).params:
+                # empty law params leave the digest of a chip saved before they existed
+                exclude[section] = {"params"}
+        text = self.profile.model_dump_json(exclude=exclude)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def get_extra_state(self) -> dict[str, Any]:
@@ -297,10 +303,17 @@ class AnalogLayer(nn.Module):
     def _refresh_partial_cache(self) -> None:
         self._p_scale = self._to_partial_order(self.scale * self.comp_gain)
         self._p_tile = self._to_partial_order(self.tile_of_partial)
-        self._w_part = self._partial_weights()
+        self._w_part = self._partial_weights(self.w_norm)
+        self._v_part = None
+        read = self.physics.read
+        if read.state_dependent:
+            # per-device read variance (both devices of a pair), in window units squared,
+            # laid out like the weights: sum_i x_i**2 v_i is the exact output variance
+            v = read.device_sigma(self.g_now).square().sum(0)
+            self._v_part = self._partial_weights(v)
 
-    def _partial_weights(self) -> Tensor:
-        """Normalized weights arranged for the layer's partial-sum op."""
+    def _partial_weights(self, w: Tensor) -> Tensor:
+        """``(out, K)`` per-weight values (normalized weights) arranged for the partial-sum op."""
         raise NotImplementedError
 
     # -- periphery -------------------------------------------------------------------
@@ -354,12 +367,15 @@ class AnalogLayer(nn.Module):
             Outputs ``(B, G*O, L)`` in weight units, without bias.
 
         """
-        s_read, s_out = self.physics.read_sigma(), self.profile.output_noise.sigma
+        read, s_out = self.physics.read, self.profile.output_noise.sigma
+        # sx2 already holds the read variances of a state-dependent law; otherwise it is
+        # sum x**2 and the variance of a pair is 2 sigma**2
+        k_read = 1.0 if read.state_dependent else 2.0 * read.sigma() ** 2
         # bit-line noise is relative to the DAC full scale (input units in a pass-through)
         s_out *= self._out_noise_scale
         self._out_noise_scale = 1.0
-        if sx2 is not None and (s_read > 0 or s_out > 0):
-            std = sx2.mul_(2.0 * s_read**2).add_(s_out**2 / u**2).sqrt_()
+        if sx2 is not None and (k_read > 0 or s_out > 0):
+            std = sx2.mul_(k_read).add_(s_out**2 / u**2).sqrt_()
             noise = standard_normal(
                 pc.shape, self._read_gen(pc.device), self.noise_sampler, pc.device, pc.dtype
             )
@@ -499,7 +515,7 @@ class AnalogLayer(nn.Module):
             self._adc_cal_max = None
 
     def _needs_sx2(self) -> bool:
-        return self.physics.read_sigma() > 0.0 or self.profile.output_noise.sigma > 0.0
+        return self.physics.read.active() or self.profile.output_noise.sigma > 0.0
 
 
 class AnalogLinear(AnalogLayer):
@@ -510,10 +526,10 @@ class AnalogLinear(AnalogLayer):
         super().__init__(module.weight, module.bias, profile, 1, layer_index)
         self.in_features, self.out_features = module.in_features, module.out_features
 
-    def _partial_weights(self) -> Tensor:
+    def _partial_weights(self, w: Tensor) -> Tensor:
         lay = self.layout
         pad = lay.row_tiles * lay.row_span - lay.k
-        w = F.pad(self.w_norm, (0, pad)).view(lay.out, lay.row_tiles, lay.row_span)
+        w = F.pad(w, (0, pad)).view(lay.out, lay.row_tiles, lay.row_span)
         return w.permute(1, 2, 0).contiguous()  # (T, span, out)
 
     @torch.no_grad()
@@ -535,12 +551,21 @@ class AnalogLinear(AnalogLayer):
         b, rt = x.shape[0], lay.row_tiles
         if rt == 1:
             pc = (codes @ self._w_part[0]).view(b, 1, lay.out, 1)
-            sx2 = (codes * codes).sum(1).view(b, 1, 1, 1) if self._needs_sx2() else None
+            sx2 = None
+            if self._v_part is not None:
+                sx2 = ((codes * codes) @ self._v_part[0]).view(b, 1, lay.out, 1)
+            elif self._needs_sx2():
+                sx2 = (codes * codes).sum(1).view(b, 1, 1, 1)
         else:
             xs = F.pad(codes, (0, rt * lay.row_span - lay.k)).view(b, rt, lay.row_span)
             pc = torch.bmm(xs.transpose(0, 1), self._w_part)  # (T, B, out)
             pc = pc.transpose(0, 1).unsqueeze(-1)  # (B, T, out, 1) view, no copy
-            sx2 = (xs * xs).sum(2).view(b, rt, 1, 1) if self._needs_sx2() else None
+            sx2 = None
+            if self._v_part is not None:
+                sx2 = torch.bmm((xs * xs).transpose(0, 1), self._v_part)
+                sx2 = sx2.transpose(0, 1).unsqueeze(-1)
+            elif self._needs_sx2():
+                sx2 = (xs * xs).sum(2).view(b, rt, 1, 1)
         y = self._epilogue(pc, sx2, u, bound).view(b, lay.out)
         self._end_forward()
         if self.bias is not None:
@@ -581,16 +606,16 @@ class AnalogConv2d(AnalogLayer):
         c_t = lay.channels_per_row_tile if lay.row_tiles > 1 else in_g
         return lay.groups, lay.row_tiles, c_t, lay.row_tiles * c_t - in_g
 
-    def _partial_weights(self) -> Tensor:
+    def _partial_weights(self, w: Tensor) -> Tensor:
         lay = self.layout
         if not lay.aligned:
             pad = lay.row_tiles * lay.row_span - lay.k
-            w = F.pad(self.w_norm, (0, pad)).view(
+            w = F.pad(w, (0, pad)).view(
                 lay.groups, lay.out_per_group, lay.row_tiles, lay.row_span
             )
             return w.transpose(1, 2).reshape(-1, lay.out_per_group, lay.row_span).contiguous()
         g, rt, c_t, pad = self._geometry()
-        w = self.w_norm.view(g, lay.out_per_group, -1, *self.kernel_size)
+        w = w.view(g, lay.out_per_group, -1, *self.kernel_size)
         if pad:
             w = F.pad(w, (0, 0, 0, 0, 0, pad))
         w = w.view(g, lay.out_per_group, rt, c_t, *self.kernel_size).transpose(1, 2)
@@ -628,7 +653,12 @@ class AnalogConv2d(AnalogLayer):
                 codes = F.pad(codes.view(b, g, -1, *x.shape[-2:]), (0, 0, 0, 0, 0, pad))
                 codes = codes.view(b, g * rt * c_t, *x.shape[-2:])
             pc = self._conv(codes, self._w_part, g * rt).view(b, g * rt, lay.out_per_group, -1)
-            sx2 = self._sum_sq(codes, g * rt, c_t) if self._needs_sx2() else None
+            sx2 = None
+            if self._v_part is not None:
+                sq = codes * codes
+                sx2 = self._conv(sq, self._v_part, g * rt).view(b, g * rt, lay.out_per_group, -1)
+            elif self._needs_sx2():
+                sx2 = self._sum_sq(codes, g * rt, c_t)
         else:
             pc, sx2 = self._unaligned_partials(codes)
         y = self._epilogue(pc, sx2, u, bound).view(b, lay.out, h_out, w_out)
@@ -663,7 +693,10 @@ class AnalogConv2d(AnalogLayer):
         pc = torch.bmm(self._w_part, xs).view(g * rt, lay.out_per_group, b, n_loc)
         pc = pc.permute(2, 0, 1, 3).contiguous()
         sx2 = None
-        if self._needs_sx2():
+        if self._v_part is not None:
+            sx2 = torch.bmm(self._v_part, xs * xs).view(g * rt, lay.out_per_group, b, n_loc)
+            sx2 = sx2.permute(2, 0, 1, 3).contiguous()
+        elif self._needs_sx2():
             sx2 = (xs * xs).sum(1).view(g * rt, 1, b, n_loc).permute(2, 0, 1, 3).contiguous()
         return pc, sx2
 

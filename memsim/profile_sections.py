@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from . import laws
 
 
 class _Section(BaseModel):
@@ -19,6 +21,30 @@ class _Section(BaseModel):
     model_config = ConfigDict(
         extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False
     )
+
+
+class ProfileError(ValueError):
+    """A device profile could not be found, parsed or validated."""
+
+
+class LawName(str):
+    """The name of a registered device law (:mod:`memsim.laws`), as given in the JSON."""
+
+    @property
+    def value(self) -> str:
+        """The name (as the ``.value`` of the enums that list memsim's own laws)."""
+        return str(self)
+
+
+Law = Annotated[str, AfterValidator(LawName)]
+"""A profile field naming a device law; checked against the registry by its section."""
+
+Params = dict[str, Any]
+"""A law's own parameters (checked by the law's ``Params`` model)."""
+
+
+def _check_law(kind: str, section: Any) -> None:
+    laws.check_section(kind, section)
 
 
 class WeightScaling(str, Enum):
@@ -38,7 +64,7 @@ class WeightQuant(str, Enum):
 
 
 class ProgNoiseModel(str, Enum):
-    """Programming-noise model."""
+    """memsim's own programming-noise laws (any registered name is accepted)."""
 
     none = "none"
     gaussian = "gaussian"
@@ -47,14 +73,15 @@ class ProgNoiseModel(str, Enum):
 
 
 class ReadNoiseModel(str, Enum):
-    """Per-MVM read-noise model."""
+    """memsim's own per-MVM read-noise laws (any registered name is accepted)."""
 
     none = "none"
     gaussian = "gaussian"
+    proportional = "proportional"
 
 
 class DriftModel(str, Enum):
-    """Conductance-drift model."""
+    """memsim's own conductance-drift laws (any registered name is accepted)."""
 
     none = "none"
     power_law = "power_law"
@@ -122,9 +149,12 @@ class Mapping(_Section):
 class ProgrammingNoise(_Section):
     """Error of a programmed conductance around its target (write-verify residual)."""
 
-    model: ProgNoiseModel = ProgNoiseModel.none
+    model: Law = LawName("none")
     """none | gaussian (sigma x (g_max - g_min)) | proportional (sigma x G_target) |
-    polynomial (sigma(ĝ) = sum_i coeffs_uS[i] * ĝ**i µS, ĝ = G_target / g_max)."""
+    polynomial (sigma(ĝ) = sum_i coeffs_uS[i] * ĝ**i µS, ĝ = G_target / g_max), or the name
+    of a registered law (:func:`memsim.register_device_law`)."""
+    params: Params = Field(default_factory=dict)
+    """Parameters of a registered law that takes its own (its ``Params`` model)."""
     sigma: float = Field(0.0, ge=0.0, le=10.0)
     """Relative std (fraction) for the gaussian and proportional models."""
     coeffs_uS: list[Annotated[float, Field(ge=-1e6, le=1e6)]] = Field(
@@ -139,24 +169,37 @@ class ProgrammingNoise(_Section):
     def _coeffs(self) -> ProgrammingNoise:
         if self.model == ProgNoiseModel.polynomial and not self.coeffs_uS:
             raise ValueError("coeffs_uS must be non-empty for the polynomial model")
+        _check_law("programming_noise", self)
         return self
 
 
 class ReadNoise(_Section):
     """Read noise, drawn independently for every device and every MVM."""
 
-    model: ReadNoiseModel = ReadNoiseModel.none
-    """none | gaussian (state-independent)."""
+    model: Law = LawName("none")
+    """none | gaussian (state-independent) | proportional (state-dependent: each device's
+    std is sigma x G / (g_max - g_min)), or the name of a registered law."""
     sigma: float = Field(0.0, ge=0.0, le=10.0)
-    """Std of each device's read conductance as a fraction of g_max - g_min."""
+    """Std of each device's read conductance as a fraction of g_max - g_min (gaussian;
+    proportional: at G = g_max - g_min)."""
+    params: Params = Field(default_factory=dict)
+    """Parameters of a registered law that takes its own."""
+
+    @model_validator(mode="after")
+    def _law(self) -> ReadNoise:
+        _check_law("read_noise", self)
+        return self
 
 
 class Drift(_Section):
     """Power-law drift G(t) = G(t0) * (t / t0) ** -nu, nu drawn per device."""
 
-    model: DriftModel = DriftModel.none
+    model: Law = LawName("none")
     """none | power_law (nu ~ N(nu_mean, nu_std)) | pcm_joshi2020 (state-dependent nu and
-    accumulated 1/f noise, the formulas of aihwkit's PCMLikeNoiseModel)."""
+    accumulated 1/f noise, the formulas of aihwkit's PCMLikeNoiseModel), or the name of a
+    registered law."""
+    params: Params = Field(default_factory=dict)
+    """Parameters of a registered law that takes its own."""
     t0_s: float = Field(20.0, gt=0.0, le=1e9)
     """Time after programming of the first read (s); drift is measured from it."""
     nu_mean: float = Field(0.0, ge=0.0, le=1.0)
@@ -167,6 +210,11 @@ class Drift(_Section):
     """Read pulse width (s) of the 1/f accumulated-noise fit (pcm_joshi2020), 1 ps to 1 s."""
     compensation: DriftCompensation = DriftCompensation.none
     """none | global: one digital gain per tile from a reference read of the tile."""
+
+    @model_validator(mode="after")
+    def _law(self) -> Drift:
+        _check_law("drift", self)
+        return self
 
 
 class Faults(_Section):

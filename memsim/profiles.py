@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from . import laws
 from .profile_periphery import Periphery
 from .profile_sections import (
     ADC,
@@ -43,6 +44,7 @@ from .profile_sections import (
     Mapping,
     OutputNoise,
     PairLayout,
+    ProfileError,
     ProgNoiseModel,
     ProgrammingNoise,
     RangeMode,
@@ -90,10 +92,6 @@ __all__ = [
     "load_profile",
     "validate_profile",
 ]
-
-
-class ProfileError(ValueError):
-    """A device profile could not be found, parsed or validated."""
 
 
 class DeviceProfile(_Section):
@@ -425,13 +423,8 @@ def validate_profile(
             got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
             lines.append(f"field '{loc}': {msg}{got}" + (f" — {hint}" if hint else ""))
         raise ProfileError(f"{origin}: invalid profile:\n  " + "\n  ".join(lines)) from None
-    for check in _PROFILE_CHECKS:
-        check(profile, origin)
+    laws.check_profile(profile, origin)
     return profile
-
-
-_PROFILE_CHECKS: list[Any] = []
-"""Checks ``(profile, origin) -> None`` run after the schema (see :mod:`memsim.laws`)."""
 
 
 def load_profile(

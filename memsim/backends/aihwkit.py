@@ -42,14 +42,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import laws
 from .. import mapping as ms_mapping
 from ..profiles import (
     DeviceProfile,
     DriftCompensation,
-    DriftModel,
-    ProgNoiseModel,
     RangeMode,
-    ReadNoiseModel,
     WeightQuant,
     WeightScaling,
     load_profile,
@@ -62,7 +60,6 @@ try:
     from aihwkit.inference.compensation.drift import GlobalDriftCompensation
     from aihwkit.inference.converter.conductance import SinglePairConductanceConverter
     from aihwkit.inference.noise.base import BaseNoiseModel
-    from aihwkit.inference.noise.pcm import CustomDriftPCMLikeNoiseModel, PCMLikeNoiseModel
     from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
     from aihwkit.nn.conversion import convert_to_analog
     from aihwkit.simulator.configs import InferenceRPUConfig
@@ -186,66 +183,27 @@ def _is_wan2022(coeffs: list[float]) -> bool:
     )
 
 
-def _prog_polynomial(profile: DeviceProfile) -> tuple[list[float], float, Knob]:
-    """Programming noise as aihwkit's polynomial ``sigma(G/g_max)`` in µS, and its knob."""
-    pn, dev = profile.programming_noise, profile.device
-    if pn.model == ProgNoiseModel.none:
-        return (
-            [0.0],
-            dev.g_max_uS,
-            Knob("programming_noise.model", "none", TRANSLATED, "prog_noise_scale = 0"),
-        )
-    if pn.model == ProgNoiseModel.gaussian:
-        c0 = pn.sigma * profile.g_range_uS
-        return (
-            [c0],
-            dev.g_max_uS,
-            Knob(
-                "programming_noise.model",
-                f"gaussian sigma={pn.sigma}",
-                TRANSLATED,
-                f"prog_coeff = [{c0:g}] µS",
-                "a constant polynomial is the Gaussian model",
-            ),
-        )
-    if pn.model == ProgNoiseModel.proportional:
-        c1 = pn.sigma * dev.g_max_uS
-        return (
-            [0.0, c1],
-            dev.g_max_uS,
-            Knob(
-                "programming_noise.model",
-                f"proportional sigma={pn.sigma}",
-                TRANSLATED,
-                f"prog_coeff = [0, {c1:g}] µS",
-                "sigma * G_target = (sigma g_max) (G_target/g_max)",
-            ),
-        )
-    ref = pn.coeffs_g_max_ref_uS or dev.g_max_uS
-    coeffs = list(pn.coeffs_uS)
-    # memsim clamps a negative polynomial std at 0; aihwkit would flip the noise sign,
-    # which gives the same distribution (the noise is symmetric) except where it is < 0.
-    return (
-        coeffs,
-        ref,
-        Knob(
-            "programming_noise.model",
-            f"polynomial {coeffs}",
-            TRANSLATED,
-            f"prog_coeff = {coeffs}, reference g_max {ref:g} µS",
-            "where the polynomial is negative memsim uses sigma 0, aihwkit |sigma|",
-        ),
-    )
+def _law_knob(field: str, form: laws.AihwkitForm | None, law: laws.DeviceLaw) -> Knob:
+    """The report line of one device law: its own translation, or why it has none."""
+    if form is None:
+        return Knob(field, law.name, NOT_TRANSLATED, "", law.aihwkit_missing or "")
+    status = APPROXIMATED if form.approximated else TRANSLATED
+    return Knob(field, form.value, status, form.setting, form.note)
 
 
 def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseModel, bool]:
-    """The aihwkit noise model for the device physics, and whether it models drift."""
+    """The aihwkit noise model for the device physics, and whether it models drift.
+
+    Each law supplies its own aihwkit form (:meth:`memsim.laws.DeviceLaw.aihwkit`): the
+    programming law a polynomial, the drift law the noise model built around it.
+    """
     if profile.aihwkit_noise_model is not None:
         return _own_noise_model(profile, knobs), True
-    dev, d, pn = profile.device, profile.drift, profile.programming_noise
+    dev = profile.device
     conv = SinglePairConductanceConverter(g_max=dev.g_max_uS, g_min=dev.g_min_uS)
-    coeffs, ref, prog_knob = _prog_polynomial(profile)
-    prog_scale = 0.0 if pn.model == ProgNoiseModel.none else 1.0
+    prog_law, drift_law = laws.build("programming_noise", profile), laws.build("drift", profile)
+    prog, drift = prog_law.aihwkit(), drift_law.aihwkit()
+    prog_knob = _law_knob("programming_noise.model", prog, prog_law)
     knobs.append(
         Knob(
             "device.g_min_uS / g_max_uS",
@@ -254,8 +212,11 @@ def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseMo
             f"SinglePairConductanceConverter(g_max={dev.g_max_uS:g}, g_min={dev.g_min_uS:g})",
         )
     )
-
-    if d.model == DriftModel.none and pn.model == ProgNoiseModel.polynomial and _is_wan2022(coeffs):
+    # a law without a translation runs without it on the aihwkit side (noted in the report)
+    coeffs, ref, scale = [0.0], dev.g_max_uS, 0.0
+    if prog is not None:
+        coeffs, ref, scale = prog.payload["coeffs"], prog.payload["ref"], prog.payload["scale"]
+    if drift_law.name == "none" and prog_law.name == "polynomial" and _is_wan2022(coeffs):
         model: BaseNoiseModel = ReRamWan2022NoiseModel(g_converter=conv)
         # aihwkit 1.1.0 only sets coeff_g_max_reference when it is *not* passed; set it
         # explicitly so that the sigma scaling is the profile's.
@@ -274,53 +235,19 @@ def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseMo
         return model, False
 
     knobs.append(prog_knob)
+    d = profile.drift
     kwargs: dict[str, Any] = dict(
         prog_coeff=coeffs,
         g_converter=conv,
         t_0=d.t0_s,
         t_read=d.t_read_s,
-        prog_noise_scale=prog_scale,
+        prog_noise_scale=scale,
     )
-    if d.model == DriftModel.pcm_joshi2020:
-        model = PCMLikeNoiseModel(**kwargs)
-        knobs.append(
-            Knob(
-                "drift.model",
-                "pcm_joshi2020",
-                TRANSLATED,
-                f"PCMLikeNoiseModel(t_0={d.t0_s:g}, t_read={d.t_read_s:g})",
-                "same state-dependent nu and 1/f accumulated-noise formulas",
-            )
-        )
-        drifts = True
-    elif d.model == DriftModel.power_law:
-        g_lst = [dev.g_min_uS, dev.g_max_uS]
-        model = CustomDriftPCMLikeNoiseModel(
-            {"g_lst": g_lst, "nu_mean_lst": [d.nu_mean] * 2, "nu_std_lst": [d.nu_std] * 2},
-            read_noise_scale=0.0,
-            **kwargs,
-        )
-        knobs.append(
-            Knob(
-                "drift.model",
-                f"power_law nu={d.nu_mean:g}+-{d.nu_std:g}",
-                APPROXIMATED,
-                "CustomDriftPCMLikeNoiseModel (flat nu table, read_noise_scale=0)",
-                "aihwkit: G ((t + t0)/t0)^-|nu|; memsim: G (t/t0)^-max(nu, 0) for t > t0",
-            )
-        )
-        drifts = True
-    else:
-        model = PCMLikeNoiseModel(drift_scale=0.0, read_noise_scale=0.0, **kwargs)
-        knobs.append(
-            Knob(
-                "drift.model",
-                "none",
-                TRANSLATED,
-                "PCMLikeNoiseModel(drift_scale=0, read_noise_scale=0)",
-            )
-        )
-        drifts = False
+    knobs.append(_law_knob("drift.model", drift, drift_law))
+    if drift is None:
+        drift = laws.law_class("drift", "none")(profile).aihwkit()  # aihwkit without drift
+        assert drift is not None
+    model, drifts = drift.payload["build"](**kwargs), bool(drift.payload["drifts"])
     # aihwkit 1.1.0 ignores prog_coeff_g_max_reference when prog_coeff is given.
     model.prog_coeff_g_max_reference = ref
     return model, drifts
@@ -447,22 +374,16 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
     # -- device physics ----------------------------------------------------------------
     noise_model, drifts = _noise_model(p, knobs)
     cfg.noise_model = noise_model
-    rn = p.read_noise
-    if rn.model == ReadNoiseModel.gaussian and rn.sigma > 0:
-        f.w_noise = math.sqrt(2.0) * rn.sigma
-        f.w_noise_type = WeightNoiseType.ADDITIVE_CONSTANT
-        knobs.append(
-            Knob(
-                "read_noise.sigma",
-                rn.sigma,
-                TRANSLATED,
-                f"forward.w_noise={f.w_noise:.4g} (ADDITIVE_CONSTANT)",
-                "sqrt(2) sigma per pair; both draw per MVM, output-referred, ||x|| scaled",
-            )
-        )
+    read_law = laws.build("read_noise", p)
+    read = read_law.aihwkit()
+    w_noise = 0.0 if read is None else float(read.payload["w_noise"])
+    f.w_noise = w_noise
+    f.w_noise_type = WeightNoiseType.ADDITIVE_CONSTANT if w_noise > 0 else WeightNoiseType.NONE
+    if read is None:
+        knobs.append(_law_knob("read_noise.model", None, read_law))
+    elif w_noise > 0:
+        knobs.append(_law_knob("read_noise.sigma", read, read_law))
     else:
-        f.w_noise = 0.0
-        f.w_noise_type = WeightNoiseType.NONE
         knobs.append(Knob("read_noise.model", "none", TRANSLATED, "forward.w_noise=0"))
     if p.drift.compensation == DriftCompensation.globally:
         cfg.drift_compensation = GlobalDriftCompensation()
