@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
-from .profiles import DeviceProfile, RangeMode, load_profile
+from .profiles import DeviceProfile, load_profile
 from .sampling import NoiseSampler
 
 
@@ -316,11 +316,8 @@ def needs_calibration(model: nn.Module) -> bool:
     Such a chip sets its converter ranges from data after every programming; see
     :func:`calibrate`.
     """
-    for _, layer in _layers(model):
-        for conv in (layer.profile.dac, layer.profile.adc):
-            if conv.bits is not None and conv.mode == RangeMode.calibrated:
-                return True
-    return False
+    layers = _layers(model)
+    return any(m.dac.needs_calibration or m.adc.needs_calibration for _, m in layers)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from torch import nn
 
 from . import mapping
 from .layers import AnalogLayer, analog_layers
-from .profiles import RangeMode
 
 SCHEMA = "memsim.conductance_map"
 """Value of the ``schema`` field of every conductance-map ``.npz``."""
@@ -189,22 +188,8 @@ def _scale_physical(layer: AnalogLayer) -> np.ndarray:
 
 
 def _ranges(layer: AnalogLayer) -> tuple[np.ndarray, np.ndarray]:
-    p, n = layer.profile, layer.layout.n_tiles
-    if p.adc.bits is None or p.adc.mode == RangeMode.dynamic:
-        adc = np.full(n, np.nan, dtype=np.float32)
-    elif p.adc.mode == RangeMode.fixed:
-        adc = np.full(n, p.adc.bound, dtype=np.float32)
-    else:
-        adc = layer.adc_range.cpu().numpy().astype(np.float32)
-        if not layer.calibrated:
-            adc = np.full(n, np.nan, dtype=np.float32)
-    if p.dac.bits is None or p.dac.mode == RangeMode.dynamic:
-        dac = np.float32(np.nan)
-    elif p.dac.mode == RangeMode.fixed:
-        dac = np.float32(p.dac.bound)
-    else:
-        dac = np.float32(layer.dac_range.item() if layer.calibrated else np.nan)
-    return adc, np.asarray(dac, dtype=np.float32)
+    adc = layer.adc.export_ranges(layer.adc_range, layer.calibrated)
+    return adc, layer.dac.export_range(layer.dac_range, layer.calibrated)
 
 
 def layer_arrays(layer: AnalogLayer, quantity: str = "target") -> dict[str, np.ndarray]:

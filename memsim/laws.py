@@ -39,6 +39,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from .profiles import DeviceProfile
 
+
 @dataclass(frozen=True)
 class AihwkitForm:
     """How aihwkit expresses a law: the knob of the translation report plus its payload.
@@ -300,6 +301,4 @@ def check_profile(profile: DeviceProfile, origin: str) -> None:
         except ProfileError:
             raise
         except ValueError as exc:
-            raise ProfileError(
-                f"{origin}: invalid profile:\n  field '{cls.kind}': {exc}"
-            ) from None
+            raise ProfileError(f"{origin}: invalid profile:\n  field '{cls.kind}': {exc}") from None

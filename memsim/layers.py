@@ -39,8 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import irdrop, mapping
+from .periphery import ADC, DAC, Calibration
 from .physics import device_model
-from .profiles import DeviceProfile, DriftCompensation, RangeMode
+from .profiles import DeviceProfile, DriftCompensation
 from .sampling import NoiseSampler, standard_normal
 from .seeds import device_seed
 from .tiling import TileLayout, make_layout
@@ -48,6 +49,14 @@ from .tiling import TileLayout, make_layout
 log = logging.getLogger("memsim")
 
 _STREAM_CHIP, _STREAM_PROG, _STREAM_READ, _STREAM_DRIFT = 1, 2, 3, 4
+# fields added to the profile after version 1 of the chip state (left out of the digest
+# at their defaults, so that older state dicts still load)
+_DIGEST_NEW_FIELDS = (
+    ("programming_noise", "params"),
+    ("read_noise", "params"),
+    ("drift", "params"),
+    ("adc", "offset"),
+)
 
 
 def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
@@ -107,11 +116,8 @@ class AnalogLayer(nn.Module):
         self.register_buffer("_v_part", None, persistent=False)
         self.register_buffer("_p_scale", None, persistent=False)
         self.register_buffer("_p_tile", None, persistent=False)
-        self.calibrated = False
-        self.calibrating = False
-        self._cal_batches = 0
-        self._adc_cal_max: Tensor | None = None
-        self._out_noise_scale = 1.0
+        self.dac, self.adc = DAC(profile.dac), ADC(profile.adc)
+        self.cal = Calibration()
         self._has_drift = False
         self.measured = False
         self.t_s = 0.0
@@ -242,10 +248,13 @@ class AnalogLayer(nn.Module):
     def _profile_digest(self) -> str:
         # the numbers only: a renamed or re-cited copy of a profile is the same chip
         exclude: dict[str, Any] = {k: True for k in ("name", "description", "extends", "source")}
-        for section in ("programming_noise", "read_noise", "drift"):
-            if not getattr(self.profile, section).params:
-                # empty law params leave the digest of a chip saved before they existed
-                exclude[section] = {"params"}
+        for section, name in _DIGEST_NEW_FIELDS:
+            info = type(getattr(self.profile, section)).model_fields[name]
+            if getattr(getattr(self.profile, section), name) == info.get_default(
+                call_default_factory=True
+            ):
+                # a field at its default leaves the digest of a chip saved before it existed
+                exclude.setdefault(section, set()).add(name)
         text = self.profile.model_dump_json(exclude=exclude)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -325,36 +334,27 @@ class AnalogLayer(nn.Module):
         return self._read_gens[key]
 
     def _dac(self, x: Tensor, sample_dims: tuple[int, ...]) -> tuple[Tensor, Tensor | float, float]:
-        """Return ``(codes, bound, u)`` with ``x ~ codes * u * bound`` (``u = 1/m``).
+        """Return ``(codes, bound, u)`` with ``x ~ codes * u * bound`` (see :class:`DAC`)."""
+        out = self.dac.convert(x, sample_dims, self.cal, self.dac_range, self._label())
+        return out.codes, out.bound, out.u
 
-        ``codes`` are the integer DAC codes (or ``x`` itself for an ideal DAC, with
-        ``bound = u = 1``); ``bound`` is a float, a 0-dim or a per-sample tensor.
-        """
-        dac = self.profile.dac
-        if dac.bits is None:
-            return x, 1.0, 1.0
-        if dac.mode == RangeMode.fixed:
-            bound: Tensor | float = dac.bound
-        elif dac.mode == RangeMode.dynamic:
-            bound = x.abs().amax(dim=sample_dims, keepdim=True).clamp_(min=1e-12)
-        else:
-            if self.calibrating or not self.calibrated:
-                cur = self._finite_abs_max(x, None, "inputs (DAC range)").clamp(min=1e-12)
-                accumulate = self.calibrating and self._cal_batches > 0
-                self.dac_range.copy_(torch.maximum(self.dac_range, cur) if accumulate else cur)
-            if self.calibrating:
-                # The range is not final until the last batch: pass the inputs through
-                # unquantized so that no statistic depends on a provisional range.
-                self._out_noise_scale = float(self.dac_range)
-                return x, 1.0, 1.0
-            bound = self.dac_range
-        if dac.bits == 1:
-            return torch.where(x >= 0, 1.0, -1.0).to(x.dtype), bound, 1.0
-        m = float(2 ** (dac.bits - 1) - 1)
-        codes = (x * (m / bound)).round_().clamp_(-m, m)
-        return codes, bound, 1.0 / m
+    @property
+    def calibrated(self) -> bool:
+        """Whether the data-set converter ranges are set."""
+        return self.cal.calibrated
 
-    def _epilogue(self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float) -> Tensor:
+    @calibrated.setter
+    def calibrated(self, value: bool) -> None:
+        self.cal.calibrated = bool(value)
+
+    @property
+    def calibrating(self) -> bool:
+        """Between :meth:`calibrate_begin` and :meth:`calibrate_end`."""
+        return self.cal.calibrating
+
+    def _epilogue(
+        self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float, noise_scale: float
+    ) -> Tensor:
         """Noise, ADC and digital accumulation on partial sums, in place.
 
         Args:
@@ -362,6 +362,7 @@ class AnalogLayer(nn.Module):
             sx2: Sum of squared DAC codes per MVM ``(B, G*T, 1 or O, L)``, or ``None``.
             u: Code-to-normalized-input factor.
             bound: DAC range (float or tensor broadcastable to ``(B, 1, 1, 1)``).
+            noise_scale: Bit-line noise scale of a calibrating pass-through DAC (else 1).
 
         Returns:
             Outputs ``(B, G*O, L)`` in weight units, without bias.
@@ -372,33 +373,16 @@ class AnalogLayer(nn.Module):
         # sum x**2 and the variance of a pair is 2 sigma**2
         k_read = 1.0 if read.state_dependent else 2.0 * read.sigma() ** 2
         # bit-line noise is relative to the DAC full scale (input units in a pass-through)
-        s_out *= self._out_noise_scale
-        self._out_noise_scale = 1.0
+        s_out *= noise_scale
         if sx2 is not None and (k_read > 0 or s_out > 0):
             std = sx2.mul_(k_read).add_(s_out**2 / u**2).sqrt_()
             noise = standard_normal(
                 pc.shape, self._read_gen(pc.device), self.noise_sampler, pc.device, pc.dtype
             )
             pc.addcmul_(noise, std)
-        factor = self._p_scale
-        adc = self.profile.adc
-        if adc.bits is not None and self.calibrating:
-            # record the ranges, digitize nothing: later layers see batch-independent inputs
-            self._adc_range(pc, u)
-            factor = factor * u
-        elif adc.bits is not None:
-            rng = self._adc_range(pc, u)
-            step = rng.clamp(min=1e-12)[self._p_tile]  # (G*T, O, 1), normalized units
-            if adc.bits == 1:
-                pc.copy_(torch.where(pc >= 0, 1.0, -1.0))
-                factor = factor * step
-            else:
-                m = float(2 ** (adc.bits - 1) - 1)
-                step = step / m
-                pc.mul_(u / step).round_().clamp_(-m, m)
-                factor = factor * step
-        else:
-            factor = factor * u
+        factor = self.adc.digitize(
+            pc, u, self._p_scale, self._p_tile, self.cal, self.adc_range, self._label()
+        )
         b, gt, o, n = pc.shape
         rt = self.layout.row_tiles
         if rt == 1:
@@ -413,55 +397,6 @@ class AnalogLayer(nn.Module):
         if self.trim is not None:
             y.mul_(self.trim[0].view(1, -1, 1)).add_(self.trim[1].view(1, -1, 1))
         return y
-
-    def _adc_range(self, pc: Tensor, u: float) -> Tensor:
-        """Per-tile ADC range in normalized units; (re)calibrates when due."""
-        adc = self.profile.adc
-        if adc.mode == RangeMode.fixed:
-            return torch.full_like(self.adc_range, adc.bound)
-        if adc.mode == RangeMode.calibrated and self.calibrated and not self.calibrating:
-            return self.adc_range
-        col_max = self._finite_abs_max(pc, (0, 3), "partial sums (ADC range)").reshape(-1) * u
-        rng = (
-            torch.zeros_like(self.adc_range).scatter_reduce(
-                0, self._p_tile.reshape(-1), col_max, "amax"
-            )
-            * adc.margin
-        )
-        if adc.mode == RangeMode.calibrated:
-            if self.calibrating:
-                # running max of the partial sums in the units of this batch's DAC scale
-                # (input units while a calibrated DAC passes inputs through); converted to
-                # the final DAC full scale by calibrate_end
-                if self._cal_batches > 0:
-                    rng = torch.maximum(rng, self._adc_cal_max)
-                self._adc_cal_max = rng
-                return rng
-            self.adc_range.copy_(rng)
-            if not self.calibrating:
-                log.info(
-                    "memsim: layer %d ADC ranges calibrated on its first batch", self.layer_index
-                )
-        return rng
-
-    def _finite_abs_max(self, v: Tensor, dims: tuple[int, ...] | None, what: str) -> Tensor:
-        """``max |v|`` over ``dims``, ignoring NaN and +-inf.
-
-        One bad input value must not turn a calibrated range, and so every later batch,
-        into NaN.
-        """
-        amax = v.abs().amax() if dims is None else v.abs().amax(dim=dims)
-        if bool(torch.isfinite(amax).all()):
-            return amax
-        bad = ~torch.isfinite(v)
-        log.warning(
-            "memsim: layer %s: %d non-finite %s ignored when setting the range",
-            self._label(),
-            int(bad.sum()),
-            what,
-        )
-        masked = v.abs().masked_fill_(bad, 0.0)
-        return masked.amax() if dims is None else masked.amax(dim=dims)
 
     def _label(self) -> str:
         return f"{self.qualified_name or '(root)'!r} ({type(self).__name__})"
@@ -484,10 +419,10 @@ class AnalogLayer(nn.Module):
         return x
 
     def _end_forward(self) -> None:
-        if self.calibrating:
-            self._cal_batches += 1
+        if self.cal.calibrating:
+            self.cal.batches += 1
         else:
-            self.calibrated = True
+            self.cal.calibrated = True
 
     def calibrate_begin(self) -> None:
         """Start accumulating DAC/ADC ranges over calibration batches.
@@ -498,21 +433,20 @@ class AnalogLayer(nn.Module):
         depend on the order or the sizes of the batches (for noise-free tiles; with read
         noise the maxima are over the noise draws of the calibration pass).
         """
-        self.calibrating = True
-        self._cal_batches = 0
-        self._adc_cal_max = None
+        self.cal.calibrating = True
+        self.cal.batches = 0
+        self.cal.adc_max = None
 
     def calibrate_end(self) -> None:
         """Freeze the ranges accumulated since :meth:`calibrate_begin`."""
-        self.calibrating = False
-        self.calibrated = True
-        rng = self._adc_cal_max
+        self.cal.calibrating = False
+        self.cal.calibrated = True
+        rng = self.cal.adc_max
         if rng is not None:
-            dac = self.profile.dac
-            if dac.bits is not None and dac.mode == RangeMode.calibrated:
+            if self.dac.needs_calibration:
                 rng = rng / self.dac_range  # relative to the DAC full scale
             self.adc_range.copy_(rng)
-            self._adc_cal_max = None
+            self.cal.adc_max = None
 
     def _needs_sx2(self) -> bool:
         return self.physics.read.active() or self.profile.output_noise.sigma > 0.0
@@ -544,7 +478,9 @@ class AnalogLinear(AnalogLayer):
             )
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
-        codes, bound, u = self._dac(x, (1,))
+        codes, bound, u, noise_scale = self.dac.convert(
+            x, (1,), self.cal, self.dac_range, self._label()
+        )
         if self.cost_probe is not None:
             self.cost_probe(self, codes)
         lay = self.layout
@@ -566,7 +502,7 @@ class AnalogLinear(AnalogLayer):
                 sx2 = sx2.transpose(0, 1).unsqueeze(-1)
             elif self._needs_sx2():
                 sx2 = (xs * xs).sum(2).view(b, rt, 1, 1)
-        y = self._epilogue(pc, sx2, u, bound).view(b, lay.out)
+        y = self._epilogue(pc, sx2, u, bound, noise_scale).view(b, lay.out)
         self._end_forward()
         if self.bias is not None:
             y.add_(self.bias)
@@ -610,9 +546,7 @@ class AnalogConv2d(AnalogLayer):
         lay = self.layout
         if not lay.aligned:
             pad = lay.row_tiles * lay.row_span - lay.k
-            w = F.pad(w, (0, pad)).view(
-                lay.groups, lay.out_per_group, lay.row_tiles, lay.row_span
-            )
+            w = F.pad(w, (0, pad)).view(lay.groups, lay.out_per_group, lay.row_tiles, lay.row_span)
             return w.transpose(1, 2).reshape(-1, lay.out_per_group, lay.row_span).contiguous()
         g, rt, c_t, pad = self._geometry()
         w = w.view(g, lay.out_per_group, -1, *self.kernel_size)
@@ -642,7 +576,9 @@ class AnalogConv2d(AnalogLayer):
                 f"memsim layer {self._label()}: input {tuple(x.shape)} is smaller than the "
                 f"kernel {self.kernel_size} (padding {self.padding}, dilation {self.dilation})"
             )
-        codes, bound, u = self._dac(x, (1, 2, 3))
+        codes, bound, u, noise_scale = self.dac.convert(
+            x, (1, 2, 3), self.cal, self.dac_range, self._label()
+        )
         if self.cost_probe is not None:
             self.cost_probe(self, codes)
         lay = self.layout
@@ -661,7 +597,7 @@ class AnalogConv2d(AnalogLayer):
                 sx2 = self._sum_sq(codes, g * rt, c_t)
         else:
             pc, sx2 = self._unaligned_partials(codes)
-        y = self._epilogue(pc, sx2, u, bound).view(b, lay.out, h_out, w_out)
+        y = self._epilogue(pc, sx2, u, bound, noise_scale).view(b, lay.out, h_out, w_out)
         self._end_forward()
         if self.bias is not None:
             y.add_(self.bias.view(1, -1, 1, 1))

@@ -272,6 +272,9 @@ class ADC(_Section):
     the sign, with 0 mapped to +range."""
     margin: float = Field(1.0, gt=0.0, le=100.0)
     """Multiplier on the calibrated range."""
+    offset: float = Field(0.0, ge=-1e3, le=1e3)
+    """Input-referred offset of every conversion of a quantizing ADC, in the units of
+    ``bound``, added to each partial sum before it is digitized (an ideal ADC has none)."""
 
 
 class OutputNoise(_Section):

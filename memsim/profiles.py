@@ -65,6 +65,7 @@ __all__ = [
     "AihwkitNoiseModel",
     "ConductanceMap",
     "Device",
+    "DOC_ONLY_FIELDS",
     "DeviceProfile",
     "Drift",
     "DriftCompensation",
@@ -235,7 +236,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-_META = ("name", "description", "extends", "source")
+DOC_ONLY_FIELDS = ("name", "description", "extends", "source")
+"""Profile fields that document a profile and do not act on the simulated chip."""
+
+_META = DOC_ONLY_FIELDS
 _MISSING = object()
 
 

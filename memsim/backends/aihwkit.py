@@ -44,6 +44,7 @@ from torch import nn
 
 from .. import laws
 from .. import mapping as ms_mapping
+from ..periphery import ADC, APPROXIMATED, DAC, NOT_TRANSLATED, TRANSLATED
 from ..profiles import (
     DeviceProfile,
     DriftCompensation,
@@ -65,7 +66,6 @@ try:
     from aihwkit.simulator.configs import InferenceRPUConfig
     from aihwkit.simulator.parameters.enums import (
         BoundManagementType,
-        NoiseManagementType,
         WeightNoiseType,
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -75,6 +75,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = [
+    "NOT_EXPRESSED",
     "WAN2022_COEFFS_1S",
     "Deployment",
     "Knob",
@@ -93,7 +94,16 @@ WAN2022_COEFFS_1S: tuple[float, ...] = (0.348, 16.030, -43.853, 45.393, -16.815)
 
 _STREAM_AIHWKIT_PROG, _STREAM_AIHWKIT_DRIFT = 11, 12
 
-TRANSLATED, APPROXIMATED, NOT_TRANSLATED = "translated", "approximated", "not translated"
+NOT_EXPRESSED: dict[str, str] = {
+    "periphery": "energy, latency and area numbers of memsim's cost model; aihwkit has none",
+}
+"""Profile fields (or sections) that no aihwkit setting can express, and why.
+
+Every other profile field is accounted for by a line of :func:`translate`'s report (the
+completeness test of the schema checks both)."""
+
+_WQ = ("mapping.weight_quant", "mapping.weight_bits")
+
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,8 @@ class Knob:
     status: str
     aihwkit: str = ""
     note: str = ""
+    covers: tuple[str, ...] = ()
+    """Profile fields the line accounts for besides ``field`` (completeness test)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -170,11 +182,6 @@ class Translation:
 def md_cell(value: Any) -> str:
     """``value`` as text for a markdown table cell (pipes escaped)."""
     return str(value).replace("|", "\\|")
-
-
-def _bits_res(bits: int) -> float:
-    # memsim's 2**b - 1 levels over [-bound, bound] are aihwkit's resolution 1 / (2**b - 2).
-    return 1.0 / (2**bits - 2)
 
 
 def _is_wan2022(coeffs: list[float]) -> bool:
@@ -348,7 +355,7 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
         )
     wq = p.mapping.weight_quant
     if wq == WeightQuant.none:
-        knobs.append(Knob("mapping.weight_quant", "none", TRANSLATED))
+        knobs.append(Knob("mapping.weight_quant", "none", TRANSLATED, covers=_WQ))
     else:
         knobs.append(
             Knob(
@@ -356,6 +363,7 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
                 f"{wq.value} bits={p.mapping.weight_bits}",
                 TRANSLATED,
                 "weights quantized digitally before convert_to_analog",
+                covers=_WQ,
             )
         )
     if p.device.levels is None:
@@ -433,114 +441,9 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
     else:
         knobs.append(Knob("ir_drop", "disabled", TRANSLATED, "forward.ir_drop=0"))
 
-    # -- periphery ---------------------------------------------------------------------
-    dac = p.dac
-    if dac.bits is None:
-        f.inp_res = -1.0
-        f.noise_management = NoiseManagementType.ABS_MAX
-        knobs.append(Knob("dac.bits", None, TRANSLATED, "inp_res=-1, ABS_MAX (no clipping)"))
-    else:
-        f.inp_res = _bits_res(dac.bits) if dac.bits > 1 else 1.0
-        status = TRANSLATED if dac.bits > 1 else APPROXIMATED
-        knobs.append(
-            Knob(
-                "dac.bits",
-                dac.bits,
-                status,
-                f"inp_res={f.inp_res:.6g}",
-                "" if dac.bits > 1 else "memsim 1 bit = sign(x); aihwkit has 3 levels -1, 0, 1",
-            )
-        )
-        if dac.mode == RangeMode.fixed:
-            if dac.bound == 1.0:
-                f.noise_management = NoiseManagementType.NONE
-                knobs.append(
-                    Knob(
-                        "dac.mode",
-                        "fixed bound=1",
-                        TRANSLATED,
-                        "noise_management=NONE, inp_bound=1",
-                    )
-                )
-            else:
-                f.noise_management = NoiseManagementType.CONSTANT
-                f.nm_thres = dac.bound
-                knobs.append(
-                    Knob(
-                        "dac.mode",
-                        f"fixed bound={dac.bound:g}",
-                        TRANSLATED,
-                        f"noise_management=CONSTANT, nm_thres={dac.bound:g}, inp_bound=1",
-                    )
-                )
-        elif dac.mode == RangeMode.dynamic:
-            f.noise_management = NoiseManagementType.ABS_MAX
-            knobs.append(
-                Knob(
-                    "dac.mode",
-                    "dynamic",
-                    APPROXIMATED,
-                    "noise_management=ABS_MAX",
-                    "both scale each input vector by its max|x|; aihwkit per tile input slice "
-                    "and per conv patch, memsim per whole input vector (all row tiles) and per "
-                    "image for convs; identical for a Linear layer on one row of tiles",
-                )
-            )
-        elif dac_range is not None:
-            f.noise_management = NoiseManagementType.CONSTANT
-            f.nm_thres = float(dac_range)
-            knobs.append(
-                Knob(
-                    "dac.mode",
-                    "calibrated",
-                    TRANSLATED,
-                    f"noise_management=CONSTANT, nm_thres={dac_range:.4g} (memsim's calibrated "
-                    "range of this layer)",
-                )
-            )
-        else:
-            f.noise_management = NoiseManagementType.ABS_MAX
-            knobs.append(
-                Knob(
-                    "dac.mode",
-                    "calibrated",
-                    APPROXIMATED,
-                    "noise_management=ABS_MAX",
-                    "no calibrated range given: per-vector max|x| instead of a per-layer range",
-                )
-            )
-
-    adc = p.adc
-    if adc.bits is None:
-        f.out_res = -1.0
-        f.out_bound = 0.0  # <= 0: no clipping
-        knobs.append(Knob("adc.bits", None, TRANSLATED, "out_res=-1, out_bound=0 (no clip)"))
-    else:
-        f.out_res = _bits_res(adc.bits) if adc.bits > 1 else 1.0
-        f.out_bound = adc.bound
-        status = TRANSLATED if adc.bits > 1 else APPROXIMATED
-        knobs.append(
-            Knob(
-                "adc.bits",
-                adc.bits,
-                status,
-                f"out_res={f.out_res:.6g}",
-                "" if adc.bits > 1 else "memsim 1 bit = sign; aihwkit has 3 levels",
-            )
-        )
-        if adc.mode == RangeMode.fixed:
-            knobs.append(Knob("adc.bound", adc.bound, TRANSLATED, f"out_bound={adc.bound:g}"))
-        else:
-            knobs.append(
-                Knob(
-                    "adc.mode",
-                    f"{adc.mode.value} margin={adc.margin:g}",
-                    NOT_TRANSLATED,
-                    f"out_bound={adc.bound:g} (fixed)",
-                    "aihwkit has one fixed out_bound; memsim sets each tile's ADC range from "
-                    "data (per-tile calibration)",
-                )
-            )
+    # -- periphery: the DAC and ADC translate themselves --------------------------------
+    for spec in (*DAC(p.dac).aihwkit(f, dac_range), *ADC(p.adc).aihwkit(f)):
+        knobs.append(Knob(**vars(spec)))
     f.out_noise = p.output_noise.sigma
     knobs.append(
         Knob(
@@ -758,7 +661,7 @@ def convert(
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
     exclude = [r.name for r in layers if r.aihwkit == "digital"]
     per_layer: dict[str, Translation] = {}
-    if dac_ranges and prof.dac.mode == RangeMode.calibrated and prof.dac.bits is not None:
+    if dac_ranges and DAC(prof.dac).needs_calibration:
         per_layer = {n: translate(prof, dac_range=r) for n, r in dac_ranges.items()}
 
     def layer_config(name: str, _module: nn.Module, cfg: InferenceRPUConfig) -> Any:
@@ -816,7 +719,7 @@ def aligned_profile(profile: DeviceProfile | str) -> tuple[DeviceProfile, list[K
             "per_layer",
             "aihwkit has no weight scale shared across tiles",
         )
-    if p.adc.bits is not None and p.adc.mode != RangeMode.fixed:
+    if ADC(p.adc).range_from_data:
         change(
             "adc",
             {"mode": RangeMode.fixed},
