@@ -208,7 +208,8 @@ def program(
         # every weight is checked before any is copied: a refused call changes nothing
         for key, w in weights.items():
             layer = known[key]
-            w = torch.as_tensor(w, dtype=layer.target.dtype, device=layer.target.device)
+            tgt = layer.tiles.target
+            w = torch.as_tensor(w, dtype=tgt.dtype, device=tgt.device)
             if tuple(w.shape) != layer.weight_shape:
                 raise ValueError(
                     f"{key}: shape {tuple(w.shape)} does not match the layer {layer.weight_shape}"
@@ -217,7 +218,7 @@ def program(
             checked[key] = w
         for key, w in checked.items():
             layer = known[key]
-            layer.target.copy_(w.detach().reshape(layer.target.shape))
+            layer.set_targets(w)
     for _, layer in layers:
         layer.program(seed)
     return model
@@ -248,13 +249,15 @@ def conductances(model: nn.Module) -> dict[str, Tensor]:
     Logical layout (outputs x inputs per group); see ``layout.positions()`` of each
     layer for the physical tile, row and column.  IR drop is not included.
     """
-    return {(f"{n}.weight" if n else "weight"): layer.g_now.clone() for n, layer in _layers(model)}
+    return {
+        (f"{n}.weight" if n else "weight"): layer.tiles.g_now.clone() for n, layer in _layers(model)
+    }
 
 
 def target_weights(model: nn.Module) -> dict[str, Tensor]:
     """The target weights that were programmed, keyed like ``state_dict``."""
     return {
-        (f"{n}.weight" if n else "weight"): layer.target.reshape(layer.weight_shape).clone()
+        (f"{n}.weight" if n else "weight"): layer.tiles.target.reshape(layer.weight_shape).clone()
         for n, layer in _layers(model)
     }
 
@@ -282,7 +285,7 @@ def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Ten
 
     """
     layers = _layers(model)
-    saved = [(m.calibrated, m.dac_range.clone(), m.adc_range.clone()) for _, m in layers]
+    saved = [m.calibration_state() for _, m in layers]
     for _, layer in layers:
         layer.calibrate_begin()
     was_training = model.training
@@ -300,12 +303,10 @@ def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Ten
             )
         done = True
     finally:
-        for (_, layer), (calibrated, dac, adc) in zip(layers, saved, strict=True):
+        for (_, layer), state in zip(layers, saved, strict=True):
             layer.calibrate_end()
             if not done:
-                layer.calibrated = calibrated
-                layer.dac_range.copy_(dac)
-                layer.adc_range.copy_(adc)
+                layer.restore_calibration(state)
         model.train(was_training)
     return model
 

@@ -149,7 +149,7 @@ def row_conductance_uS(layer: AnalogLayer) -> Tensor:
     Both devices of every weight, over every column tile of the row; plus the empty
     cells of those tile rows at ``g_min`` when ``unused_cells`` is ``g_min``.
     """
-    g = layer.g_now
+    g = layer.tiles.g_now
     # cached on the layer until its conductances change (programming, drift, .to())
     key = (g._version, g.data_ptr(), str(g.device))
     cached = layer.__dict__.get("_cost_row_conductance")

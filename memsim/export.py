@@ -32,7 +32,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import mapping
 from .layers import AnalogLayer, analog_layers
 
 SCHEMA = "memsim.conductance_map"
@@ -158,15 +157,6 @@ def _from_physical(layer: AnalogLayer, physical: np.ndarray) -> np.ndarray:
     return physical.reshape(-1)[idx].reshape(lay.out, lay.k)
 
 
-@torch.no_grad()
-def _target_conductances(layer: AnalogLayer) -> torch.Tensor:
-    """The layer's target conductances ``(2, out, K)`` without touching its buffers."""
-    p = layer.profile
-    w = mapping.digital_quantize(layer.target, p)
-    scale = mapping.weight_scales(w, layer.layout, p.mapping.weight_scaling)
-    return mapping.to_conductances(w / mapping.expand_partial(scale, layer.layout), p)
-
-
 def _levels(layer: AnalogLayer, g: np.ndarray) -> np.ndarray:
     d = layer.profile.device
     if d.levels is None:
@@ -180,16 +170,17 @@ def _scale_physical(layer: AnalogLayer) -> np.ndarray:
     lay = layer.layout
     _, _, _, col = _flat_index(layer)
     starts = np.arange(lay.row_tiles) * lay.row_span
-    tiles = layer.tile_of_partial.cpu().numpy()
+    tiles = layer.tiles.tile_of_partial.cpu().numpy()
     cols = col[:, starts]
     out = np.zeros((lay.n_tiles, lay.cols), dtype=np.float32)
-    out[tiles, cols] = layer.scale.cpu().numpy()
+    out[tiles, cols] = layer.tiles.scale.cpu().numpy()
     return out
 
 
 def _ranges(layer: AnalogLayer) -> tuple[np.ndarray, np.ndarray]:
-    adc = layer.adc.export_ranges(layer.adc_range, layer.calibrated)
-    return adc, layer.dac.export_range(layer.dac_range, layer.calibrated)
+    view = layer.tiles
+    adc = layer.adc.export_ranges(view.adc_range, layer.calibrated)
+    return adc, layer.dac.export_range(view.dac_range, layer.calibrated)
 
 
 def layer_arrays(layer: AnalogLayer, quantity: str = "target") -> dict[str, np.ndarray]:
@@ -202,17 +193,17 @@ def layer_arrays(layer: AnalogLayer, quantity: str = "target") -> dict[str, np.n
 
     """
     if quantity == "target":
-        g = _target_conductances(layer)
+        g = layer.tiles.target_conductances()
     elif quantity == "programmed":
-        g = layer.g_prog
+        g = layer.tiles.g_prog
     else:
         raise ValueError(f"quantity must be 'target' or 'programmed', got {quantity!r}")
     g = g.detach().cpu().float().numpy()
     g_min = np.float32(layer.profile.device.g_min_uS)
     lay = layer.layout
     _, tile, row, col = _flat_index(layer)
-    fault = layer.fault.cpu().numpy().astype(np.int8)
-    gain = layer.gain.cpu().float().numpy()
+    fault = layer.tiles.fault.cpu().numpy().astype(np.int8)
+    gain = layer.tiles.gain.cpu().float().numpy()
     used = _to_physical(layer, np.ones((lay.out, lay.k), dtype=bool), False)
     gp, gm = _to_physical(layer, g[0], g_min), _to_physical(layer, g[1], g_min)
     adc, dac = _ranges(layer)

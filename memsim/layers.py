@@ -1,5 +1,9 @@
 """Analog ``Linear`` and ``Conv2d`` layers computed on simulated crossbar tiles.
 
+The layers are thin: the tile state and its programming and drift are
+:class:`memsim.tiles.TileArray`'s, the DAC, ADC and calibration :mod:`memsim.periphery`'s,
+the device laws :mod:`memsim.physics`'s; here they are wired to the partial-sum ops.
+
 Forward pass of one layer, in the normalized units of the array (a device at the
 full window driven by a full-scale input contributes 1.0):
 
@@ -28,9 +32,7 @@ Analog layers are inference-only: their forward runs without autograd.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -38,35 +40,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import irdrop, mapping
 from .periphery import ADC, DAC, Calibration
-from .physics import device_model
-from .profiles import DeviceProfile, DriftCompensation
+from .profiles import DeviceProfile
 from .sampling import NoiseSampler, standard_normal
 from .seeds import device_seed
-from .tiling import TileLayout, make_layout
+from .tiles import STREAM_READ, TileArray, generator
 
 log = logging.getLogger("memsim")
 
-_STREAM_CHIP, _STREAM_PROG, _STREAM_READ, _STREAM_DRIFT = 1, 2, 3, 4
-# fields added to the profile after version 1 of the chip state (left out of the digest
-# at their defaults, so that older state dicts still load)
-_DIGEST_NEW_FIELDS = (
-    ("programming_noise", "params"),
-    ("read_noise", "params"),
-    ("drift", "params"),
-    ("adc", "offset"),
-)
+_STREAM_READ = STREAM_READ
+_generator = generator  # module level, so that tests can record the generators drawn
 
 
-def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
+class AnalogLayer(TileArray):
+    """Periphery and forward-pass mechanics of the analog layers (not used directly).
 
-
-class AnalogLayer(nn.Module):
-    """Shared state and mechanics of the analog layers (not used directly)."""
+    The tile state and its operations (programming, drift, read-only view ``tiles``) are
+    :class:`memsim.tiles.TileArray`'s; the DAC, ADC and calibration are
+    :mod:`memsim.periphery`'s.  This class wires them to the partial-sum ops of
+    :class:`AnalogLinear` and :class:`AnalogConv2d`.
+    """
 
     cost_probe: Callable[[AnalogLayer, Tensor], None] | None = None
     """Called with the DAC codes of every forward pass while set (``memsim.cost``)."""
@@ -80,183 +73,36 @@ class AnalogLayer(nn.Module):
         layer_index: int,
     ) -> None:
         """Set up devices for ``weight`` (any shape with outputs first)."""
-        super().__init__()
-        self.profile = profile
-        self.physics = device_model(profile)
-        self.weight_shape = tuple(weight.shape)
-        out = weight.shape[0]
-        k = weight[0].numel()
-        kernel_elems = int(math.prod(weight.shape[2:])) if weight.dim() > 2 else 1
-        self.layout: TileLayout = make_layout(
-            out, k, groups, profile.tile.rows, profile.tile.cols, kernel_elems
-        )
-        self.layer_index = layer_index
+        super().__init__(weight, profile, groups, layer_index)
         self.qualified_name = ""
         """Module name in the converted model (set by :func:`memsim.convert`), for messages."""
-        self.register_buffer("target", weight.detach().reshape(out, k).clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
-        f32 = dict(dtype=weight.dtype, device=weight.device)
-        self.register_buffer("scale", torch.ones(out, self.layout.row_tiles, **f32))
-        self.register_buffer("comp_gain", torch.ones(out, self.layout.row_tiles, **f32))
-        self.register_buffer("g_prog", torch.zeros(2, out, k, **f32))
-        self.register_buffer("w_norm", torch.zeros(out, k, **f32))
-        self.register_buffer("w_eff", torch.zeros(out, k, **f32))
-        self.register_buffer(
-            "fault", torch.zeros(2, out, k, dtype=torch.int8, device=weight.device)
-        )
-        self.register_buffer("gain", torch.ones(2, out, k, **f32))
-        self.register_buffer("nu", torch.zeros(2, out, k, **f32))
-        self.register_buffer("comp_ref", torch.ones(self.layout.n_tiles, **f32))
-        self.register_buffer("adc_range", torch.ones(self.layout.n_tiles, **f32))
-        self.register_buffer("dac_range", torch.ones((), **f32))
-        self.register_buffer("tile_of_partial", self.layout.tile_of_partial(weight.device))
-        self.register_buffer("g_now", torch.zeros(2, out, k, **f32), persistent=False)
-        # caches derived from the state above, laid out for the forward pass
+        # caches derived from the tile state, laid out for the forward pass
         self.register_buffer("_w_part", None, persistent=False)
         self.register_buffer("_v_part", None, persistent=False)
         self.register_buffer("_p_scale", None, persistent=False)
         self.register_buffer("_p_tile", None, persistent=False)
         self.dac, self.adc = DAC(profile.dac), ADC(profile.adc)
         self.cal = Calibration()
-        self._has_drift = False
-        self.measured = False
-        self.t_s = 0.0
-        self.seed = 0
         self.noise_sampler = NoiseSampler.exact
         self._read_gens: dict[str, torch.Generator] = {}
         self.trim: tuple[Tensor, Tensor] | None = None
         """Digital per-output ``(gain, offset)`` after the ADC (:mod:`memsim.trim`)."""
 
-    # -- chip instance and programming ------------------------------------------------
-    def make_chip(self, chip_seed: int) -> None:
-        """Draw this layer's fixed defects (stuck-at faults, device-to-device gain)."""
-        f = self.profile.faults
-        gen = _generator(device_seed(chip_seed, _STREAM_CHIP, self.layer_index))
-        shape = self.g_prog.shape
-        u = torch.rand(shape, generator=gen).to(self.fault.device)
-        fault = torch.zeros(shape, dtype=torch.int8, device=self.fault.device)
-        fault[u < f.stuck_at_gmin_rate] = 1
-        fault[(u >= f.stuck_at_gmin_rate) & (u < f.stuck_at_gmin_rate + f.stuck_at_gmax_rate)] = 2
-        self.fault.copy_(fault)
-        gain = 1.0 + f.d2d_sigma * torch.randn(shape, generator=gen)
-        self.gain.copy_(gain.clamp(min=0.0).to(self.gain.device))
+    def _generator(self, seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+        return _generator(seed, device)
 
-    @torch.no_grad()
-    def program(self, seed: int) -> None:
-        """Program the current targets with fresh programming noise from ``seed``."""
-        self.seed = int(seed)
-        # Noise is drawn on the CPU so that a seed gives the same chip on any device.
-        g_target = self.target_conductances().cpu()
-        gen = _generator(device_seed(seed, _STREAM_PROG, self.layer_index))
-        g = self.physics.program(g_target, gen)
-        nu = self.physics.drift_exponents(g_target, gen)
-        self._has_drift = nu is not None
-        self.measured = False
-        self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
-        self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
+    def _programmed(self) -> None:
+        # a new programmed state: fresh read-noise streams, converter ranges to set again
         self._read_gens.clear()
         self.calibrated = False
-        self._drift(0.0, reference=True)
 
-    @torch.no_grad()
-    def load_measured(
-        self, g: Tensor, fault: Tensor | None = None, gain: Tensor | None = None
-    ) -> None:
-        """Hold measured conductances ``(2, out, K)`` (µS) as the programmed state.
-
-        The targets, scales and drift exponents stay; ``fault`` / ``gain`` (if given)
-        replace the chip's defect map.  At ``t = 0`` the chip reads exactly ``g``: the
-        measurement already contains the faults and the noise of that read.
-        """
-        if fault is not None:
-            self.fault.copy_(fault.to(self.fault))
-        if gain is not None:
-            self.gain.copy_(gain.to(self.gain))
-        self.g_prog.copy_(g.to(self.g_prog))
-        self.measured = True
-        self._read_gens.clear()
-        self.calibrated = False
-        self._drift(0.0, reference=True)
-
-    @torch.no_grad()
-    def target_conductances(self) -> Tensor:
-        """Target conductances ``(2, out, K)`` (µS) of the current targets; sets the scales."""
-        p = self.profile
-        w = mapping.digital_quantize(self.target, p)
-        self.scale.copy_(mapping.weight_scales(w, self.layout, p.mapping.weight_scaling))
-        w_norm = w / mapping.expand_partial(self.scale, self.layout)
-        return mapping.to_conductances(w_norm, p)
-
-    def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
-        g_min, g_max = self.physics.g_min, self.physics.g_max
-        if with_gain:
-            g = g_min + (g - g_min) * self.gain
-        g = torch.where(self.fault == 1, torch.full_like(g, g_min), g)
-        return torch.where(self.fault == 2, torch.full_like(g, g_max), g)
-
-    @torch.no_grad()
-    def drift_to(self, t_s: float) -> None:
-        """Age the devices to ``t_s`` seconds after programming (from the programmed state)."""
-        if not math.isfinite(t_s) or t_s < 0:
-            raise ValueError(f"t_seconds must be a finite number >= 0, got {t_s}")
-        self._drift(float(t_s), reference=False)
-
-    def _conductances_at(self, t_s: float) -> Tensor:
-        g = self.g_prog
-        if self._has_drift and not (self.measured and t_s == 0.0):
-            gen = _generator(
-                device_seed(self.seed, _STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
-            )
-            g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
-            g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
-        return g
-
-    def _drift(self, t_s: float, reference: bool) -> None:
-        self.t_s = t_s
-        g = self._conductances_at(t_s)
-        self.g_now.copy_(g)
-        p = self.profile
-        if p.ir_drop.enabled:
-            # one transfer matrix per tile, solved for all tiles of the layer at once
-            self.w_norm.copy_(irdrop.normalized_weights(g, self.layout, p))
-        else:
-            self.w_norm.copy_(mapping.to_normalized(g, p))
-        tiles_abs = self._tile_mean_abs()
-        if reference:
-            self.comp_ref.copy_(tiles_abs)
-        if p.drift.compensation == DriftCompensation.globally:
-            gain = self.comp_ref / tiles_abs.clamp(min=1e-12)
-            self.comp_gain.copy_(gain[self.tile_of_partial])
-        self.w_eff.copy_(
-            self.w_norm * mapping.expand_partial(self.scale * self.comp_gain, self.layout)
-        )
+    def _state_changed(self) -> None:
         self._refresh_partial_cache()
-
-    def _tile_mean_abs(self) -> Tensor:
-        tile, _, _ = self.layout.positions(self.w_norm.device)
-        n = self.layout.n_tiles
-        total = torch.zeros(n, dtype=self.w_norm.dtype, device=self.w_norm.device)
-        total.index_add_(0, tile.reshape(-1), self.w_norm.abs().reshape(-1))
-        count = torch.bincount(tile.reshape(-1), minlength=n).to(total.dtype)
-        return total / count.clamp(min=1)
-
-    def effective_weight(self) -> Tensor:
-        """The weight the chip holds now, in weight units, in the original layer shape."""
-        return self.w_eff.reshape(self.weight_shape).clone()
 
     # -- state dict ------------------------------------------------------------------
     def _profile_digest(self) -> str:
-        # the numbers only: a renamed or re-cited copy of a profile is the same chip
-        exclude: dict[str, Any] = {k: True for k in ("name", "description", "extends", "source")}
-        for section, name in _DIGEST_NEW_FIELDS:
-            info = type(getattr(self.profile, section)).model_fields[name]
-            if getattr(getattr(self.profile, section), name) == info.get_default(
-                call_default_factory=True
-            ):
-                # a field at its default leaves the digest of a chip saved before it existed
-                exclude.setdefault(section, set()).add(name)
-        text = self.profile.model_dump_json(exclude=exclude)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self.profile_digest()
 
     def get_extra_state(self) -> dict[str, Any]:
         """State outside the buffers: seeds, age, calibration and read-noise stream."""
@@ -289,7 +135,6 @@ class AnalogLayer(nn.Module):
                 "same profile before loading"
             )
         self.seed = int(state["seed"])
-        self.t_s = float(state["t_s"])
         self.calibrated = bool(state["calibrated"])
         self._has_drift = bool(state["has_drift"])
         self._read_gens.clear()
@@ -299,8 +144,7 @@ class AnalogLayer(nn.Module):
             gen = torch.Generator(device=key)
             gen.set_state(rng_state.cpu())
             self._read_gens[key] = gen
-        self.g_now.copy_(self._conductances_at(self.t_s))
-        self._refresh_partial_cache()
+        self._restore_now(float(state["t_s"]))
 
     # -- partial-sum bookkeeping ------------------------------------------------------
     def _to_partial_order(self, v: Tensor) -> Tensor:
@@ -436,6 +280,18 @@ class AnalogLayer(nn.Module):
         self.cal.calibrating = True
         self.cal.batches = 0
         self.cal.adc_max = None
+
+    def calibration_state(self) -> tuple[bool, Tensor, Tensor]:
+        """``(calibrated, DAC range, ADC ranges)``, copied, for :meth:`restore_calibration`."""
+        return self.calibrated, self.dac_range.clone(), self.adc_range.clone()
+
+    @torch.no_grad()
+    def restore_calibration(self, state: tuple[bool, Tensor, Tensor]) -> None:
+        """Put back the converter ranges of :meth:`calibration_state`."""
+        calibrated, dac, adc = state
+        self.calibrated = calibrated
+        self.dac_range.copy_(dac)
+        self.adc_range.copy_(adc)
 
     def calibrate_end(self) -> None:
         """Freeze the ranges accumulated since :meth:`calibrate_begin`."""

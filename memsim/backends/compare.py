@@ -171,7 +171,7 @@ def compare(
             dac_ranges = None
             if DAC(ms_profile.dac).needs_calibration:
                 # aihwkit gets memsim's calibrated per-layer input ranges of the first draw.
-                dac_ranges = {n: float(layer.dac_range) for n, layer in analog_layers(chip)}
+                dac_ranges = {n: float(layer.tiles.dac_range) for n, layer in analog_layers(chip)}
             t0 = time.perf_counter()
             dep = ab.convert(model, ms_profile, seed=s, dac_ranges=dac_ranges)
         else:
