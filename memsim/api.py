@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
+from .overrides import LayerProfiles, resolve_layer_profiles
 from .profiles import DeviceProfile, load_profile
 from .sampling import NoiseSampler
 
@@ -114,6 +115,7 @@ def convert(
     chip_seed: int | None = None,
     noise_sampler: NoiseSampler | str = NoiseSampler.exact,
     digital: Iterable[str] = (),
+    layer_profiles: LayerProfiles | None = None,
 ) -> nn.Module:
     """Return a deep copy of ``model`` with every Linear and Conv2d on analog tiles.
 
@@ -137,6 +139,10 @@ def convert(
             entry matches the module of that name and everything under it
             (``"encoder"`` matches ``"encoder"`` and ``"encoder.0.fc"``, not
             ``"encoder2"``).  An entry that matches no module is an error.
+        layer_profiles: Per-layer profiles by module name, prefix or ``fnmatch`` pattern:
+            a dict of fields derives from the profile (``{"features.0": {"adc": {"bits":
+            8}}}``), a profile (object, name or path) replaces it; see
+            :mod:`memsim.overrides`.
 
     Raises:
         ValueError: An unmappable layer not named in ``digital``, a ``digital`` entry
@@ -153,9 +159,10 @@ def convert(
         _check_finite(f"memsim.convert: layer {name or '(root)'!r}", module.weight)
     analog = copy.deepcopy(model)
     targets = [(n, analog.get_submodule(n)) for n, _ in planned]
+    profiles = resolve_layer_profiles(prof, [n for n, _ in targets], layer_profiles)
     for index, (name, module) in enumerate(targets):
         cls = AnalogLinear if isinstance(module, nn.Linear) else AnalogConv2d
-        layer = cls(module, prof, index)  # type: ignore[arg-type]
+        layer = cls(module, profiles[index], index)  # type: ignore[arg-type]
         layer.qualified_name = name
         layer.train(module.training)
         layer.noise_sampler = NoiseSampler(noise_sampler)

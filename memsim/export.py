@@ -316,6 +316,12 @@ def export_chip(
     for i, (_, arr) in enumerate(per_layer):
         for key, val in arr.items():
             arrays[f"layer{i}.{key}"] = val
+    if any(layer.profile != prof for _, layer in layers):
+        # per-layer profiles (convert's layer_profiles): each layer records its own
+        for i, (_, layer) in enumerate(layers):
+            arrays[f"layer{i}.profile_json"] = np.array(
+                json.dumps(layer.profile.model_dump(mode="json"))
+            )
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez_compressed(tmp, **arrays)  # type: ignore[arg-type]
     tmp.replace(path)
