@@ -33,6 +33,7 @@ Analog layers are inference-only: their forward runs without autograd.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .periphery import ADC, DAC, Calibration
+from .periphery import ADC, DAC, Calibration, DacOut
 from .profiles import DeviceProfile
 from .sampling import NoiseSampler, standard_normal
 from .seeds import device_seed
@@ -86,11 +87,28 @@ class AnalogLayer(TileArray):
         self.cal = Calibration()
         self.noise_sampler = NoiseSampler.exact
         self._read_gens: dict[str, torch.Generator] = {}
+        # scratch tensors of the forward pass, reused across calls: a fresh large tensor
+        # costs its page faults on every call (never returned to the caller)
+        self._scratch: dict[str, Tensor] = {}
         self.trim: tuple[Tensor, Tensor] | None = None
         """Digital per-output ``(gain, offset)`` after the ADC (:mod:`memsim.trim`)."""
 
     def _generator(self, seed: int, device: torch.device | str = "cpu") -> torch.Generator:
         return _generator(seed, device)
+
+    def _buf(self, key: str, shape: tuple[int, ...] | torch.Size, like: Tensor) -> Tensor:
+        """A scratch tensor of ``shape`` (``like``'s dtype and device), reused across calls."""
+        n = math.prod(shape)
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(n, dtype=like.dtype, device=like.device)
+            self._scratch[key] = buf
+        return buf[:n].view(shape)
+
+    def _codes(self, x: Tensor, sample_dims: tuple[int, ...]) -> DacOut:
+        """The DAC's output for ``x``, its codes in a scratch tensor."""
+        out = self._buf("codes", x.shape, x) if self.dac.bits is not None else None
+        return self.dac.convert(x, sample_dims, self.cal, self.dac_range, self._label(), out)
 
     def _programmed(self) -> None:
         # a new programmed state: fresh read-noise streams, converter ranges to set again
@@ -221,7 +239,12 @@ class AnalogLayer(TileArray):
         if sx2 is not None and (k_read > 0 or s_out > 0):
             std = sx2.mul_(k_read).add_(s_out**2 / u**2).sqrt_()
             noise = standard_normal(
-                pc.shape, self._read_gen(pc.device), self.noise_sampler, pc.device, pc.dtype
+                pc.shape,
+                self._read_gen(pc.device),
+                self.noise_sampler,
+                pc.device,
+                pc.dtype,
+                self._buf("noise", pc.shape, pc),
             )
             pc.addcmul_(noise, std)
         factor = self.adc.digitize(
@@ -232,7 +255,8 @@ class AnalogLayer(TileArray):
         if rt == 1:
             y = pc.mul_(factor)
         else:
-            y = (pc.reshape(b, gt // rt, rt, o, n) * factor.view(gt // rt, rt, o, 1)).sum(2)
+            # in place: pc is this call's own tensor
+            y = pc.reshape(b, gt // rt, rt, o, n).mul_(factor.view(gt // rt, rt, o, 1)).sum(2)
         y = y.reshape(b, -1, n)
         if isinstance(bound, Tensor) and bound.dim() > 0:
             y.mul_(bound.reshape(b, 1, 1))
@@ -334,9 +358,7 @@ class AnalogLinear(AnalogLayer):
             )
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
-        codes, bound, u, noise_scale = self.dac.convert(
-            x, (1,), self.cal, self.dac_range, self._label()
-        )
+        codes, bound, u, noise_scale = self._codes(x, (1,))
         if self.cost_probe is not None:
             self.cost_probe(self, codes)
         lay = self.layout
@@ -347,17 +369,23 @@ class AnalogLinear(AnalogLayer):
             if self._v_part is not None:
                 sx2 = ((codes * codes) @ self._v_part[0]).view(b, 1, lay.out, 1)
             elif self._needs_sx2():
-                sx2 = (codes * codes).sum(1).view(b, 1, 1, 1)
+                sq = torch.mul(codes, codes, out=self._buf("sq", codes.shape, codes))
+                sx2 = sq.sum(1).view(b, 1, 1, 1)
         else:
-            xs = F.pad(codes, (0, rt * lay.row_span - lay.k)).view(b, rt, lay.row_span)
-            pc = torch.bmm(xs.transpose(0, 1), self._w_part)  # (T, B, out)
+            pad = rt * lay.row_span - lay.k
+            xs = (F.pad(codes, (0, pad)) if pad else codes).view(b, rt, lay.row_span)
+            xt = xs.transpose(0, 1)
+            # a scratch output: only the (fresh) sum over row tiles leaves the layer
+            buf = self._buf("pc", (rt, b, lay.out), codes)
+            pc = torch.bmm(xt, self._w_part, out=buf)  # (T, B, out)
             pc = pc.transpose(0, 1).unsqueeze(-1)  # (B, T, out, 1) view, no copy
             sx2 = None
             if self._v_part is not None:
                 sx2 = torch.bmm((xs * xs).transpose(0, 1), self._v_part)
                 sx2 = sx2.transpose(0, 1).unsqueeze(-1)
             elif self._needs_sx2():
-                sx2 = (xs * xs).sum(2).view(b, rt, 1, 1)
+                sq = torch.mul(xs, xs, out=self._buf("sq", xs.shape, xs))
+                sx2 = sq.sum(2).view(b, rt, 1, 1)
         y = self._epilogue(pc, sx2, u, bound, noise_scale).view(b, lay.out)
         self._end_forward()
         if self.bias is not None:
@@ -432,9 +460,7 @@ class AnalogConv2d(AnalogLayer):
                 f"memsim layer {self._label()}: input {tuple(x.shape)} is smaller than the "
                 f"kernel {self.kernel_size} (padding {self.padding}, dilation {self.dilation})"
             )
-        codes, bound, u, noise_scale = self.dac.convert(
-            x, (1, 2, 3), self.cal, self.dac_range, self._label()
-        )
+        codes, bound, u, noise_scale = self._codes(x, (1, 2, 3))
         if self.cost_probe is not None:
             self.cost_probe(self, codes)
         lay = self.layout
@@ -466,7 +492,7 @@ class AnalogConv2d(AnalogLayer):
             # a fused norm reduction over each tile's channels, no x**2 tensor
             s = torch.linalg.vector_norm(codes.view(b, n_groups, c_t, h * w), dim=2).square_()
             return s.view(b, n_groups, 1, -1)
-        sq = codes * codes
+        sq = torch.mul(codes, codes, out=self._buf("sq", codes.shape, codes))
         if c_t > 1:
             sq = sq.view(b, n_groups, c_t, h, w).sum(2)
         ones = torch.ones(n_groups, 1, *self.kernel_size, dtype=sq.dtype, device=sq.device)

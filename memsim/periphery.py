@@ -128,11 +128,13 @@ class DAC:
         cal: Calibration,
         dac_range: Tensor,
         label: str,
+        out: Tensor | None = None,
     ) -> DacOut:
         """Quantize ``x``; update the calibrated range ``dac_range`` in place when due.
 
         ``codes`` are the integer DAC codes (or ``x`` itself for an ideal DAC, with
         ``bound = u = 1``); ``bound`` is a float, a 0-dim or a per-sample tensor.
+        ``out`` (``x``'s shape): where to write the codes (saves an allocation).
         """
         if self.bits is None:
             return DacOut(x, 1.0, 1.0, 1.0)
@@ -153,7 +155,9 @@ class DAC:
         if self.bits == 1:
             return DacOut(torch.where(x >= 0, 1.0, -1.0).to(x.dtype), bound, 1.0, 1.0)
         m = float(2 ** (self.bits - 1) - 1)
-        codes = (x * (m / bound)).round_().clamp_(-m, m)
+        scale = m / bound
+        codes = x * scale if out is None else torch.mul(x, scale, out=out)
+        codes.round_().clamp_(-m, m)
         return DacOut(codes, bound, 1.0 / m, 1.0)
 
     def export_range(self, dac_range: Tensor, calibrated: bool) -> np.ndarray:
