@@ -85,6 +85,13 @@ def finite_abs_max(v: Tensor, dims: tuple[int, ...] | None, what: str, label: st
     return masked.amax() if dims is None else masked.amax(dim=dims)
 
 
+def _same(a: tuple[Any, ...] | None, b: tuple[Any, ...]) -> bool:
+    """Cache keys equal: tensors by identity, other items by value."""
+    if a is None or len(a) != len(b):
+        return False
+    return all(x is y if isinstance(x, Tensor) else x == y for x, y in zip(a, b))
+
+
 def _bits_res(bits: int) -> float:
     # memsim's 2**b - 1 levels over [-bound, bound] are aihwkit's resolution 1 / (2**b - 2).
     return 1.0 / (2**bits - 2)
@@ -110,6 +117,8 @@ class DAC:
         """Interpret ``spec``."""
         self.spec = spec
         self.bits, self.mode, self.bound = spec.bits, spec.mode, spec.bound
+        self._scale: Tensor | float = 1.0
+        self._scale_key: tuple[Any, ...] | None = None
 
     @property
     def needs_calibration(self) -> bool:
@@ -155,7 +164,15 @@ class DAC:
         if self.bits == 1:
             return DacOut(torch.where(x >= 0, 1.0, -1.0).to(x.dtype), bound, 1.0, 1.0)
         m = float(2 ** (self.bits - 1) - 1)
-        scale = m / bound
+        if isinstance(bound, Tensor) and bound.dim() == 0:
+            # a calibrated range: its scale is the same until the range changes
+            # the key holds the tensor itself: an id alone could be reused by a new one
+            key = (bound, bound._version)
+            if not _same(self._scale_key, key):
+                self._scale, self._scale_key = m / bound, key
+            scale: Tensor | float = self._scale
+        else:
+            scale = m / bound
         codes = x * scale if out is None else torch.mul(x, scale, out=out)
         codes.round_().clamp_(-m, m)
         return DacOut(codes, bound, 1.0 / m, 1.0)
@@ -270,6 +287,8 @@ class ADC:
         self.spec = spec
         self.bits, self.mode = spec.bits, spec.mode
         self.bound, self.margin, self.offset = spec.bound, spec.margin, spec.offset
+        self._steps: tuple[Tensor, Tensor] | None = None
+        self._steps_key: tuple[Any, ...] | None = None
 
     @property
     def needs_calibration(self) -> bool:
@@ -307,17 +326,42 @@ class ADC:
             return factor * u
         if self.bits is None:
             return factor * u
-        rng = self.ranges(pc, u, p_tile, cal, adc_range, label)
-        step = rng.clamp(min=1e-12)[p_tile]  # (G*T, O, 1), normalized units
+        key = None
+        if self.mode == RangeMode.fixed or (
+            self.mode == RangeMode.calibrated and cal.calibrated
+        ):
+            # ranges that stay until recalibrated: the steps are computed once for them
+            key = (adc_range, adc_range._version, p_tile, factor, u)
+        if key is None or not _same(self._steps_key, key):
+            self._steps = self._step_factors(pc, u, factor, p_tile, cal, adc_range, label)
+            self._steps_key = key
+        to_codes, out = self._steps  # type: ignore[misc]
         if self.offset:
             pc.add_(self.offset / u)  # the converter's input-referred offset
         if self.bits == 1:
             pc.copy_(torch.where(pc >= 0, 1.0, -1.0))
-            return factor * step
+            return out
         m = float(2 ** (self.bits - 1) - 1)
-        step = step / m
-        pc.mul_(u / step).round_().clamp_(-m, m)
-        return factor * step
+        pc.mul_(to_codes).round_().clamp_(-m, m)
+        return out
+
+    def _step_factors(
+        self,
+        pc: Tensor,
+        u: float,
+        factor: Tensor,
+        p_tile: Tensor,
+        cal: Calibration,
+        adc_range: Tensor,
+        label: str,
+    ) -> tuple[Tensor, Tensor]:
+        """``(u / step, factor * step)`` of each partial sum's ADC."""
+        rng = self.ranges(pc, u, p_tile, cal, adc_range, label)
+        step = rng.clamp(min=1e-12)[p_tile]  # (G*T, O, 1), normalized units
+        if self.bits == 1:
+            return step, factor * step
+        step = step / float(2 ** (self.bits - 1) - 1)  # type: ignore[operator]
+        return u / step, factor * step
 
     def ranges(
         self,
