@@ -31,11 +31,18 @@ TRANSLATED, APPROXIMATED, NOT_TRANSLATED = "translated", "approximated", "not tr
 
 
 @dataclass(frozen=True)
-class KnobSpec:
-    """One line of an aihwkit translation report (see ``memsim.backends.aihwkit.Knob``).
+class Knob:
+    """One profile field and what became of it on the aihwkit side.
 
-    ``covers`` lists the profile fields the line accounts for (the completeness test of
-    the schema reads it).
+    Attributes:
+        field: Dotted profile field, e.g. ``"faults.stuck_at_gmin_rate"``.
+        value: The profile's value.
+        status: ``"translated"`` (same model), ``"approximated"`` (a close aihwkit
+            setting that differs in the stated way) or ``"not translated"`` (aihwkit
+            runs without it).
+        aihwkit: The aihwkit setting it became (empty when not translated).
+        note: Why, and what differs.
+
     """
 
     field: str
@@ -44,6 +51,22 @@ class KnobSpec:
     aihwkit: str = ""
     note: str = ""
     covers: tuple[str, ...] = ()
+    """Profile fields the line accounts for besides ``field`` (completeness test)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        value = (
+            self.value
+            if isinstance(self.value, (int, float, str, bool, type(None)))
+            else str(self.value)
+        )
+        return {
+            "field": self.field,
+            "value": value,
+            "status": self.status,
+            "aihwkit": self.aihwkit,
+            "note": self.note,
+        }
 
 
 @dataclass
@@ -110,24 +133,32 @@ class DacOut(NamedTuple):
     noise_scale: float
 
 
-class DAC:
+class _Converter:
+    """What a DAC and an ADC share: resolution, range mode and bound."""
+
+    def __init__(self, spec: DACSection | ADCSection) -> None:
+        """Interpret ``spec``."""
+        self.spec = spec
+        self.bits, self.mode, self.bound = spec.bits, spec.mode, spec.bound
+
+    @property
+    def needs_calibration(self) -> bool:
+        """Whether the range is set from data (quantizing, in ``calibrated`` mode)."""
+        return self.bits is not None and self.mode == RangeMode.calibrated
+
+    def cost_bits(self) -> int | None:
+        """The resolution the cost model charges (``None``: an ideal converter)."""
+        return self.bits
+
+
+class DAC(_Converter):
     """The input DAC of a profile's ``dac`` section."""
 
     def __init__(self, spec: DACSection) -> None:
         """Interpret ``spec``."""
-        self.spec = spec
-        self.bits, self.mode, self.bound = spec.bits, spec.mode, spec.bound
+        super().__init__(spec)
         self._scale: Tensor | float = 1.0
         self._scale_key: tuple[Any, ...] | None = None
-
-    @property
-    def needs_calibration(self) -> bool:
-        """Whether the range is set from data (a quantizing DAC in ``calibrated`` mode)."""
-        return self.bits is not None and self.mode == RangeMode.calibrated
-
-    def cost_bits(self) -> int | None:
-        """The resolution the cost model charges (``None``: an ideal DAC)."""
-        return self.bits
 
     @torch.no_grad()
     def convert(
@@ -187,7 +218,7 @@ class DAC:
             value = np.float32(dac_range.item() if calibrated else np.nan)
         return np.asarray(value, dtype=np.float32)
 
-    def aihwkit(self, f: Any, dac_range: float | None) -> list[KnobSpec]:
+    def aihwkit(self, f: Any, dac_range: float | None) -> list[Knob]:
         """Set the input side of aihwkit's forward parameters ``f``; return the report."""
         from aihwkit.simulator.parameters.enums import NoiseManagementType as NM
 
@@ -195,7 +226,7 @@ class DAC:
             f.inp_res = -1.0
             f.noise_management = NM.ABS_MAX
             return [
-                KnobSpec(
+                Knob(
                     "dac.bits",
                     None,
                     TRANSLATED,
@@ -205,7 +236,7 @@ class DAC:
             ]
         f.inp_res = _bits_res(self.bits) if self.bits > 1 else 1.0
         out = [
-            KnobSpec(
+            Knob(
                 "dac.bits",
                 self.bits,
                 TRANSLATED if self.bits > 1 else APPROXIMATED,
@@ -217,7 +248,7 @@ class DAC:
         if self.mode == RangeMode.fixed and self.bound == 1.0:
             f.noise_management = NM.NONE
             out.append(
-                KnobSpec(
+                Knob(
                     "dac.mode",
                     "fixed bound=1",
                     TRANSLATED,
@@ -229,7 +260,7 @@ class DAC:
             f.noise_management = NM.CONSTANT
             f.nm_thres = self.bound
             out.append(
-                KnobSpec(
+                Knob(
                     "dac.mode",
                     f"fixed bound={self.bound:g}",
                     TRANSLATED,
@@ -240,7 +271,7 @@ class DAC:
         elif self.mode == RangeMode.dynamic:
             f.noise_management = NM.ABS_MAX
             out.append(
-                KnobSpec(
+                Knob(
                     "dac.mode",
                     "dynamic",
                     APPROXIMATED,
@@ -255,7 +286,7 @@ class DAC:
             f.noise_management = NM.CONSTANT
             f.nm_thres = float(dac_range)
             out.append(
-                KnobSpec(
+                Knob(
                     "dac.mode",
                     "calibrated",
                     TRANSLATED,
@@ -267,7 +298,7 @@ class DAC:
         else:
             f.noise_management = NM.ABS_MAX
             out.append(
-                KnobSpec(
+                Knob(
                     "dac.mode",
                     "calibrated",
                     APPROXIMATED,
@@ -279,30 +310,20 @@ class DAC:
         return out
 
 
-class ADC:
+class ADC(_Converter):
     """The per-tile output ADC of a profile's ``adc`` section."""
 
     def __init__(self, spec: ADCSection) -> None:
         """Interpret ``spec``."""
-        self.spec = spec
-        self.bits, self.mode = spec.bits, spec.mode
-        self.bound, self.margin, self.offset = spec.bound, spec.margin, spec.offset
+        super().__init__(spec)
+        self.margin, self.offset = spec.margin, spec.offset
         self._steps: tuple[Tensor, Tensor] | None = None
         self._steps_key: tuple[Any, ...] | None = None
-
-    @property
-    def needs_calibration(self) -> bool:
-        """Whether the ranges are set from data (a quantizing ADC in ``calibrated`` mode)."""
-        return self.bits is not None and self.mode == RangeMode.calibrated
 
     @property
     def range_from_data(self) -> bool:
         """Whether a quantizing ADC sets its ranges from data (calibrated or dynamic)."""
         return self.bits is not None and self.mode != RangeMode.fixed
-
-    def cost_bits(self) -> int | None:
-        """The resolution the cost model charges (``None``: an ideal ADC)."""
-        return self.bits
 
     @torch.no_grad()
     def digitize(
@@ -327,14 +348,12 @@ class ADC:
         if self.bits is None:
             return factor * u
         key = None
-        if self.mode == RangeMode.fixed or (
-            self.mode == RangeMode.calibrated and cal.calibrated
-        ):
+        if self.mode == RangeMode.fixed or (self.mode == RangeMode.calibrated and cal.calibrated):
             # ranges that stay until recalibrated: the steps are computed once for them
             key = (adc_range, adc_range._version, p_tile, factor, u)
         if key is None or not _same(self._steps_key, key):
-            self._steps = self._step_factors(pc, u, factor, p_tile, cal, adc_range, label)
-            self._steps_key = key
+            rng = self.ranges(pc, u, p_tile, cal, adc_range, label)
+            self._steps, self._steps_key = self._step_factors(rng, u, factor, p_tile), key
         to_codes, out = self._steps  # type: ignore[misc]
         if self.offset:
             pc.add_(self.offset / u)  # the converter's input-referred offset
@@ -346,17 +365,9 @@ class ADC:
         return out
 
     def _step_factors(
-        self,
-        pc: Tensor,
-        u: float,
-        factor: Tensor,
-        p_tile: Tensor,
-        cal: Calibration,
-        adc_range: Tensor,
-        label: str,
+        self, rng: Tensor, u: float, factor: Tensor, p_tile: Tensor
     ) -> tuple[Tensor, Tensor]:
-        """``(u / step, factor * step)`` of each partial sum's ADC."""
-        rng = self.ranges(pc, u, p_tile, cal, adc_range, label)
+        """``(u / step, factor * step)`` of each partial sum's ADC for tile ranges ``rng``."""
         step = rng.clamp(min=1e-12)[p_tile]  # (G*T, O, 1), normalized units
         if self.bits == 1:
             return step, factor * step
@@ -406,14 +417,14 @@ class ADC:
             return np.full(n, np.nan, dtype=np.float32)
         return adc_range.cpu().numpy().astype(np.float32)
 
-    def aihwkit(self, f: Any) -> list[KnobSpec]:
+    def aihwkit(self, f: Any) -> list[Knob]:
         """Set the output side of aihwkit's forward parameters ``f``; return the report."""
-        out: list[KnobSpec] = []
+        out: list[Knob] = []
         if self.bits is None:
             f.out_res = -1.0
             f.out_bound = 0.0  # <= 0: no clipping
             out.append(
-                KnobSpec(
+                Knob(
                     "adc.bits",
                     None,
                     TRANSLATED,
@@ -425,7 +436,7 @@ class ADC:
             f.out_res = _bits_res(self.bits) if self.bits > 1 else 1.0
             f.out_bound = self.bound
             out.append(
-                KnobSpec(
+                Knob(
                     "adc.bits",
                     self.bits,
                     TRANSLATED if self.bits > 1 else APPROXIMATED,
@@ -435,7 +446,7 @@ class ADC:
             )
             if self.mode == RangeMode.fixed:
                 out.append(
-                    KnobSpec(
+                    Knob(
                         "adc.bound",
                         self.bound,
                         TRANSLATED,
@@ -445,7 +456,7 @@ class ADC:
                 )
             else:
                 out.append(
-                    KnobSpec(
+                    Knob(
                         "adc.mode",
                         f"{self.mode.value} margin={self.margin:g}",
                         NOT_TRANSLATED,
@@ -457,7 +468,7 @@ class ADC:
                 )
         if self.offset and self.bits is not None:
             out.append(
-                KnobSpec(
+                Knob(
                     "adc.offset",
                     self.offset,
                     NOT_TRANSLATED,
@@ -466,5 +477,5 @@ class ADC:
                 )
             )
         else:
-            out.append(KnobSpec("adc.offset", self.offset, TRANSLATED, "(none)"))
+            out.append(Knob("adc.offset", self.offset, TRANSLATED, "(none)"))
         return out

@@ -44,7 +44,7 @@ from torch import nn
 
 from .. import laws
 from .. import mapping as ms_mapping
-from ..periphery import ADC, APPROXIMATED, DAC, NOT_TRANSLATED, TRANSLATED
+from ..periphery import ADC, APPROXIMATED, DAC, NOT_TRANSLATED, TRANSLATED, Knob
 from ..profiles import (
     DeviceProfile,
     DriftCompensation,
@@ -103,46 +103,6 @@ Every other profile field is accounted for by a line of :func:`translate`'s repo
 completeness test of the schema checks both)."""
 
 _WQ = ("mapping.weight_quant", "mapping.weight_bits")
-
-
-
-@dataclass(frozen=True)
-class Knob:
-    """One profile field and what became of it on the aihwkit side.
-
-    Attributes:
-        field: Dotted profile field, e.g. ``"faults.stuck_at_gmin_rate"``.
-        value: The profile's value.
-        status: ``"translated"`` (same model), ``"approximated"`` (a close aihwkit
-            setting that differs in the stated way) or ``"not translated"`` (aihwkit
-            runs without it).
-        aihwkit: The aihwkit setting it became (empty when not translated).
-        note: Why, and what differs.
-
-    """
-
-    field: str
-    value: Any
-    status: str
-    aihwkit: str = ""
-    note: str = ""
-    covers: tuple[str, ...] = ()
-    """Profile fields the line accounts for besides ``field`` (completeness test)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        value = (
-            self.value
-            if isinstance(self.value, (int, float, str, bool, type(None)))
-            else str(self.value)
-        )
-        return {
-            "field": self.field,
-            "value": value,
-            "status": self.status,
-            "aihwkit": self.aihwkit,
-            "note": self.note,
-        }
 
 
 @dataclass
@@ -443,7 +403,7 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
 
     # -- periphery: the DAC and ADC translate themselves --------------------------------
     for spec in (*DAC(p.dac).aihwkit(f, dac_range), *ADC(p.adc).aihwkit(f)):
-        knobs.append(Knob(**vars(spec)))
+        knobs.append(spec)
     f.out_noise = p.output_noise.sigma
     knobs.append(
         Knob(
