@@ -150,6 +150,13 @@ class _Converter:
         """The resolution the cost model charges (``None``: an ideal converter)."""
         return self.bits
 
+    def _bits_knob(self, setting: str, one_bit: str) -> Knob:
+        """The report line of the resolution (``one_bit``: how 1 bit differs)."""
+        exact = self.bits is not None and self.bits > 1
+        field = "dac.bits" if isinstance(self, DAC) else "adc.bits"
+        note = "" if exact else f"memsim 1 bit = {one_bit}"
+        return Knob(field, self.bits, TRANSLATED if exact else APPROXIMATED, setting, note)
+
 
 class DAC(_Converter):
     """The input DAC of a profile's ``dac`` section."""
@@ -236,13 +243,7 @@ class DAC(_Converter):
             ]
         f.inp_res = _bits_res(self.bits) if self.bits > 1 else 1.0
         out = [
-            Knob(
-                "dac.bits",
-                self.bits,
-                TRANSLATED if self.bits > 1 else APPROXIMATED,
-                f"inp_res={f.inp_res:.6g}",
-                "" if self.bits > 1 else "memsim 1 bit = sign(x); aihwkit has 3 levels -1, 0, 1",
-            )
+            self._bits_knob(f"inp_res={f.inp_res:.6g}", "sign(x); aihwkit has 3 levels -1, 0, 1")
         ]
         mode = ("dac.mode", "dac.bound")
         if self.mode == RangeMode.fixed and self.bound == 1.0:
@@ -435,15 +436,7 @@ class ADC(_Converter):
         else:
             f.out_res = _bits_res(self.bits) if self.bits > 1 else 1.0
             f.out_bound = self.bound
-            out.append(
-                Knob(
-                    "adc.bits",
-                    self.bits,
-                    TRANSLATED if self.bits > 1 else APPROXIMATED,
-                    f"out_res={f.out_res:.6g}",
-                    "" if self.bits > 1 else "memsim 1 bit = sign; aihwkit has 3 levels",
-                )
-            )
+            out.append(self._bits_knob(f"out_res={f.out_res:.6g}", "sign; aihwkit has 3 levels"))
             if self.mode == RangeMode.fixed:
                 out.append(
                     Knob(
