@@ -121,3 +121,25 @@ def test_a_law_without_translation_is_reported():
     )
     knob = next(k for k in translate(prof).knobs if k.field == "read_noise.model")
     assert knob.status == NOT_TRANSLATED and "constant" in knob.note
+
+
+def test_laws_from_an_entry_point_are_found_by_name(monkeypatch):
+    class FromPackage(laws.DriftLaw):
+        name = "test_from_entry_point"
+
+    class EntryPoint:
+        def load(self):
+            return FromPackage
+
+    def entry_points(group):
+        assert group == laws.ENTRY_POINT_GROUP
+        return [EntryPoint()]
+
+    monkeypatch.setattr(laws.metadata, "entry_points", entry_points)
+    monkeypatch.setattr(laws, "_entry_points_loaded", False)
+    try:
+        assert laws.law_class("drift", "test_from_entry_point") is FromPackage
+        prof = memsim.load_profile("ideal").derive(drift={"model": "test_from_entry_point"})
+        assert prof.drift.model == "test_from_entry_point"
+    finally:
+        laws.unregister_device_law("drift", "test_from_entry_point")
