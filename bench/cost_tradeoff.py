@@ -80,7 +80,7 @@ def main() -> None:
     energies, accs, stds, labels = [], [], [], []
     print(f"{'ADC bits':>8} {'accuracy %':>14} {'nJ/inf':>8} {'ADC nJ':>8} {'TOPS/W':>7}")
     for bits in range(4, 9):
-        prof = base.model_copy(update={"adc": base.adc.model_copy(update={"bits": bits})})
+        prof = base.derive(adc={"bits": bits})
         runs, report = [], None
         for draw in range(args.draws):
             chip = memsim.convert(model, prof, seed=draw)

@@ -22,7 +22,7 @@ def main() -> None:
     model = MobileNetV2CIFAR()
     chip = memsim.convert(model, "rram_wan2022", seed=0)
     other = memsim.convert(model, "rram_wan2022", seed=1)
-    n = sum(layer.target.numel() for _, layer in memsim.analog_layers(chip))
+    n = sum(layer.tiles.target.numel() for _, layer in memsim.analog_layers(chip))
     with tempfile.TemporaryDirectory() as tmp:
         npz, csv = Path(tmp) / "chip.npz", Path(tmp) / "chip.csv"
         times = []

@@ -82,17 +82,14 @@ def scipy_transfer(g_uS: np.ndarray, r_wire: float) -> np.ndarray:
 
 def wan_like(rows: int, r_wire: float | None, model: str = "exact") -> memsim.DeviceProfile:
     """rram_wan2022 with noise off and square ``rows`` tiles; IR drop off for ``None``."""
-    base = memsim.load_profile("rram_wan2022").model_dump()
-    base.update(
-        name=f"wan-like-{rows}",
-        extends=None,
-        programming_noise={"model": "none"},
-        read_noise={"model": "none", "sigma": 0.0},
-        tile={"rows": rows, "cols": rows},
-    )
+    over: dict = {
+        "programming_noise": {"model": "none"},
+        "read_noise": {"model": "none", "sigma": 0.0},
+        "tile": {"rows": rows, "cols": rows},
+    }
     if r_wire is not None:
-        base["ir_drop"] = {"enabled": True, "model": model, "r_wire_ohm": r_wire}
-    return memsim.validate_profile(base)
+        over["ir_drop"] = {"enabled": True, "model": model, "r_wire_ohm": r_wire}
+    return memsim.load_profile("rram_wan2022").derive(over, name=f"wan-like-{rows}")
 
 
 def table_a(device: str, repeats: int, scipy_sizes: set[int]) -> None:
@@ -153,7 +150,7 @@ def _first_order_weights(layer) -> Tensor:
     _, row, col = layer.layout.positions()
     # interleaved: G+ on bit line 2 col, G- on 2 col + 1
     seg = torch.stack([2 * col + 1, 2 * col + 2]) + (layer.layout.rows - row)
-    g = layer.g_now.double()
+    g = layer.tiles.g_now.double()
     g_eff = g / (1.0 + g * 1e-6 * (ir.r_access_ohm + ir.r_wire_ohm * seg))
     return (g_eff[0] - g_eff[1]) / layer.profile.g_range_uS
 
@@ -167,15 +164,15 @@ def table_b(model: nn.Module, x: Tensor) -> None:
     lin = nn.Sequential(model[1])
     for c in (64, 128, 256):
         ideal_chip = memsim.convert(lin, wan_like(c, 0.0), seed=0)
-        w_ideal = memsim.analog_layers(ideal_chip)[0][1].w_norm.double()
+        w_ideal = memsim.analog_layers(ideal_chip)[0][1].tiles.w_norm.double()
         for r_wire in R_WIRES:
             layers = {}
             for m in ("exact", "fast"):
                 chip = memsim.convert(lin, wan_like(c, r_wire, m), seed=0)
                 layers[m] = memsim.analog_layers(chip)[0][1]
             i_id = x @ w_ideal.T
-            i_ex = x @ layers["exact"].w_norm.double().T
-            i_fa = x @ layers["fast"].w_norm.double().T
+            i_ex = x @ layers["exact"].tiles.w_norm.double().T
+            i_fa = x @ layers["fast"].tiles.w_norm.double().T
             i_fo = x @ _first_order_weights(layers["exact"]).T
             dev = float((i_ex - i_id).norm() / i_id.norm())
             print(

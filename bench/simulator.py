@@ -4,7 +4,14 @@ Run: ``.venv/bin/python bench/simulator.py [--repeats N] [--threads T] [--device
 
 Prints, per model, the median over repeats of the digital and simulated time and
 their ratio, with the ``rram_1t1r_yao2020`` profile (8-bit DAC/ADC, read noise,
-faults, drift compensation), and the peak resident memory of the process.
+faults, drift compensation), and the peak resident memory of the process.  The floor is
+the digital time plus drawing one standard normal per partial sum (the read noise an
+exact simulation cannot avoid); ``/floor`` is the simulated time over it.
+
+``--before REF`` (a git commit, e.g. ``main``) also times memsim as it was at ``REF``: the
+tree is exported to a temporary folder and each model is timed there (a subprocess
+running this script with that memsim), alternating with the current tree, so that both
+columns see the same machine load.
 
 A second table (``--physics``) times programming, drifting to one day and one forward
 pass with device physics from memsim's own ``pcm_joshi2020`` model, from aihwkit's
@@ -17,9 +24,17 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
+import json
+import os
 import resource
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -75,6 +90,77 @@ def _physics_table(cases, names: list[str], repeats: int, dev: torch.device) -> 
             )
 
 
+def _cases(names: str | None = None):
+    cases = [
+        ("MLP 784-256-256-10", mlp, (256, 1, 28, 28)),
+        ("LeNet-5", lenet5, (256, 1, 28, 28)),
+        (
+            "MobileNetV2-CIFAR",
+            lambda: mobilenet_v2_cifar(num_classes=10, width_mult=1.0),
+            (128, 3, 32, 32),
+        ),
+    ]
+    return [c for c in cases if names is None or c[0] in names.split(";")]
+
+
+def _measure(name, make, shape, profile, sampler: str, repeats: int, dev) -> dict[str, float]:
+    """Digital, simulated and floor time (s) of one model."""
+    torch.manual_seed(0)
+    model = make().to(dev).eval()
+    x = torch.randn(*shape, device=dev)
+    analog = memsim.convert(model, profile, seed=0, noise_sampler=sampler).to(dev).eval()
+    partials = []
+
+    def count(layer, _inp, out):
+        partials.append(out.numel() * layer.layout.row_tiles)
+
+    with torch.no_grad():
+        memsim.calibrate(analog, x)
+        hooks = [m.register_forward_hook(count) for _, m in memsim.analog_layers(analog)]
+        analog(x)
+        for h in hooks:
+            h.remove()
+        n = sum(partials)
+        t_dig = _time(lambda: model(x), repeats)
+        t_sim = _time(lambda: analog(x), repeats)
+        t_rng = _time(lambda: torch.randn(n, device=dev), repeats)
+    return {"digital": t_dig, "memsim": t_sim, "floor": t_dig + t_rng}
+
+
+def _before(ref: str, root: Path, args, case: str, sampler: str) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--json",
+        "--cases",
+        case,
+        "--samplers",
+        sampler,
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--profile",
+        args.profile,
+        "--physics",
+        "",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(cmd, env=env, cwd=root, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])[0]
+
+
+def _export(ref: str, dest: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", ref], check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=7)
@@ -82,6 +168,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--profile", default="rram_1t1r_yao2020")
     ap.add_argument("--samplers", default="exact,bank", help="read-noise samplers to time")
+    ap.add_argument("--cases", default=None, help="models to time, ';'-separated names")
+    ap.add_argument("--before", default=None, help="git ref to time as 'before' as well")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
         "--physics",
         default="pcm_joshi2020,pcm_joshi2020_aihwkit,rram_cmo_aihwkit",
@@ -89,37 +178,49 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     dev = torch.device(args.device)
-    cases = [
-        ("MLP 784-256-256-10", mlp(), (256, 1, 28, 28)),
-        ("LeNet-5", lenet5(), (256, 1, 28, 28)),
-        ("MobileNetV2-CIFAR", mobilenet_v2_cifar(num_classes=10, width_mult=1.0), (128, 3, 32, 32)),
-    ]
+    cases = _cases(args.cases)
     profile = memsim.load_profile(args.profile)
+    if args.json:  # one 'before' measurement, for the parent process
+        rows = [
+            _measure(n, mk, sh, profile, s, args.repeats, dev)
+            for n, mk, sh in cases
+            for s in args.samplers.split(",")
+        ]
+        print(json.dumps(rows))
+        return
     print(
         f"profile {profile.name}: tiles {profile.tile.rows}x{profile.tile.cols}, "
         f"DAC {profile.dac.bits} bit, ADC {profile.adc.bits} bit; "
         f"threads {args.threads}; device {dev}; median of {args.repeats}"
+        + (f"; before = {args.before}" if args.before else "")
     )
-    print(
-        f"{'model':<22} {'batch':>5} {'noise':>6} {'digital ms':>11} {'memsim ms':>10} {'ratio':>7}"
-    )
-    for name, model, shape in cases:
-        model = model.to(dev).eval()
-        x = torch.randn(*shape, device=dev)
-        for sampler in args.samplers.split(","):
-            analog = memsim.convert(model, profile, seed=0, noise_sampler=sampler).to(dev).eval()
-            with torch.no_grad():
-                memsim.calibrate(analog, x)
-                t_dig = _time(lambda m=model, x=x: m(x), args.repeats)
-                t_sim = _time(lambda a=analog, x=x: a(x), args.repeats)
-            print(
-                f"{name:<22} {shape[0]:>5} {sampler:>6} {t_dig * 1e3:>11.1f} "
-                f"{t_sim * 1e3:>10.1f} {t_sim / t_dig:>6.2f}x"
-            )
+    head = f"{'model':<22} {'batch':>5} {'noise':>6} {'digital ms':>11} {'floor ms':>9}"
+    if args.before:
+        head += f" {'before ms':>10} {'/digital':>8} {'/floor':>7}"
+    print(head + f" {'memsim ms':>10} {'/digital':>8} {'/floor':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.before:
+            _export(args.before, Path(tmp))
+        for name, make, shape in cases:
+            for sampler in args.samplers.split(","):
+                row = f"{name:<22} {shape[0]:>5} {sampler:>6}"
+                now = _measure(name, make, shape, profile, sampler, args.repeats, dev)
+                row += f" {now['digital'] * 1e3:>11.1f} {now['floor'] * 1e3:>9.1f}"
+                if args.before:
+                    old = _before(args.before, Path(tmp), args, name, sampler)
+                    row += (
+                        f" {old['memsim'] * 1e3:>10.1f} {old['memsim'] / old['digital']:>7.2f}x"
+                        f" {old['memsim'] / old['floor']:>6.2f}x"
+                    )
+                row += (
+                    f" {now['memsim'] * 1e3:>10.1f} {now['memsim'] / now['digital']:>7.2f}x"
+                    f" {now['memsim'] / now['floor']:>6.2f}x"
+                )
+                print(row, flush=True)
     if args.physics:
-        _physics_table(cases, args.physics.split(","), args.repeats, dev)
+        models = [(n, mk().to(dev).eval(), sh) for n, mk, sh in cases]
+        _physics_table(models, args.physics.split(","), args.repeats, dev)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak resident memory: {peak:.0f} MiB")
     if dev.type == "cuda":

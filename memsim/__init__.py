@@ -13,6 +13,7 @@ Public API::
     from memsim import fit; fit.fit_profile("meas.csv", "rram_wan2022")  # profile from data
 """
 
+from . import laws
 from .api import (
     DigitalLayer,
     LayerTiles,
@@ -36,6 +37,7 @@ from .export import (
     import_conductances,
     read_conductance_map,
 )
+from .laws import register_device_law
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 from .readback import DefectEstimate, estimate_defects, read_back
@@ -77,6 +79,8 @@ __all__ = [
     "list_profiles",
     "load_profile",
     "program",
+    "register_device_law",
+    "laws",
     "read_conductance_map",
     "read_back",
     "set_output_trim",

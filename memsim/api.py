@@ -11,7 +11,8 @@ import torch
 from torch import Tensor, nn
 
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
-from .profiles import DeviceProfile, RangeMode, load_profile
+from .overrides import LayerProfiles, resolve_layer_profiles
+from .profiles import DeviceProfile, load_profile
 from .resources import check_memory, layer_memory, module_layout
 from .sampling import NoiseSampler
 
@@ -115,6 +116,7 @@ def convert(
     chip_seed: int | None = None,
     noise_sampler: NoiseSampler | str = NoiseSampler.exact,
     digital: Iterable[str] = (),
+    layer_profiles: LayerProfiles | None = None,
 ) -> nn.Module:
     """Return a deep copy of ``model`` with every Linear and Conv2d on analog tiles.
 
@@ -138,6 +140,10 @@ def convert(
             entry matches the module of that name and everything under it
             (``"encoder"`` matches ``"encoder"`` and ``"encoder.0.fc"``, not
             ``"encoder2"``).  An entry that matches no module is an error.
+        layer_profiles: Per-layer profiles by module name, prefix or ``fnmatch`` pattern:
+            a dict of fields derives from the profile (``{"features.0": {"adc": {"bits":
+            8}}}``), a profile (object, name or path) replaces it; see
+            :mod:`memsim.overrides`.
 
     Raises:
         ValueError: An unmappable layer not named in ``digital``, a ``digital`` entry
@@ -154,16 +160,20 @@ def convert(
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
     for name, module in planned:
         _check_finite(f"memsim.convert: layer {name or '(root)'!r}", module.weight)
+    profiles = resolve_layer_profiles(prof, [n for n, _ in planned], layer_profiles)
     # before anything is allocated: a chip beyond the machine's memory is refused at once
     check_memory(
-        [layer_memory(n, module_layout(m, prof), prof) for n, m in planned],  # type: ignore[arg-type]
+        [
+            layer_memory(n, module_layout(m, p), p)  # type: ignore[arg-type]
+            for (n, m), p in zip(planned, profiles, strict=True)
+        ],
         planned[0][1].weight.device,
     )
     analog = copy.deepcopy(model)
     targets = [(n, analog.get_submodule(n)) for n, _ in planned]
     for index, (name, module) in enumerate(targets):
         cls = AnalogLinear if isinstance(module, nn.Linear) else AnalogConv2d
-        layer = cls(module, prof, index)  # type: ignore[arg-type]
+        layer = cls(module, profiles[index], index)  # type: ignore[arg-type]
         layer.qualified_name = name
         layer.train(module.training)
         layer.noise_sampler = NoiseSampler(noise_sampler)
@@ -233,7 +243,8 @@ def program(
                     f"memsim.program: weights[{key!r}] must be a torch.Tensor, got "
                     f"{type(w).__name__}; convert it first, e.g. torch.as_tensor(value)"
                 )
-            w = torch.as_tensor(w, dtype=layer.target.dtype, device=layer.target.device)
+            tgt = layer.tiles.target
+            w = torch.as_tensor(w, dtype=tgt.dtype, device=tgt.device)
             if tuple(w.shape) != layer.weight_shape:
                 raise ValueError(
                     f"{key}: shape {tuple(w.shape)} does not match the layer {layer.weight_shape}"
@@ -242,7 +253,7 @@ def program(
             checked[key] = w
         for key, w in checked.items():
             layer = known[key]
-            layer.target.copy_(w.detach().reshape(layer.target.shape))
+            layer.set_targets(w)
     for _, layer in layers:
         layer.program(seed)
     return model
@@ -273,13 +284,15 @@ def conductances(model: nn.Module) -> dict[str, Tensor]:
     Logical layout (outputs x inputs per group); see ``layout.positions()`` of each
     layer for the physical tile, row and column.  IR drop is not included.
     """
-    return {(f"{n}.weight" if n else "weight"): layer.g_now.clone() for n, layer in _layers(model)}
+    return {
+        (f"{n}.weight" if n else "weight"): layer.tiles.g_now.clone() for n, layer in _layers(model)
+    }
 
 
 def target_weights(model: nn.Module) -> dict[str, Tensor]:
     """The target weights that were programmed, keyed like ``state_dict``."""
     return {
-        (f"{n}.weight" if n else "weight"): layer.target.reshape(layer.weight_shape).clone()
+        (f"{n}.weight" if n else "weight"): layer.tiles.target.reshape(layer.weight_shape).clone()
         for n, layer in _layers(model)
     }
 
@@ -319,7 +332,7 @@ def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Ten
     layers = _layers(model)
     if isinstance(batches, Tensor):
         _check_calibration_batch(batches, None)
-    saved = [(m.calibrated, m.dac_range.clone(), m.adc_range.clone()) for _, m in layers]
+    saved = [m.calibration_state() for _, m in layers]
     for _, layer in layers:
         layer.calibrate_begin()
     was_training = model.training
@@ -339,12 +352,10 @@ def calibrate(model: nn.Module, batches: Tensor | Iterable[Tensor | Sequence[Ten
             )
         done = True
     finally:
-        for (_, layer), (calibrated, dac, adc) in zip(layers, saved, strict=True):
+        for (_, layer), state in zip(layers, saved, strict=True):
             layer.calibrate_end()
             if not done:
-                layer.calibrated = calibrated
-                layer.dac_range.copy_(dac)
-                layer.adc_range.copy_(adc)
+                layer.restore_calibration(state)
         model.train(was_training)
     return model
 
@@ -355,11 +366,8 @@ def needs_calibration(model: nn.Module) -> bool:
     Such a chip sets its converter ranges from data after every programming; see
     :func:`calibrate`.
     """
-    for _, layer in _layers(model):
-        for conv in (layer.profile.dac, layer.profile.adc):
-            if conv.bits is not None and conv.mode == RangeMode.calibrated:
-                return True
-    return False
+    layers = _layers(model)
+    return any(m.dac.needs_calibration or m.adc.needs_calibration for _, m in layers)
 
 
 @dataclass(frozen=True)

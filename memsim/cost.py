@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import AnalogConv2d, AnalogLayer, analog_layers
+from .periphery import ADC, DAC
 from .profile_periphery import AdcConversion, AdcScaling, InputEncoding, UnusedCells
 from .profiles import DeviceProfile
 
@@ -51,21 +52,23 @@ class CostModelError(ValueError):
 
 
 def _dac_bits(profile: DeviceProfile) -> int:
-    if profile.dac.bits is None:
+    bits = DAC(profile.dac).cost_bits()
+    if bits is None:
         raise CostModelError(
             f"profile {profile.name!r}: field 'dac.bits': the cost model needs a DAC "
             "resolution (1..16); this profile has an ideal DAC (null)"
         )
-    return profile.dac.bits
+    return bits
 
 
 def _adc_bits(profile: DeviceProfile) -> int:
-    if profile.adc.bits is None:
+    bits = ADC(profile.adc).cost_bits()
+    if bits is None:
         raise CostModelError(
             f"profile {profile.name!r}: field 'adc.bits': the cost model needs an ADC "
             "resolution (1..16); this profile has an ideal ADC (null)"
         )
-    return profile.adc.bits
+    return bits
 
 
 def input_cycles(profile: DeviceProfile) -> int:
@@ -146,7 +149,7 @@ def row_conductance_uS(layer: AnalogLayer) -> Tensor:
     Both devices of every weight, over every column tile of the row; plus the empty
     cells of those tile rows at ``g_min`` when ``unused_cells`` is ``g_min``.
     """
-    g = layer.g_now
+    g = layer.tiles.g_now
     # cached on the layer until its conductances change (programming, drift, .to())
     key = (g._version, g.data_ptr(), str(g.device))
     cached = layer.__dict__.get("_cost_row_conductance")

@@ -56,7 +56,7 @@ class DefectMap:
     @classmethod
     def of(cls, layer: AnalogLayer) -> DefectMap:
         """Read the defects of ``layer`` (its ``fault`` and ``gain`` buffers)."""
-        fault, gain = layer.fault, layer.gain.float()
+        fault, gain = layer.tiles.fault, layer.tiles.gain.float()
         working = (fault == 0).to(gain.dtype)
         high = (fault == STUCK_AT_GMAX).to(gain.dtype)
         return cls(

@@ -171,7 +171,8 @@ def transfer_matrices(
         raise ValueError(f"g_uS must be (tiles, rows, bit lines), got shape {tuple(g_uS.shape)}")
     if r_wire_ohm < 0:
         raise ValueError(f"r_wire_ohm must be >= 0, got {r_wire_ohm}")
-    if r_wire_ohm == 0.0:
+    if r_wire_ohm * 1e-6 < 1e-300:
+        # ideal wires; below ~1e-294 ohm, G r_wire underflows float64 and the solve is 0/0
         return g_uS.transpose(-1, -2).clone()
     model, driver, sense = IRDropModel(model), WordLineDriver(driver), SenseSide(sense)
     scale = 1e-6 * r_wire_ohm  # µS -> conductance in units of 1 / r_wire

@@ -1,5 +1,9 @@
 """Analog ``Linear`` and ``Conv2d`` layers computed on simulated crossbar tiles.
 
+The layers are thin: the tile state and its programming and drift are
+:class:`memsim.tiles.TileArray`'s, the DAC, ADC and calibration :mod:`memsim.periphery`'s,
+the device laws :mod:`memsim.physics`'s; here they are wired to the partial-sum ops.
+
 Forward pass of one layer, in the normalized units of the array (a device at the
 full window driven by a full-scale input contributes 1.0):
 
@@ -28,7 +32,6 @@ Analog layers are inference-only: their forward runs without autograd.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -38,26 +41,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import irdrop, mapping
-from .physics import device_model
-from .profiles import DeviceProfile, DriftCompensation, RangeMode
+from .periphery import ADC, DAC, Calibration, DacOut
+from .profiles import DeviceProfile
 from .sampling import NoiseSampler, standard_normal
 from .seeds import device_seed
-from .tiling import TileLayout, make_layout
+from .tiles import STREAM_READ, TileArray, generator
 
 log = logging.getLogger("memsim")
 
-_STREAM_CHIP, _STREAM_PROG, _STREAM_READ, _STREAM_DRIFT = 1, 2, 3, 4
+_STREAM_READ = STREAM_READ
+_generator = generator  # module level, so that tests can record the generators drawn
 
 
-def _generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
+class AnalogLayer(TileArray):
+    """Periphery and forward-pass mechanics of the analog layers (not used directly).
 
-
-class AnalogLayer(nn.Module):
-    """Shared state and mechanics of the analog layers (not used directly)."""
+    The tile state and its operations (programming, drift, read-only view ``tiles``) are
+    :class:`memsim.tiles.TileArray`'s; the DAC, ADC and calibration are
+    :mod:`memsim.periphery`'s.  This class wires them to the partial-sum ops of
+    :class:`AnalogLinear` and :class:`AnalogConv2d`.
+    """
 
     cost_probe: Callable[[AnalogLayer, Tensor], None] | None = None
     """Called with the DAC codes of every forward pass while set (``memsim.cost``)."""
@@ -71,177 +74,53 @@ class AnalogLayer(nn.Module):
         layer_index: int,
     ) -> None:
         """Set up devices for ``weight`` (any shape with outputs first)."""
-        super().__init__()
-        self.profile = profile
-        self.physics = device_model(profile)
-        self.weight_shape = tuple(weight.shape)
-        out = weight.shape[0]
-        k = weight[0].numel()
-        kernel_elems = int(math.prod(weight.shape[2:])) if weight.dim() > 2 else 1
-        self.layout: TileLayout = make_layout(
-            out, k, groups, profile.tile.rows, profile.tile.cols, kernel_elems
-        )
-        self.layer_index = layer_index
+        super().__init__(weight, profile, groups, layer_index)
         self.qualified_name = ""
         """Module name in the converted model (set by :func:`memsim.convert`), for messages."""
-        self.register_buffer("target", weight.detach().reshape(out, k).clone())
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone())
-        f32 = dict(dtype=weight.dtype, device=weight.device)
-        self.register_buffer("scale", torch.ones(out, self.layout.row_tiles, **f32))
-        self.register_buffer("comp_gain", torch.ones(out, self.layout.row_tiles, **f32))
-        self.register_buffer("g_prog", torch.zeros(2, out, k, **f32))
-        self.register_buffer("w_norm", torch.zeros(out, k, **f32))
-        self.register_buffer("w_eff", torch.zeros(out, k, **f32))
-        self.register_buffer(
-            "fault", torch.zeros(2, out, k, dtype=torch.int8, device=weight.device)
-        )
-        self.register_buffer("gain", torch.ones(2, out, k, **f32))
-        self.register_buffer("nu", torch.zeros(2, out, k, **f32))
-        self.register_buffer("comp_ref", torch.ones(self.layout.n_tiles, **f32))
-        self.register_buffer("adc_range", torch.ones(self.layout.n_tiles, **f32))
-        self.register_buffer("dac_range", torch.ones((), **f32))
-        self.register_buffer("tile_of_partial", self.layout.tile_of_partial(weight.device))
-        self.register_buffer("g_now", torch.zeros(2, out, k, **f32), persistent=False)
-        # caches derived from the state above, laid out for the forward pass
+        # caches derived from the tile state, laid out for the forward pass
         self.register_buffer("_w_part", None, persistent=False)
+        self.register_buffer("_v_part", None, persistent=False)
         self.register_buffer("_p_scale", None, persistent=False)
         self.register_buffer("_p_tile", None, persistent=False)
-        self.calibrated = False
-        self.calibrating = False
-        self._cal_batches = 0
-        self._adc_cal_max: Tensor | None = None
-        self._out_noise_scale = 1.0
-        self._has_drift = False
-        self.measured = False
-        self.t_s = 0.0
-        self.seed = 0
+        self.dac, self.adc = DAC(profile.dac), ADC(profile.adc)
+        self.cal = Calibration()
         self.noise_sampler = NoiseSampler.exact
         self._read_gens: dict[str, torch.Generator] = {}
+        # scratch tensors of the forward pass, reused across calls: a fresh large tensor
+        # costs its page faults on every call (never returned to the caller)
+        self._scratch: dict[str, Tensor] = {}
         self.trim: tuple[Tensor, Tensor] | None = None
         """Digital per-output ``(gain, offset)`` after the ADC (:mod:`memsim.trim`)."""
 
-    # -- chip instance and programming ------------------------------------------------
-    def make_chip(self, chip_seed: int) -> None:
-        """Draw this layer's fixed defects (stuck-at faults, device-to-device gain)."""
-        f = self.profile.faults
-        gen = _generator(device_seed(chip_seed, _STREAM_CHIP, self.layer_index))
-        shape = self.g_prog.shape
-        u = torch.rand(shape, generator=gen).to(self.fault.device)
-        fault = torch.zeros(shape, dtype=torch.int8, device=self.fault.device)
-        fault[u < f.stuck_at_gmin_rate] = 1
-        fault[(u >= f.stuck_at_gmin_rate) & (u < f.stuck_at_gmin_rate + f.stuck_at_gmax_rate)] = 2
-        self.fault.copy_(fault)
-        gain = 1.0 + f.d2d_sigma * torch.randn(shape, generator=gen)
-        self.gain.copy_(gain.clamp(min=0.0).to(self.gain.device))
+    def _generator(self, seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+        return _generator(seed, device)
 
-    @torch.no_grad()
-    def program(self, seed: int) -> None:
-        """Program the current targets with fresh programming noise from ``seed``."""
-        self.seed = int(seed)
-        # Noise is drawn on the CPU so that a seed gives the same chip on any device.
-        g_target = self.target_conductances().cpu()
-        gen = _generator(device_seed(seed, _STREAM_PROG, self.layer_index))
-        g = self.physics.program(g_target, gen)
-        nu = self.physics.drift_exponents(g_target, gen)
-        self._has_drift = nu is not None
-        self.measured = False
-        self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
-        self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
+    def _buf(self, key: str, shape: tuple[int, ...] | torch.Size, like: Tensor) -> Tensor:
+        """A scratch tensor of ``shape`` (``like``'s dtype and device), reused across calls."""
+        n = math.prod(shape)
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < n or buf.dtype != like.dtype or buf.device != like.device:
+            buf = torch.empty(n, dtype=like.dtype, device=like.device)
+            self._scratch[key] = buf
+        return buf[:n].view(shape)
+
+    def _codes(self, x: Tensor, sample_dims: tuple[int, ...]) -> DacOut:
+        """The DAC's output for ``x``, its codes in a scratch tensor."""
+        out = self._buf("codes", x.shape, x) if self.dac.bits is not None else None
+        return self.dac.convert(x, sample_dims, self.cal, self.dac_range, self._label(), out)
+
+    def _programmed(self) -> None:
+        # a new programmed state: fresh read-noise streams, converter ranges to set again
         self._read_gens.clear()
         self.calibrated = False
-        self._drift(0.0, reference=True)
 
-    @torch.no_grad()
-    def load_measured(
-        self, g: Tensor, fault: Tensor | None = None, gain: Tensor | None = None
-    ) -> None:
-        """Hold measured conductances ``(2, out, K)`` (µS) as the programmed state.
-
-        The targets, scales and drift exponents stay; ``fault`` / ``gain`` (if given)
-        replace the chip's defect map.  At ``t = 0`` the chip reads exactly ``g``: the
-        measurement already contains the faults and the noise of that read.
-        """
-        if fault is not None:
-            self.fault.copy_(fault.to(self.fault))
-        if gain is not None:
-            self.gain.copy_(gain.to(self.gain))
-        self.g_prog.copy_(g.to(self.g_prog))
-        self.measured = True
-        self._read_gens.clear()
-        self.calibrated = False
-        self._drift(0.0, reference=True)
-
-    @torch.no_grad()
-    def target_conductances(self) -> Tensor:
-        """Target conductances ``(2, out, K)`` (µS) of the current targets; sets the scales."""
-        p = self.profile
-        w = mapping.digital_quantize(self.target, p)
-        self.scale.copy_(mapping.weight_scales(w, self.layout, p.mapping.weight_scaling))
-        w_norm = w / mapping.expand_partial(self.scale, self.layout)
-        return mapping.to_conductances(w_norm, p)
-
-    def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
-        g_min, g_max = self.physics.g_min, self.physics.g_max
-        if with_gain:
-            g = g_min + (g - g_min) * self.gain
-        g = torch.where(self.fault == 1, torch.full_like(g, g_min), g)
-        return torch.where(self.fault == 2, torch.full_like(g, g_max), g)
-
-    @torch.no_grad()
-    def drift_to(self, t_s: float) -> None:
-        """Age the devices to ``t_s`` seconds after programming (from the programmed state)."""
-        if not math.isfinite(t_s) or t_s < 0:
-            raise ValueError(f"t_seconds must be a finite number >= 0, got {t_s}")
-        self._drift(float(t_s), reference=False)
-
-    def _conductances_at(self, t_s: float) -> Tensor:
-        g = self.g_prog
-        if self._has_drift and not (self.measured and t_s == 0.0):
-            gen = _generator(
-                device_seed(self.seed, _STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
-            )
-            g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
-            g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
-        return g
-
-    def _drift(self, t_s: float, reference: bool) -> None:
-        self.t_s = t_s
-        g = self._conductances_at(t_s)
-        self.g_now.copy_(g)
-        p = self.profile
-        if p.ir_drop.enabled:
-            # one transfer matrix per tile, solved for all tiles of the layer at once
-            self.w_norm.copy_(irdrop.normalized_weights(g, self.layout, p))
-        else:
-            self.w_norm.copy_(mapping.to_normalized(g, p))
-        tiles_abs = self._tile_mean_abs()
-        if reference:
-            self.comp_ref.copy_(tiles_abs)
-        if p.drift.compensation == DriftCompensation.globally:
-            gain = self.comp_ref / tiles_abs.clamp(min=1e-12)
-            self.comp_gain.copy_(gain[self.tile_of_partial])
-        self.w_eff.copy_(
-            self.w_norm * mapping.expand_partial(self.scale * self.comp_gain, self.layout)
-        )
+    def _state_changed(self) -> None:
         self._refresh_partial_cache()
-
-    def _tile_mean_abs(self) -> Tensor:
-        tile, _, _ = self.layout.positions(self.w_norm.device)
-        n = self.layout.n_tiles
-        total = torch.zeros(n, dtype=self.w_norm.dtype, device=self.w_norm.device)
-        total.index_add_(0, tile.reshape(-1), self.w_norm.abs().reshape(-1))
-        count = torch.bincount(tile.reshape(-1), minlength=n).to(total.dtype)
-        return total / count.clamp(min=1)
-
-    def effective_weight(self) -> Tensor:
-        """The weight the chip holds now, in weight units, in the original layer shape."""
-        return self.w_eff.reshape(self.weight_shape).clone()
 
     # -- state dict ------------------------------------------------------------------
     def _profile_digest(self) -> str:
-        # the numbers only: a renamed or re-cited copy of a profile is the same chip
-        text = self.profile.model_dump_json(exclude={"name", "description", "extends", "source"})
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return self.profile_digest()
 
     def get_extra_state(self) -> dict[str, Any]:
         """State outside the buffers: seeds, age, calibration and read-noise stream."""
@@ -274,7 +153,6 @@ class AnalogLayer(nn.Module):
                 "same profile before loading"
             )
         self.seed = int(state["seed"])
-        self.t_s = float(state["t_s"])
         self.calibrated = bool(state["calibrated"])
         self._has_drift = bool(state["has_drift"])
         self._read_gens.clear()
@@ -284,8 +162,7 @@ class AnalogLayer(nn.Module):
             gen = torch.Generator(device=key)
             gen.set_state(rng_state.cpu())
             self._read_gens[key] = gen
-        self.g_now.copy_(self._conductances_at(self.t_s))
-        self._refresh_partial_cache()
+        self._restore_now(float(state["t_s"]))
 
     # -- partial-sum bookkeeping ------------------------------------------------------
     def _to_partial_order(self, v: Tensor) -> Tensor:
@@ -297,10 +174,17 @@ class AnalogLayer(nn.Module):
     def _refresh_partial_cache(self) -> None:
         self._p_scale = self._to_partial_order(self.scale * self.comp_gain)
         self._p_tile = self._to_partial_order(self.tile_of_partial)
-        self._w_part = self._partial_weights()
+        self._w_part = self._partial_weights(self.w_norm)
+        self._v_part = None
+        read = self.physics.read
+        if read.state_dependent:
+            # per-device read variance (both devices of a pair), in window units squared,
+            # laid out like the weights: sum_i x_i**2 v_i is the exact output variance
+            v = read.device_sigma(self.g_now).square().sum(0)
+            self._v_part = self._partial_weights(v)
 
-    def _partial_weights(self) -> Tensor:
-        """Normalized weights arranged for the layer's partial-sum op."""
+    def _partial_weights(self, w: Tensor) -> Tensor:
+        """``(out, K)`` per-weight values (normalized weights) arranged for the partial-sum op."""
         raise NotImplementedError
 
     # -- periphery -------------------------------------------------------------------
@@ -312,36 +196,27 @@ class AnalogLayer(nn.Module):
         return self._read_gens[key]
 
     def _dac(self, x: Tensor, sample_dims: tuple[int, ...]) -> tuple[Tensor, Tensor | float, float]:
-        """Return ``(codes, bound, u)`` with ``x ~ codes * u * bound`` (``u = 1/m``).
+        """Return ``(codes, bound, u)`` with ``x ~ codes * u * bound`` (see :class:`DAC`)."""
+        out = self.dac.convert(x, sample_dims, self.cal, self.dac_range, self._label())
+        return out.codes, out.bound, out.u
 
-        ``codes`` are the integer DAC codes (or ``x`` itself for an ideal DAC, with
-        ``bound = u = 1``); ``bound`` is a float, a 0-dim or a per-sample tensor.
-        """
-        dac = self.profile.dac
-        if dac.bits is None:
-            return x, 1.0, 1.0
-        if dac.mode == RangeMode.fixed:
-            bound: Tensor | float = dac.bound
-        elif dac.mode == RangeMode.dynamic:
-            bound = x.abs().amax(dim=sample_dims, keepdim=True).clamp_(min=1e-12)
-        else:
-            if self.calibrating or not self.calibrated:
-                cur = self._finite_abs_max(x, None, "inputs (DAC range)").clamp(min=1e-12)
-                accumulate = self.calibrating and self._cal_batches > 0
-                self.dac_range.copy_(torch.maximum(self.dac_range, cur) if accumulate else cur)
-            if self.calibrating:
-                # The range is not final until the last batch: pass the inputs through
-                # unquantized so that no statistic depends on a provisional range.
-                self._out_noise_scale = float(self.dac_range)
-                return x, 1.0, 1.0
-            bound = self.dac_range
-        if dac.bits == 1:
-            return torch.where(x >= 0, 1.0, -1.0).to(x.dtype), bound, 1.0
-        m = float(2 ** (dac.bits - 1) - 1)
-        codes = (x * (m / bound)).round_().clamp_(-m, m)
-        return codes, bound, 1.0 / m
+    @property
+    def calibrated(self) -> bool:
+        """Whether the data-set converter ranges are set."""
+        return self.cal.calibrated
 
-    def _epilogue(self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float) -> Tensor:
+    @calibrated.setter
+    def calibrated(self, value: bool) -> None:
+        self.cal.calibrated = bool(value)
+
+    @property
+    def calibrating(self) -> bool:
+        """Between :meth:`calibrate_begin` and :meth:`calibrate_end`."""
+        return self.cal.calibrating
+
+    def _epilogue(
+        self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float, noise_scale: float
+    ) -> Tensor:
         """Noise, ADC and digital accumulation on partial sums, in place.
 
         Args:
@@ -349,46 +224,39 @@ class AnalogLayer(nn.Module):
             sx2: Sum of squared DAC codes per MVM ``(B, G*T, 1 or O, L)``, or ``None``.
             u: Code-to-normalized-input factor.
             bound: DAC range (float or tensor broadcastable to ``(B, 1, 1, 1)``).
+            noise_scale: Bit-line noise scale of a calibrating pass-through DAC (else 1).
 
         Returns:
             Outputs ``(B, G*O, L)`` in weight units, without bias.
 
         """
-        s_read, s_out = self.physics.read_sigma(), self.profile.output_noise.sigma
+        read, s_out = self.physics.read, self.profile.output_noise.sigma
+        # sx2 already holds the read variances of a state-dependent law; otherwise it is
+        # sum x**2 and the variance of a pair is 2 sigma**2
+        k_read = 1.0 if read.state_dependent else 2.0 * read.sigma() ** 2
         # bit-line noise is relative to the DAC full scale (input units in a pass-through)
-        s_out *= self._out_noise_scale
-        self._out_noise_scale = 1.0
-        if sx2 is not None and (s_read > 0 or s_out > 0):
-            std = sx2.mul_(2.0 * s_read**2).add_(s_out**2 / u**2).sqrt_()
+        s_out *= noise_scale
+        if sx2 is not None and (k_read > 0 or s_out > 0):
+            std = sx2.mul_(k_read).add_(s_out**2 / u**2).sqrt_()
             noise = standard_normal(
-                pc.shape, self._read_gen(pc.device), self.noise_sampler, pc.device, pc.dtype
+                pc.shape,
+                self._read_gen(pc.device),
+                self.noise_sampler,
+                pc.device,
+                pc.dtype,
+                self._buf("noise", pc.shape, pc),
             )
             pc.addcmul_(noise, std)
-        factor = self._p_scale
-        adc = self.profile.adc
-        if adc.bits is not None and self.calibrating:
-            # record the ranges, digitize nothing: later layers see batch-independent inputs
-            self._adc_range(pc, u)
-            factor = factor * u
-        elif adc.bits is not None:
-            rng = self._adc_range(pc, u)
-            step = rng.clamp(min=1e-12)[self._p_tile]  # (G*T, O, 1), normalized units
-            if adc.bits == 1:
-                pc.copy_(torch.where(pc >= 0, 1.0, -1.0))
-                factor = factor * step
-            else:
-                m = float(2 ** (adc.bits - 1) - 1)
-                step = step / m
-                pc.mul_(u / step).round_().clamp_(-m, m)
-                factor = factor * step
-        else:
-            factor = factor * u
+        factor = self.adc.digitize(
+            pc, u, self._p_scale, self._p_tile, self.cal, self.adc_range, self._label()
+        )
         b, gt, o, n = pc.shape
         rt = self.layout.row_tiles
         if rt == 1:
             y = pc.mul_(factor)
         else:
-            y = (pc.reshape(b, gt // rt, rt, o, n) * factor.view(gt // rt, rt, o, 1)).sum(2)
+            # in place: pc is this call's own tensor
+            y = pc.reshape(b, gt // rt, rt, o, n).mul_(factor.view(gt // rt, rt, o, 1)).sum(2)
         y = y.reshape(b, -1, n)
         if isinstance(bound, Tensor) and bound.dim() > 0:
             y.mul_(bound.reshape(b, 1, 1))
@@ -397,55 +265,6 @@ class AnalogLayer(nn.Module):
         if self.trim is not None:
             y.mul_(self.trim[0].view(1, -1, 1)).add_(self.trim[1].view(1, -1, 1))
         return y
-
-    def _adc_range(self, pc: Tensor, u: float) -> Tensor:
-        """Per-tile ADC range in normalized units; (re)calibrates when due."""
-        adc = self.profile.adc
-        if adc.mode == RangeMode.fixed:
-            return torch.full_like(self.adc_range, adc.bound)
-        if adc.mode == RangeMode.calibrated and self.calibrated and not self.calibrating:
-            return self.adc_range
-        col_max = self._finite_abs_max(pc, (0, 3), "partial sums (ADC range)").reshape(-1) * u
-        rng = (
-            torch.zeros_like(self.adc_range).scatter_reduce(
-                0, self._p_tile.reshape(-1), col_max, "amax"
-            )
-            * adc.margin
-        )
-        if adc.mode == RangeMode.calibrated:
-            if self.calibrating:
-                # running max of the partial sums in the units of this batch's DAC scale
-                # (input units while a calibrated DAC passes inputs through); converted to
-                # the final DAC full scale by calibrate_end
-                if self._cal_batches > 0:
-                    rng = torch.maximum(rng, self._adc_cal_max)
-                self._adc_cal_max = rng
-                return rng
-            self.adc_range.copy_(rng)
-            if not self.calibrating:
-                log.info(
-                    "memsim: layer %d ADC ranges calibrated on its first batch", self.layer_index
-                )
-        return rng
-
-    def _finite_abs_max(self, v: Tensor, dims: tuple[int, ...] | None, what: str) -> Tensor:
-        """``max |v|`` over ``dims``, ignoring NaN and +-inf.
-
-        One bad input value must not turn a calibrated range, and so every later batch,
-        into NaN.
-        """
-        amax = v.abs().amax() if dims is None else v.abs().amax(dim=dims)
-        if bool(torch.isfinite(amax).all()):
-            return amax
-        bad = ~torch.isfinite(v)
-        log.warning(
-            "memsim: layer %s: %d non-finite %s ignored when setting the range",
-            self._label(),
-            int(bad.sum()),
-            what,
-        )
-        masked = v.abs().masked_fill_(bad, 0.0)
-        return masked.amax() if dims is None else masked.amax(dim=dims)
 
     def _label(self) -> str:
         return f"{self.qualified_name or '(root)'!r} ({type(self).__name__})"
@@ -468,10 +287,10 @@ class AnalogLayer(nn.Module):
         return x
 
     def _end_forward(self) -> None:
-        if self.calibrating:
-            self._cal_batches += 1
+        if self.cal.calibrating:
+            self.cal.batches += 1
         else:
-            self.calibrated = True
+            self.cal.calibrated = True
 
     def calibrate_begin(self) -> None:
         """Start accumulating DAC/ADC ranges over calibration batches.
@@ -482,24 +301,35 @@ class AnalogLayer(nn.Module):
         depend on the order or the sizes of the batches (for noise-free tiles; with read
         noise the maxima are over the noise draws of the calibration pass).
         """
-        self.calibrating = True
-        self._cal_batches = 0
-        self._adc_cal_max = None
+        self.cal.calibrating = True
+        self.cal.batches = 0
+        self.cal.adc_max = None
+
+    def calibration_state(self) -> tuple[bool, Tensor, Tensor]:
+        """``(calibrated, DAC range, ADC ranges)``, copied, for :meth:`restore_calibration`."""
+        return self.calibrated, self.dac_range.clone(), self.adc_range.clone()
+
+    @torch.no_grad()
+    def restore_calibration(self, state: tuple[bool, Tensor, Tensor]) -> None:
+        """Put back the converter ranges of :meth:`calibration_state`."""
+        calibrated, dac, adc = state
+        self.calibrated = calibrated
+        self.dac_range.copy_(dac)
+        self.adc_range.copy_(adc)
 
     def calibrate_end(self) -> None:
         """Freeze the ranges accumulated since :meth:`calibrate_begin`."""
-        self.calibrating = False
-        self.calibrated = True
-        rng = self._adc_cal_max
+        self.cal.calibrating = False
+        self.cal.calibrated = True
+        rng = self.cal.adc_max
         if rng is not None:
-            dac = self.profile.dac
-            if dac.bits is not None and dac.mode == RangeMode.calibrated:
+            if self.dac.needs_calibration:
                 rng = rng / self.dac_range  # relative to the DAC full scale
             self.adc_range.copy_(rng)
-            self._adc_cal_max = None
+            self.cal.adc_max = None
 
     def _needs_sx2(self) -> bool:
-        return self.physics.read_sigma() > 0.0 or self.profile.output_noise.sigma > 0.0
+        return self.physics.read.active() or self.profile.output_noise.sigma > 0.0
 
 
 class AnalogLinear(AnalogLayer):
@@ -510,10 +340,10 @@ class AnalogLinear(AnalogLayer):
         super().__init__(module.weight, module.bias, profile, 1, layer_index)
         self.in_features, self.out_features = module.in_features, module.out_features
 
-    def _partial_weights(self) -> Tensor:
+    def _partial_weights(self, w: Tensor) -> Tensor:
         lay = self.layout
         pad = lay.row_tiles * lay.row_span - lay.k
-        w = F.pad(self.w_norm, (0, pad)).view(lay.out, lay.row_tiles, lay.row_span)
+        w = F.pad(w, (0, pad)).view(lay.out, lay.row_tiles, lay.row_span)
         return w.permute(1, 2, 0).contiguous()  # (T, span, out)
 
     @torch.no_grad()
@@ -528,20 +358,35 @@ class AnalogLinear(AnalogLayer):
             )
         lead = x.shape[:-1]
         x = x.reshape(-1, self.in_features)
-        codes, bound, u = self._dac(x, (1,))
+        codes, bound, u, noise_scale = self._codes(x, (1,))
         if self.cost_probe is not None:
             self.cost_probe(self, codes)
         lay = self.layout
         b, rt = x.shape[0], lay.row_tiles
         if rt == 1:
             pc = (codes @ self._w_part[0]).view(b, 1, lay.out, 1)
-            sx2 = (codes * codes).sum(1).view(b, 1, 1, 1) if self._needs_sx2() else None
+            sx2 = None
+            if self._v_part is not None:
+                sx2 = ((codes * codes) @ self._v_part[0]).view(b, 1, lay.out, 1)
+            elif self._needs_sx2():
+                sq = torch.mul(codes, codes, out=self._buf("sq", codes.shape, codes))
+                sx2 = sq.sum(1).view(b, 1, 1, 1)
         else:
-            xs = F.pad(codes, (0, rt * lay.row_span - lay.k)).view(b, rt, lay.row_span)
-            pc = torch.bmm(xs.transpose(0, 1), self._w_part)  # (T, B, out)
+            pad = rt * lay.row_span - lay.k
+            xs = (F.pad(codes, (0, pad)) if pad else codes).view(b, rt, lay.row_span)
+            xt = xs.transpose(0, 1)
+            # a scratch output: only the (fresh) sum over row tiles leaves the layer
+            buf = self._buf("pc", (rt, b, lay.out), codes)
+            pc = torch.bmm(xt, self._w_part, out=buf)  # (T, B, out)
             pc = pc.transpose(0, 1).unsqueeze(-1)  # (B, T, out, 1) view, no copy
-            sx2 = (xs * xs).sum(2).view(b, rt, 1, 1) if self._needs_sx2() else None
-        y = self._epilogue(pc, sx2, u, bound).view(b, lay.out)
+            sx2 = None
+            if self._v_part is not None:
+                sx2 = torch.bmm((xs * xs).transpose(0, 1), self._v_part)
+                sx2 = sx2.transpose(0, 1).unsqueeze(-1)
+            elif self._needs_sx2():
+                sq = torch.mul(xs, xs, out=self._buf("sq", xs.shape, xs))
+                sx2 = sq.sum(2).view(b, rt, 1, 1)
+        y = self._epilogue(pc, sx2, u, bound, noise_scale).view(b, lay.out)
         self._end_forward()
         if self.bias is not None:
             y.add_(self.bias)
@@ -556,134 +401,10 @@ class AnalogLinear(AnalogLayer):
         )
 
 
-class AnalogConv2d(AnalogLayer):
-    """``nn.Conv2d`` (grouped and depthwise included) on crossbar tiles via im2col."""
-
-    def __init__(self, module: nn.Conv2d, profile: DeviceProfile, layer_index: int) -> None:
-        """Map ``module``'s im2col weight matrix; only zero padding is supported."""
-        if module.padding_mode != "zeros":
-            raise NotImplementedError(
-                f"padding_mode={module.padding_mode!r} is not supported (only 'zeros')"
-            )
-        if isinstance(module.padding, str):
-            raise NotImplementedError("string padding ('same'/'valid') is not supported yet")
-        self.in_channels, self.out_channels = module.in_channels, module.out_channels
-        self.kernel_size = tuple(module.kernel_size)
-        self.stride, self.padding = tuple(module.stride), tuple(module.padding)
-        self.dilation, self.groups = tuple(module.dilation), module.groups
-        super().__init__(module.weight, module.bias, profile, module.groups, layer_index)
-
-    def _geometry(self) -> tuple[int, int, int, int]:
-        lay = self.layout
-        in_g = self.in_channels // self.groups
-        if not lay.aligned:
-            return lay.groups, lay.row_tiles, in_g, 0
-        c_t = lay.channels_per_row_tile if lay.row_tiles > 1 else in_g
-        return lay.groups, lay.row_tiles, c_t, lay.row_tiles * c_t - in_g
-
-    def _partial_weights(self) -> Tensor:
-        lay = self.layout
-        if not lay.aligned:
-            pad = lay.row_tiles * lay.row_span - lay.k
-            w = F.pad(self.w_norm, (0, pad)).view(
-                lay.groups, lay.out_per_group, lay.row_tiles, lay.row_span
-            )
-            return w.transpose(1, 2).reshape(-1, lay.out_per_group, lay.row_span).contiguous()
-        g, rt, c_t, pad = self._geometry()
-        w = self.w_norm.view(g, lay.out_per_group, -1, *self.kernel_size)
-        if pad:
-            w = F.pad(w, (0, 0, 0, 0, 0, pad))
-        w = w.view(g, lay.out_per_group, rt, c_t, *self.kernel_size).transpose(1, 2)
-        return w.reshape(g * rt * lay.out_per_group, c_t, *self.kernel_size).contiguous()
-
-    def _conv(self, x: Tensor, w: Tensor, groups: int) -> Tensor:
-        return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, groups)
-
-    @torch.no_grad()
-    def forward(self, x: Tensor) -> Tensor:
-        """Convolve through the simulated tiles."""
-        expected = f"(B, {self.in_channels}, H, W) or ({self.in_channels}, H, W)"
-        x = self._as_input(x, expected)
-        if x.dim() == 3:  # unbatched, as nn.Conv2d allows
-            return self.forward(x.unsqueeze(0)).squeeze(0)
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"memsim layer {self._label()}: expected input of shape {expected}, "
-                f"got {tuple(x.shape)}"
-            )
-        h_out, w_out = self._out_hw(x.shape[-2:])
-        if h_out < 1 or w_out < 1:
-            raise ValueError(
-                f"memsim layer {self._label()}: input {tuple(x.shape)} is smaller than the "
-                f"kernel {self.kernel_size} (padding {self.padding}, dilation {self.dilation})"
-            )
-        codes, bound, u = self._dac(x, (1, 2, 3))
-        if self.cost_probe is not None:
-            self.cost_probe(self, codes)
-        lay = self.layout
-        b = x.shape[0]
-        if lay.aligned:
-            g, rt, c_t, pad = self._geometry()
-            if pad:
-                codes = F.pad(codes.view(b, g, -1, *x.shape[-2:]), (0, 0, 0, 0, 0, pad))
-                codes = codes.view(b, g * rt * c_t, *x.shape[-2:])
-            pc = self._conv(codes, self._w_part, g * rt).view(b, g * rt, lay.out_per_group, -1)
-            sx2 = self._sum_sq(codes, g * rt, c_t) if self._needs_sx2() else None
-        else:
-            pc, sx2 = self._unaligned_partials(codes)
-        y = self._epilogue(pc, sx2, u, bound).view(b, lay.out, h_out, w_out)
-        self._end_forward()
-        if self.bias is not None:
-            y.add_(self.bias.view(1, -1, 1, 1))
-        return y
-
-    def _sum_sq(self, codes: Tensor, n_groups: int, c_t: int) -> Tensor:
-        """Sum of squared inputs over each MVM's receptive field: ``(B, G*T, 1, L)``."""
-        b, _, h, w = codes.shape
-        if self.kernel_size == (1, 1) and self.stride == (1, 1) and self.padding == (0, 0):
-            # a fused norm reduction over each tile's channels, no x**2 tensor
-            s = torch.linalg.vector_norm(codes.view(b, n_groups, c_t, h * w), dim=2).square_()
-            return s.view(b, n_groups, 1, -1)
-        sq = codes * codes
-        if c_t > 1:
-            sq = sq.view(b, n_groups, c_t, h, w).sum(2)
-        ones = torch.ones(n_groups, 1, *self.kernel_size, dtype=sq.dtype, device=sq.device)
-        s = self._conv(sq, ones, n_groups)
-        return s.view(b, n_groups, 1, -1)
-
-    def _unaligned_partials(self, codes: Tensor) -> tuple[Tensor, Tensor | None]:
-        """im2col path for kernels larger than a tile's rows."""
-        lay = self.layout
-        b = codes.shape[0]
-        g, rt, span = lay.groups, lay.row_tiles, lay.row_span
-        cols = F.unfold(codes, self.kernel_size, self.dilation, self.padding, self.stride)
-        n_loc = cols.shape[-1]
-        cols = cols.view(b, g, lay.k, n_loc).permute(1, 2, 0, 3).reshape(g, lay.k, b * n_loc)
-        xs = F.pad(cols, (0, 0, 0, rt * span - lay.k)).reshape(g * rt, span, b * n_loc)
-        pc = torch.bmm(self._w_part, xs).view(g * rt, lay.out_per_group, b, n_loc)
-        pc = pc.permute(2, 0, 1, 3).contiguous()
-        sx2 = None
-        if self._needs_sx2():
-            sx2 = (xs * xs).sum(1).view(g * rt, 1, b, n_loc).permute(2, 0, 1, 3).contiguous()
-        return pc, sx2
-
-    def _out_hw(self, hw: tuple[int, ...]) -> tuple[int, int]:
-        out = []
-        for i in range(2):
-            eff = self.dilation[i] * (self.kernel_size[i] - 1) + 1
-            out.append((hw[i] + 2 * self.padding[i] - eff) // self.stride[i] + 1)
-        return out[0], out[1]
-
-    def extra_repr(self) -> str:
-        """Show geometry and tiling."""
-        lay = self.layout
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel={self.kernel_size}, "
-            f"stride={self.stride}, groups={self.groups}, tiles={lay.n_tiles} "
-            f"({lay.rows}x{lay.cols}), profile={self.profile.name}"
-        )
-
-
 def analog_layers(model: nn.Module) -> list[tuple[str, AnalogLayer]]:
     """All analog layers of ``model`` with their qualified names, in module order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, AnalogLayer)]
+
+
+# the conv layer lives in its own module; imported here so that memsim.layers offers both
+from .conv_layer import AnalogConv2d as AnalogConv2d  # noqa: E402

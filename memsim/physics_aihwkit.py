@@ -49,13 +49,17 @@ from __future__ import annotations
 
 import importlib
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
+from .laws import DeviceLaw, register_device_law
 from .physics import DeviceModel
-from .profiles import ConductanceMap, DeviceProfile, DriftModel, ProfileError, ProgNoiseModel
+from .profile_sections import ConductanceMap, DriftModel, ProfileError, ProgNoiseModel
+
+if TYPE_CHECKING:
+    from .profiles import DeviceProfile
 
 INSTALL_HINT = "pip install 'memsim[aihwkit]'"
 _FIELD = "aihwkit_noise_model"
@@ -280,12 +284,26 @@ def _check_finite(out: Tensor, hook: str, name: str) -> Tensor:
     return out
 
 
-class AihwkitDeviceModel(DeviceModel):
-    """Device physics from the profile's aihwkit noise model (see the module docstring)."""
+@register_device_law
+class AihwkitDeviceModel(DeviceModel, DeviceLaw):
+    """Device physics from the profile's aihwkit noise model (see the module docstring).
+
+    The registered ``device`` law ``aihwkit_noise_model``: it supplies programming noise
+    and drift; read noise stays the profile's ``read_noise`` law.
+    """
+
+    kind = "device"
+    name = "aihwkit_noise_model"
+    aihwkit_missing = None  # it is an aihwkit object: the backend uses it as it is
+
+    @classmethod
+    def check(cls, profile: DeviceProfile, origin: str) -> None:
+        """Validate the ``aihwkit_noise_model`` section (:func:`check_profile`)."""
+        check_profile(profile, origin)
 
     def __init__(self, profile: DeviceProfile) -> None:
         """Build the aihwkit object and the window map from ``profile``."""
-        super().__init__(profile)
+        DeviceModel.__init__(self, profile)
         self.noise = check_profile(profile)
         self.noise_name = type(self.noise).__name__
         spec = profile.aihwkit_noise_model

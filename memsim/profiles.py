@@ -1,8 +1,16 @@
-"""Device-profile schema (pydantic v2) and loader.
+"""Device profiles: the complete chip description, its loader and its derivation.
 
 A profile describes one kind of crossbar chip: the devices, how weights are
 mapped onto them, every non-ideality, and the periphery (DAC/ADC).  Profiles are
-JSON files; shipped ones live in ``device_profiles/`` and are loaded by name.
+JSON files; shipped ones live in ``device_profiles/`` and are loaded by name.  A profile
+may ``extends`` another and override some of its fields, in a file, in a dict given to
+:func:`load_profile`, or in Python with :meth:`DeviceProfile.derive`; all three go
+through one routine, :func:`derive_raw`, which marks every changed field in the child's
+``source`` and description.
+
+The sections are in :mod:`memsim.profile_sections`; this module imports no device
+physics: a profile section that names a device law is checked by the law itself
+(:mod:`memsim.laws`).
 
 Units are in the field names: ``_uS`` micro-siemens, ``_s`` seconds,
 ``_ohm`` ohm.  Relative quantities ("sigma") are fractions, not percent.
@@ -10,334 +18,81 @@ Units are in the field names: ``_uS`` micro-siemens, ``_s`` seconds,
 
 from __future__ import annotations
 
+import hashlib
 import json
-from enum import Enum
+from collections.abc import Mapping as MappingABC
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError
 
+from . import laws
 from .profile_periphery import Periphery
-
-
-class ProfileError(ValueError):
-    """A device profile could not be found, parsed or validated."""
-
-
-class _Section(BaseModel):
-    # allow_inf_nan=False: NaN and +-inf are refused in every float, including list
-    # items and optional fields, where no range check would catch them
-    model_config = ConfigDict(
-        extra="forbid", use_attribute_docstrings=True, frozen=True, allow_inf_nan=False
-    )
-
-
-class WeightScaling(str, Enum):
-    """Which group of weights shares one weight-to-conductance scale."""
-
-    per_layer = "per_layer"
-    per_tile = "per_tile"
-    per_column = "per_column"
-
-
-class WeightQuant(str, Enum):
-    """Digital weight quantization applied to targets before programming."""
-
-    none = "none"
-    symmetric = "symmetric"
-    ternary = "ternary"
-
-
-class ProgNoiseModel(str, Enum):
-    """Programming-noise model."""
-
-    none = "none"
-    gaussian = "gaussian"
-    proportional = "proportional"
-    polynomial = "polynomial"
-
-
-class ReadNoiseModel(str, Enum):
-    """Per-MVM read-noise model."""
-
-    none = "none"
-    gaussian = "gaussian"
-
-
-class DriftModel(str, Enum):
-    """Conductance-drift model."""
-
-    none = "none"
-    power_law = "power_law"
-    pcm_joshi2020 = "pcm_joshi2020"
-
-
-class DriftCompensation(str, Enum):
-    """Drift compensation applied digitally to the outputs."""
-
-    none = "none"
-    globally = "global"
-
-
-class RangeMode(str, Enum):
-    """How the range of a DAC or ADC is set."""
-
-    fixed = "fixed"
-    calibrated = "calibrated"
-    dynamic = "dynamic"
-
-
-class Device(_Section):
-    """The conductance window of one memristive device."""
-
-    g_min_uS: float = Field(0.0, ge=0.0, le=1e6)
-    """Lowest programmable conductance in µS (the "off" device of a pair)."""
-    g_max_uS: float = Field(25.0, ge=1e-3, le=1e6)
-    """Highest programmable conductance in µS, 0.001 to 1e6 (float32 conductances
-    cannot resolve a smaller one)."""
-    levels: int | None = Field(None, ge=2, le=65536)
-    """Programmable conductance levels per device, evenly spaced in [g_min, g_max];
-    ``null`` means analog (continuous)."""
-
-    @model_validator(mode="after")
-    def _window(self) -> Device:
-        if self.g_min_uS >= self.g_max_uS:
-            raise ValueError(f"g_min_uS ({self.g_min_uS}) must be < g_max_uS ({self.g_max_uS})")
-        # conductances are float32 (7 digits): a narrower window would be rounding noise
-        if self.g_max_uS - self.g_min_uS < 1e-3 * self.g_max_uS:
-            raise ValueError(
-                f"the window g_max_uS - g_min_uS ({self.g_max_uS - self.g_min_uS:g}) must be "
-                f">= 0.1% of g_max_uS ({self.g_max_uS:g})"
-            )
-        return self
-
-
-class Mapping(_Section):
-    """How weights become differential pairs G+ - G- (one device of each pair at g_min)."""
-
-    weight_scaling: WeightScaling = WeightScaling.per_layer
-    """Group sharing one scale: max|w| of the group maps to g_max - g_min."""
-    weight_quant: WeightQuant = WeightQuant.none
-    """Digital quantization of target weights before programming (the seed paper's
-    model; see ``memsim.quantization``)."""
-    weight_bits: int | None = Field(None, ge=1, le=16)
-    """Bits for ``weight_quant = symmetric``, 1..16."""
-
-    @model_validator(mode="after")
-    def _bits(self) -> Mapping:
-        if self.weight_quant == WeightQuant.symmetric and self.weight_bits is None:
-            raise ValueError("weight_bits (1..16) is required when weight_quant is 'symmetric'")
-        return self
-
-
-class ProgrammingNoise(_Section):
-    """Error of a programmed conductance around its target (write-verify residual)."""
-
-    model: ProgNoiseModel = ProgNoiseModel.none
-    """none | gaussian (sigma x (g_max - g_min)) | proportional (sigma x G_target) |
-    polynomial (sigma(ĝ) = sum_i coeffs_uS[i] * ĝ**i µS, ĝ = G_target / g_max)."""
-    sigma: float = Field(0.0, ge=0.0, le=10.0)
-    """Relative std (fraction) for the gaussian and proportional models."""
-    coeffs_uS: list[Annotated[float, Field(ge=-1e6, le=1e6)]] = Field(
-        default_factory=list, max_length=16
-    )
-    """Polynomial coefficients in µS, lowest order first, each in [-1e6, 1e6]."""
-    coeffs_g_max_ref_uS: float | None = Field(None, ge=1e-3, le=1e6)
-    """g_max (µS) at which ``coeffs_uS`` were fitted; sigma is scaled by
-    g_max / reference (aihwkit's convention).  ``null``: the profile's g_max."""
-
-    @model_validator(mode="after")
-    def _coeffs(self) -> ProgrammingNoise:
-        if self.model == ProgNoiseModel.polynomial and not self.coeffs_uS:
-            raise ValueError("coeffs_uS must be non-empty for the polynomial model")
-        return self
-
-
-class ReadNoise(_Section):
-    """Read noise, drawn independently for every device and every MVM."""
-
-    model: ReadNoiseModel = ReadNoiseModel.none
-    """none | gaussian (state-independent)."""
-    sigma: float = Field(0.0, ge=0.0, le=10.0)
-    """Std of each device's read conductance as a fraction of g_max - g_min."""
-
-
-class Drift(_Section):
-    """Power-law drift G(t) = G(t0) * (t / t0) ** -nu, nu drawn per device."""
-
-    model: DriftModel = DriftModel.none
-    """none | power_law (nu ~ N(nu_mean, nu_std)) | pcm_joshi2020 (state-dependent nu and
-    accumulated 1/f noise, the formulas of aihwkit's PCMLikeNoiseModel)."""
-    t0_s: float = Field(20.0, gt=0.0, le=1e9)
-    """Time after programming of the first read (s); drift is measured from it."""
-    nu_mean: float = Field(0.0, ge=0.0, le=1.0)
-    """Mean drift exponent (power_law)."""
-    nu_std: float = Field(0.0, ge=0.0, le=1.0)
-    """Device-to-device std of the drift exponent (power_law)."""
-    t_read_s: float = Field(250e-9, ge=1e-12, le=1.0)
-    """Read pulse width (s) of the 1/f accumulated-noise fit (pcm_joshi2020), 1 ps to 1 s."""
-    compensation: DriftCompensation = DriftCompensation.none
-    """none | global: one digital gain per tile from a reference read of the tile."""
-
-
-class Faults(_Section):
-    """Defects fixed per chip instance (drawn from the chip seed)."""
-
-    stuck_at_gmin_rate: float = Field(0.0, ge=0.0, le=1.0)
-    """Fraction of devices stuck at g_min."""
-    stuck_at_gmax_rate: float = Field(0.0, ge=0.0, le=1.0)
-    """Fraction of devices stuck at g_max."""
-    d2d_sigma: float = Field(0.0, ge=0.0, le=1.0)
-    """Device-to-device variation: relative std of each device's fixed gain on
-    G - g_min (fixed per chip, not corrected by programming)."""
-
-    @model_validator(mode="after")
-    def _rates(self) -> Faults:
-        if self.stuck_at_gmin_rate + self.stuck_at_gmax_rate > 1.0:
-            raise ValueError("stuck_at_gmin_rate + stuck_at_gmax_rate must be <= 1")
-        return self
-
-
-class Tile(_Section):
-    """Crossbar tile size; each cell is one differential pair (two 1T1R devices)."""
-
-    rows: int = Field(256, ge=1, le=65536)
-    """Word lines (inputs) per tile."""
-    cols: int = Field(256, ge=1, le=65536)
-    """Weight columns (outputs) per tile; each uses two physical bit lines."""
-
-
-class DAC(_Section):
-    """Input digital-to-analog converter."""
-
-    bits: int | None = Field(None, ge=1, le=16)
-    """Resolution, 1..16; ``null`` = ideal (no quantization, no clipping).  Codes round
-    half to even (``torch.round``); 1 bit is the sign, with 0 mapped to +bound."""
-    mode: RangeMode = RangeMode.dynamic
-    """fixed: clip at ``bound``; dynamic: per input vector max|x|; calibrated: per-layer
-    max|x| over a calibration batch."""
-    bound: float = Field(1.0, ge=1e-6, le=1e6)
-    """Input full scale for the fixed mode (activation units), 1e-6 to 1e6."""
-
-
-class ADC(_Section):
-    """Per-tile output analog-to-digital converter."""
-
-    bits: int | None = Field(None, ge=1, le=16)
-    """Resolution, 1..16; ``null`` = ideal."""
-    mode: RangeMode = RangeMode.calibrated
-    """fixed: ``bound``; calibrated: per tile, max|partial sum| over a calibration batch
-    times ``margin``; dynamic: per tile max over the current batch."""
-    bound: float = Field(10.0, ge=1e-6, le=1e9)
-    """Full scale for the fixed mode, 1e-6 to 1e9, in normalized units relative to the DAC
-    full scale: one device at full window driven at the DAC's full-scale input gives 1.0
-    (an input of 1.0 only when the DAC range is 1).  Codes round half to even; 1 bit is
-    the sign, with 0 mapped to +range."""
-    margin: float = Field(1.0, gt=0.0, le=100.0)
-    """Multiplier on the calibrated range."""
-
-
-class OutputNoise(_Section):
-    """Additive Gaussian noise on each bit-line partial sum, before the ADC."""
-
-    sigma: float = Field(0.0, ge=0.0, le=100.0)
-    """Std in normalized output units (aihwkit's ``out_noise``)."""
-
-
-class IRDropModel(str, Enum):
-    """How the IR drop of a tile is computed (see :mod:`memsim.irdrop`)."""
-
-    exact = "exact"
-    fast = "fast"
-
-
-class PairLayout(str, Enum):
-    """Where the two devices of a differential pair sit."""
-
-    interleaved = "interleaved"
-    separate = "separate"
-
-
-class WordLineDriver(str, Enum):
-    """Side of the word-line drivers."""
-
-    left = "left"
-    right = "right"
-
-
-class SenseSide(str, Enum):
-    """Side of the bit-line sense amplifiers."""
-
-    bottom = "bottom"
-    top = "top"
-
-
-class UnusedCells(str, Enum):
-    """What the cells of a tile that hold no weight contain."""
-
-    g_min = "g_min"
-    none = "none"
-
-
-class IRDrop(_Section):
-    """IR drop of the 1T1R array: wire and access resistance, solved per tile.
-
-    Word line ``i`` runs from its driver (one wire segment before the first cell, one
-    between neighbouring cells); bit line ``k`` runs from its far end to its sense
-    amplifier (virtual ground, one segment after the last cell).  Each cell is its
-    device in series with its access transistor.  After every programming, drift or
-    fault change the layer computes each tile's transfer matrix from driver voltages
-    to sense currents (``exact``: a direct nodal solve; ``fast``: each line solved
-    exactly with the crossing lines ideal) and the forward pass uses it in place of
-    the conductances.  See :mod:`memsim.irdrop`.
-    """
-
-    enabled: bool = False
-    """Apply IR drop."""
-    model: IRDropModel = IRDropModel.exact
-    """exact (direct nodal solve, float64) | fast (line-decoupled, O(rows x cols))."""
-    pair_layout: PairLayout = PairLayout.interleaved
-    """interleaved: G+ and G- of a column on adjacent bit lines of one array (2 x cols bit
-    lines per word line) | separate: a G+ array and a G- array, each rows x cols."""
-    word_line_driver: WordLineDriver = WordLineDriver.left
-    """Side of the word-line drivers: left = next to column 0."""
-    sense_amp: SenseSide = SenseSide.bottom
-    """Side of the sense amplifiers: bottom = next to the last row."""
-    unused_cells: UnusedCells = UnusedCells.g_min
-    """Cells outside every weight block (and rows/columns a layer does not fill):
-    g_min = both devices at g_min, loading the lines | none = no device."""
-    r_wire_ohm: float = Field(0.0, ge=0.0, le=1e4)
-    """Wire resistance per cell segment (ohm), word and bit lines alike."""
-    r_access_ohm: float = Field(0.0, ge=0.0, le=1e7)
-    """Access transistor on-resistance (ohm), in series with each device."""
-
-
-class ConductanceMap(str, Enum):
-    """How memsim's conductance window maps to an aihwkit noise model's units."""
-
-    identity = "identity"
-    linear = "linear"
-
-
-class AihwkitNoiseModel(_Section):
-    """Device physics from an IBM aihwkit noise model (needs the ``aihwkit`` extra).
-
-    The object's hooks supply programming noise, drift coefficients, drift and the
-    accumulated read noise; see :mod:`memsim.physics_aihwkit`.
-    """
-
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-    class_name: str = Field(alias="class", min_length=1)
-    """A class in ``aihwkit.inference`` (e.g. ``ReRamCMONoiseModel``) or the dotted path
-    ``package.module.Class`` of a user's own ``BaseNoiseModel`` subclass."""
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Keyword arguments of the class's constructor (JSON values only)."""
-    conductance_map: ConductanceMap = ConductanceMap.identity
-    """identity: the hooks see memsim's µS and the model's g_max (and g_min, if it has one)
-    must equal the profile's; linear: [g_min_uS, g_max_uS] maps linearly onto the model's
-    [g_min, g_max] before each hook and back after it."""
+from .profile_sections import (
+    ADC,
+    DAC,
+    AihwkitNoiseModel,
+    ConductanceMap,
+    Device,
+    Drift,
+    DriftCompensation,
+    DriftModel,
+    Faults,
+    IRDrop,
+    IRDropModel,
+    Mapping,
+    OutputNoise,
+    PairLayout,
+    ProfileError,
+    ProgNoiseModel,
+    ProgrammingNoise,
+    RangeMode,
+    ReadNoise,
+    ReadNoiseModel,
+    SenseSide,
+    Tile,
+    UnusedCells,
+    WeightQuant,
+    WeightScaling,
+    WordLineDriver,
+    _Section,
+)
+
+__all__ = [
+    "ADC",
+    "DAC",
+    "AihwkitNoiseModel",
+    "ConductanceMap",
+    "Device",
+    "DOC_ONLY_FIELDS",
+    "DeviceProfile",
+    "Drift",
+    "DriftCompensation",
+    "DriftModel",
+    "Faults",
+    "IRDrop",
+    "IRDropModel",
+    "Mapping",
+    "OutputNoise",
+    "PairLayout",
+    "ProfileError",
+    "ProgNoiseModel",
+    "ProgrammingNoise",
+    "RangeMode",
+    "ReadNoise",
+    "ReadNoiseModel",
+    "SenseSide",
+    "Tile",
+    "UnusedCells",
+    "WeightQuant",
+    "WeightScaling",
+    "WordLineDriver",
+    "derive_raw",
+    "list_profiles",
+    "load_profile",
+    "validate_profile",
+]
 
 
 class DeviceProfile(_Section):
@@ -384,6 +139,42 @@ class DeviceProfile(_Section):
         """Conductance window g_max - g_min in µS."""
         return self.device.g_max_uS - self.device.g_min_uS
 
+    def derive(
+        self,
+        changes: MappingABC[str, Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        source: MappingABC[str, str] | None = None,
+        **sections: Any,
+    ) -> DeviceProfile:
+        """A validated child of this profile with some fields changed.
+
+        ``p.derive(adc={"bits": 4})`` and ``p.derive({"adc": {"bits": 4}})`` are the same;
+        a section may also be given as a section object.  The child ``extends`` this
+        profile's name; every changed field is marked in its ``source`` (and in its
+        description unless ``description`` is given), see :func:`derive_raw`.
+
+        Args:
+            changes: Nested dict of the fields to change (as in a profile JSON).
+            name: The child's name; default: this name plus the changes.
+            description: The child's description; default: derived, naming the changes.
+            source: Citations of the new values, by field path.
+            **sections: Sections to change, as dicts or section objects.
+
+        Raises:
+            ProfileError: A changed value the schema refuses (names the field).
+
+        """
+        over: dict[str, Any] = {}
+        for part in (dict(changes or {}), sections):
+            over = _deep_merge(over, _plain(part))
+        extra = {"name": name, "description": description, "source": source}
+        over.update({k: dict(v) if k == "source" else v for k, v in extra.items() if v})
+        raw = derive_raw(self.model_dump(mode="json"), over, parent_name=self.name)
+        return validate_profile(raw, f"{self.name}.derive()", resolve=False)
+
 
 _PROFILE_PKG = "memsim.device_profiles"
 
@@ -428,13 +219,125 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, val in over.items():
-        if isinstance(val, dict) and isinstance(out.get(key), dict) and key != "source":
-            out[key] = _deep_merge(out[key], val)
-        elif key == "source" and isinstance(val, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **val}
+        if isinstance(val, dict) and isinstance(out.get(key), dict):
+            # "source" merges too: the child's citations add to (or replace) the parent's
+            out[key] = _deep_merge(out[key], val) if key != "source" else {**out[key], **val}
         else:
             out[key] = val
     return out
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with section objects turned into JSON-like dicts."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, MappingABC):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+DOC_ONLY_FIELDS = ("name", "description", "extends", "source")
+"""Profile fields that document a profile and do not act on the simulated chip."""
+
+_META = DOC_ONLY_FIELDS
+_MISSING = object()
+
+
+def _leaves(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> value of every leaf of a profile dict (metadata fields left out)."""
+    out: dict[str, Any] = {}
+    for key, val in data.items():
+        if not prefix and key in _META:
+            continue
+        path = f"{prefix}{key}"
+        if isinstance(val, dict) and val:
+            out.update(_leaves(val, path + "."))
+        else:
+            out[path] = val
+    return out
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data
+
+
+def _fmt(value: Any) -> str:
+    if value is _MISSING:
+        return "default"
+    return json.dumps(value, separators=(",", ":")).strip('"')
+
+
+def _covers(key: str, path: str) -> bool:
+    return key == path or path.startswith(key + ".") or key.startswith(path + ".")
+
+
+def derive_raw(
+    parent: dict[str, Any],
+    over: dict[str, Any],
+    *,
+    parent_name: str,
+    default_name: str | None = None,
+) -> dict[str, Any]:
+    """The one derivation of a profile dict from its parent's (files, dicts and ``derive``).
+
+    The child's fields are deep-merged over the parent's; then the provenance is
+    marked: the child's ``extends`` is ``parent_name``; each changed field that no
+    citation of the child covers gets a ``source`` entry saying so; a citation
+    inherited from the parent that covers a changed field says that it no longer does;
+    and, unless the child has its own description, the description names the changes.
+
+    Args:
+        parent: The parent's resolved raw dict.
+        over: The child's dict (its ``extends`` is ignored).
+        parent_name: How the child refers to the parent (its ``extends``).
+        default_name: The child's name if it has none (a file's stem); ``None``: the
+            parent's name plus the changes.
+
+    Returns:
+        The merged raw dict, not yet validated.
+
+    """
+    child = {k: v for k, v in over.items() if k != "extends"}
+    merged = _deep_merge(parent, child)
+    try:  # compare with the parent's values, defaults included
+        full = DeviceProfile.model_validate(parent).model_dump(mode="json")
+    except ValidationError:
+        full = parent  # an invalid parent: its own error is reported by the validation
+    changed = {
+        path: (_lookup(full, path), new)
+        for path, new in _leaves(child).items()
+        if _lookup(full, path) != new
+    }
+    name = child.get("name") or default_name
+    if not name:
+        tail = "+".join(f"{p}={_fmt(new)}" for p, (_, new) in changed.items())
+        if len(tail) > 60:
+            tail = hashlib.sha256(json.dumps(child, sort_keys=True).encode()).hexdigest()[:8]
+        name = f"{parent_name}+{tail}" if tail else parent_name
+    merged["name"] = name
+    merged["extends"] = parent_name
+    if "description" not in child:
+        what = ", ".join(f"{p} {_fmt(old)} -> {_fmt(new)}" for p, (old, new) in changed.items())
+        what = f" Changed: {what}." if what else ""
+        parent_desc = parent.get("description", "")
+        merged["description"] = f"{name} (extends {parent_name}).{what} {parent_desc}".strip()
+    p_src, c_src = dict(parent.get("source") or {}), dict(child.get("source") or {})
+    source = {**p_src, **c_src}
+    for key, text in p_src.items():
+        hit = [p for p in changed if _covers(key, p)]
+        if key not in c_src and hit:
+            source[key] = f"{text} [from {parent_name}; {', '.join(hit)} changed in {name}]"
+    for path, (old, _) in changed.items():
+        if not any(_covers(key, path) for key in c_src):
+            source.setdefault(
+                path, f"changed in {name} (was {_fmt(old)} in {parent_name}); no source given"
+            )
+    merged["source"] = source
+    return merged
 
 
 def _resolve_path(name_or_path: str | Path) -> Path:
@@ -455,29 +358,31 @@ def _resolve_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def _raw_profile(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    if path.resolve() in seen:
-        chain = " -> ".join(str(p) for p in (*seen, path))
-        raise ProfileError(f"{path}: field 'extends': cycle {chain}")
-    data = _read_json(path)
+def _resolve(
+    data: dict[str, Any], origin: str, default_name: str | None, seen: tuple[Path, ...]
+) -> dict[str, Any]:
+    """``data`` with its ``extends`` chain resolved (``seen``: the files on the chain)."""
     parent = data.get("extends")
     if parent is None:
         return data
     if not isinstance(parent, str):
-        raise ProfileError(f"{path}: field 'extends': must be a profile name (string)")
+        raise ProfileError(f"{origin}: field 'extends': must be a profile name (string)")
     try:
         base_path = _resolve_path(parent)
     except ProfileError as exc:
-        raise ProfileError(f"{path}: field 'extends': {exc}") from exc
-    base = _raw_profile(base_path, (*seen, path.resolve()))
-    merged = _deep_merge(base, {k: v for k, v in data.items() if k != "extends"})
-    merged["extends"] = parent
-    if "name" not in data:
-        # a derived profile is not its parent: outputs and run-folder names must say so
-        merged["name"] = path.stem
-        merged.setdefault("description", "")
-        merged["description"] = f"{path.stem} (extends {parent}). {merged['description']}".strip()
-    return merged
+        raise ProfileError(f"{origin}: field 'extends': {exc}") from exc
+    if base_path.resolve() in seen:
+        chain = " -> ".join(str(p) for p in (*seen, base_path))
+        raise ProfileError(f"{origin}: field 'extends': cycle {chain}")
+    base = _resolve(
+        _read_json(base_path), str(base_path), base_path.stem, (*seen, base_path.resolve())
+    )
+    return derive_raw(base, data, parent_name=parent, default_name=default_name)
+
+
+def _raw_profile(path: Path) -> dict[str, Any]:
+    # a derived file without a name is named after the file, not after its parent
+    return _resolve(_read_json(path), str(path), path.stem, (path.resolve(),))
 
 
 def _describe(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
@@ -494,8 +399,21 @@ def _describe(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return " ".join((info.description or "").split()) if info else ""
 
 
-def validate_profile(data: dict[str, Any], origin: str = "<dict>") -> DeviceProfile:
-    """Validate a raw profile dict; raise :class:`ProfileError` naming each bad field."""
+def validate_profile(
+    data: MappingABC[str, Any], origin: str = "<dict>", *, resolve: bool = True
+) -> DeviceProfile:
+    """Validate a raw profile dict; raise :class:`ProfileError` naming each bad field.
+
+    Args:
+        data: The profile as in a JSON file.
+        origin: File or name for the messages.
+        resolve: Resolve ``extends`` (merge the named parent under ``data``); ``False``
+            for a dict that is already resolved (e.g. the dump of a loaded profile).
+
+    """
+    data = dict(data)
+    if resolve:
+        data = _resolve(data, origin, None, ())
     try:
         profile = DeviceProfile.model_validate(data)
     except ValidationError as exc:
@@ -509,20 +427,20 @@ def validate_profile(data: dict[str, Any], origin: str = "<dict>") -> DeviceProf
             got = f" (got {err['input']!r})" if err["type"] != "missing" else ""
             lines.append(f"field '{loc}': {msg}{got}" + (f" — {hint}" if hint else ""))
         raise ProfileError(f"{origin}: invalid profile:\n  " + "\n  ".join(lines)) from None
-    if profile.aihwkit_noise_model is not None:
-        # Imported here: aihwkit is an optional extra, and only this section needs it.
-        from .physics_aihwkit import check_profile
-
-        check_profile(profile, origin)
+    laws.check_profile(profile, origin)
     return profile
 
 
-def load_profile(name_or_path: str | Path | DeviceProfile) -> DeviceProfile:
-    """Load a shipped profile by name, or a profile JSON file by path.
+def load_profile(
+    name_or_path: str | Path | DeviceProfile | MappingABC[str, Any],
+) -> DeviceProfile:
+    """Load a shipped profile by name, a profile JSON file by path, or a profile dict.
 
     Args:
         name_or_path: A shipped name (see :func:`list_profiles`), a path to a
-            ``.json`` file, or an already-built profile (returned unchanged).
+            ``.json`` file, a dict as in a JSON file (its ``extends`` is honoured:
+            ``{"extends": "rram_wan2022", "adc": {"bits": 4}}``), or an already-built
+            profile (returned unchanged).
 
     Raises:
         ProfileError: For an unknown name, unreadable or malformed file, or any
@@ -531,5 +449,7 @@ def load_profile(name_or_path: str | Path | DeviceProfile) -> DeviceProfile:
     """
     if isinstance(name_or_path, DeviceProfile):
         return name_or_path
+    if isinstance(name_or_path, MappingABC):
+        return validate_profile(name_or_path, "<dict>")
     path = _resolve_path(name_or_path)
-    return validate_profile(_raw_profile(path), str(path))
+    return validate_profile(_raw_profile(path), str(path), resolve=False)

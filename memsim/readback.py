@@ -61,13 +61,16 @@ def read_back(model: nn.Module, level: float, *, reads: int, seed: int) -> dict[
         raise ValueError("read_back needs a model from memsim.convert (no analog layers)")
     out: dict[str, Tensor] = {}
     for name, layer in layers:
-        phys = layer.physics
+        view = layer.tiles
+        phys = view.physics
         window = phys.g_max - phys.g_min
         gen = torch.Generator().manual_seed(device_seed(seed, _STREAM_READBACK, layer.layer_index))
-        shape = tuple(layer.g_prog.shape)
-        target = torch.full(shape, phys.g_min + float(level) * window, dtype=layer.g_prog.dtype)
-        g = layer._apply_chip(phys.program(target, gen).to(layer.g_prog.device), with_gain=True)
-        sigma = phys.read_sigma() * window
+        shape = tuple(view.g_prog.shape)
+        target = torch.full(shape, phys.g_min + float(level) * window, dtype=view.g_prog.dtype)
+        g = view.apply_defects(phys.program(target, gen).to(view.g_prog.device))
+        sigma: Tensor | float = phys.read_sigma() * window
+        if phys.read.state_dependent:
+            sigma = phys.read.device_sigma(g) * window
         # the mean of `reads` independent Gaussian reads has std sigma / sqrt(reads)
         noise = torch.randn(shape, generator=gen, dtype=g.dtype).to(g.device)
         g_read = g + noise * (sigma / float(reads) ** 0.5)
@@ -128,8 +131,8 @@ def estimate_defects(
         gain = torch.where(working, (h - low).clamp(min=0.0), torch.zeros_like(h))
         high = (fault == STUCK_AT_GMAX).to(h.dtype)
         dmap = DefectMap(
-            gain=gain.to(layer.gain.dtype),
-            offset=(high[0] - high[1]).to(layer.gain.dtype),
+            gain=gain.to(layer.tiles.gain.dtype),
+            offset=(high[0] - high[1]).to(layer.tiles.gain.dtype),
             layout=layer.layout,
             profile=layer.profile,
             weight_shape=tuple(layer.weight_shape),

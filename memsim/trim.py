@@ -38,8 +38,8 @@ def set_output_trim(model: nn.Module, trim: Mapping[str, tuple[Tensor, Tensor]])
                     f"set_output_trim: {name} {what} must have shape ({out},), got {tuple(v.shape)}"
                 )
         layer.trim = (
-            gain.detach().to(layer.w_norm).clone(),
-            offset.detach().to(layer.w_norm).clone(),
+            gain.detach().to(layer.tiles.w_norm).clone(),
+            offset.detach().to(layer.tiles.w_norm).clone(),
         )
 
 

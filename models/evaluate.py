@@ -52,23 +52,25 @@ def paper_profile(bits: int, sigma: float) -> Any:
         A ``memsim`` ``DeviceProfile``.
 
     """
-    from memsim.profiles import ProfileError, validate_profile
+    from memsim.profiles import ProfileError
 
     name = paper_profile_name(bits, sigma)
     try:
         return memsim.load_profile(name)
     except ProfileError:
         pass
-    data = memsim.load_profile(BASE_PAPER_PROFILE).model_dump(mode="json")
-    data["name"] = name
-    data["description"] = (
-        f"{'ternary' if bits == TERNARY else f'{bits}-bit'} weights with {sigma:.0%} "
-        f"multiplicative programming noise (derived from {BASE_PAPER_PROFILE})"
+    return memsim.load_profile(BASE_PAPER_PROFILE).derive(
+        name=name,
+        description=(
+            f"{'ternary' if bits == TERNARY else f'{bits}-bit'} weights with {sigma:.0%} "
+            f"multiplicative programming noise (derived from {BASE_PAPER_PROFILE})"
+        ),
+        mapping={
+            "weight_quant": "ternary" if bits == TERNARY else "symmetric",
+            "weight_bits": None if bits == TERNARY else bits,
+        },
+        programming_noise={"sigma": sigma},
     )
-    data["mapping"]["weight_quant"] = "ternary" if bits == TERNARY else "symmetric"
-    data["mapping"]["weight_bits"] = None if bits == TERNARY else bits
-    data["programming_noise"]["sigma"] = sigma
-    return validate_profile(data, origin=f"derived profile {name}")
 
 
 def _resolve_profile(profile: Any) -> Any:

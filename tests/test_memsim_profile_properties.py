@@ -20,7 +20,17 @@ from pydantic import BaseModel
 from torch import nn
 
 import memsim
-from memsim.profiles import DeviceProfile, ProgNoiseModel, ProgrammingNoise, WeightQuant
+from memsim.profiles import (
+    DeviceProfile,
+    DriftModel,
+    ProgNoiseModel,
+    ProgrammingNoise,
+    ReadNoiseModel,
+    WeightQuant,
+)
+
+# the device-law sections name a registered law: draw memsim's own ones (no params)
+_LAWS = {"programming_noise": ProgNoiseModel, "drift": DriftModel, "read_noise": ReadNoiseModel}
 
 SETTINGS = settings(
     max_examples=30,
@@ -96,7 +106,10 @@ def profile_dicts(draw: st.DrawFn) -> dict[str, object]:
         data[sec_name] = {
             f: draw(_leaf(info.annotation, info.metadata), label=f"{sec_name}.{f}")
             for f, info in sec.model_fields.items()
+            if not (sec_name in _LAWS and f in ("model", "params"))
         }
+        if sec_name in _LAWS:
+            data[sec_name]["model"] = draw(st.sampled_from([e.value for e in _LAWS[sec_name]]))
     # the cross-field rules of the schema, satisfied by drawing dependent values
     dev = data["device"]
     if dev["g_max_uS"] - dev["g_min_uS"] < 1e-3 * dev["g_max_uS"]:

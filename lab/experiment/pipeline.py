@@ -133,7 +133,7 @@ def confusion(estimated: dict[str, torch.Tensor], chip: torch.nn.Module) -> dict
     counts = torch.zeros(3, 3, dtype=torch.int64)
     for name, layer in memsim.analog_layers(chip):
         key = f"{name}.weight" if name else "weight"
-        truth, est = layer.fault.reshape(-1).long(), estimated[key].reshape(-1).long()
+        truth, est = layer.tiles.fault.reshape(-1).long(), estimated[key].reshape(-1).long()
         counts += torch.bincount(truth * 3 + est.cpu(), minlength=9).reshape(3, 3)
     stuck_true = int(counts[1:, :].sum())
     found = int(counts[1, 1] + counts[2, 2])

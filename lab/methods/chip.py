@@ -123,7 +123,7 @@ class Chip:
         chip = self._fitness.chip
         for i, (name, weight) in enumerate(weights.items()):
             layer = chip.get_submodule(name.removesuffix(".weight"))
-            layer.target.copy_(weight.detach().reshape(layer.target.shape))
+            layer.set_targets(weight)
             layer.program(int(seed) + i)
         if self._fitness.calibration is not None:
             memsim.calibrate(chip, self._fitness.calibration)

@@ -54,7 +54,7 @@ def plot_conductance_histograms(chip: nn.Module, path: Path) -> Path:
         target = layer_arrays(layer, "target")
         used = target["used"]
         tg = np.concatenate([target["g_plus_uS"][used], target["g_minus_uS"][used]])
-        pg = layer.g_prog.detach().cpu().numpy().reshape(-1)
+        pg = layer.tiles.g_prog.detach().cpu().numpy().reshape(-1)
         edges = np.linspace(min(d.g_min_uS, pg.min()), max(d.g_max_uS, pg.max()), 61)
         ax.hist(tg, bins=edges, alpha=0.5, label="target", color="tab:blue")
         ax.hist(pg, bins=edges, histtype="step", label="programmed", color="tab:red")
@@ -106,8 +106,8 @@ def plot_drift_curves(
     aged = copy.deepcopy(chip)
     layers = _named(aged)
     first = layers[0][1]
-    g0 = first.g_now[0].reshape(-1).cpu()
-    ok = (first.fault[0].reshape(-1) == 0).cpu() & (g0 > first.profile.device.g_min_uS)
+    g0 = first.tiles.g_now[0].reshape(-1).cpu()
+    ok = (first.tiles.fault[0].reshape(-1) == 0).cpu() & (g0 > first.profile.device.g_min_uS)
     idx = torch.nonzero(ok).reshape(-1)
     if len(idx) == 0:
         idx = torch.arange(len(g0))
@@ -117,9 +117,9 @@ def plot_drift_curves(
     curves, means = [], {name: [] for name, _ in layers}
     for t in ts:
         memsim.drift(aged, t)
-        curves.append(first.g_now[0].reshape(-1)[pick].cpu().numpy())
+        curves.append(first.tiles.g_now[0].reshape(-1)[pick].cpu().numpy())
         for name, layer in layers:
-            means[name].append(float(layer.g_now.mean()))
+            means[name].append(float(layer.tiles.g_now.mean()))
     curves_a = np.array(curves)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     tplot = [

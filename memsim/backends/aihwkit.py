@@ -33,42 +33,29 @@ Translation (memsim field -> aihwkit):
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
-from .. import mapping as ms_mapping
+from .. import laws
+from ..periphery import ADC, APPROXIMATED, DAC, NOT_TRANSLATED, TRANSLATED, Knob
 from ..profiles import (
     DeviceProfile,
     DriftCompensation,
-    DriftModel,
-    ProgNoiseModel,
-    RangeMode,
-    ReadNoiseModel,
     WeightQuant,
     WeightScaling,
     load_profile,
 )
-from ..seeds import device_seed
-from ..tiling import make_layout
 
 try:
     import aihwkit  # noqa: F401  (import check only)
     from aihwkit.inference.compensation.drift import GlobalDriftCompensation
     from aihwkit.inference.converter.conductance import SinglePairConductanceConverter
     from aihwkit.inference.noise.base import BaseNoiseModel
-    from aihwkit.inference.noise.pcm import CustomDriftPCMLikeNoiseModel, PCMLikeNoiseModel
     from aihwkit.inference.noise.reram import ReRamWan2022NoiseModel
-    from aihwkit.nn.conversion import convert_to_analog
     from aihwkit.simulator.configs import InferenceRPUConfig
     from aihwkit.simulator.parameters.enums import (
         BoundManagementType,
-        NoiseManagementType,
         WeightNoiseType,
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
@@ -78,6 +65,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 __all__ = [
+    "NOT_EXPRESSED",
     "WAN2022_COEFFS_1S",
     "Deployment",
     "Knob",
@@ -96,44 +84,15 @@ WAN2022_COEFFS_1S: tuple[float, ...] = (0.348, 16.030, -43.853, 45.393, -16.815)
 
 _STREAM_AIHWKIT_PROG, _STREAM_AIHWKIT_DRIFT = 11, 12
 
-TRANSLATED, APPROXIMATED, NOT_TRANSLATED = "translated", "approximated", "not translated"
+NOT_EXPRESSED: dict[str, str] = {
+    "periphery": "energy, latency and area numbers of memsim's cost model; aihwkit has none",
+}
+"""Profile fields (or sections) that no aihwkit setting can express, and why.
 
+Every other profile field is accounted for by a line of :func:`translate`'s report (the
+completeness test of the schema checks both)."""
 
-@dataclass(frozen=True)
-class Knob:
-    """One profile field and what became of it on the aihwkit side.
-
-    Attributes:
-        field: Dotted profile field, e.g. ``"faults.stuck_at_gmin_rate"``.
-        value: The profile's value.
-        status: ``"translated"`` (same model), ``"approximated"`` (a close aihwkit
-            setting that differs in the stated way) or ``"not translated"`` (aihwkit
-            runs without it).
-        aihwkit: The aihwkit setting it became (empty when not translated).
-        note: Why, and what differs.
-
-    """
-
-    field: str
-    value: Any
-    status: str
-    aihwkit: str = ""
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        value = (
-            self.value
-            if isinstance(self.value, (int, float, str, bool, type(None)))
-            else str(self.value)
-        )
-        return {
-            "field": self.field,
-            "value": value,
-            "status": self.status,
-            "aihwkit": self.aihwkit,
-            "note": self.note,
-        }
+_WQ = ("mapping.weight_quant", "mapping.weight_bits")
 
 
 @dataclass
@@ -175,77 +134,33 @@ def md_cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _bits_res(bits: int) -> float:
-    # memsim's 2**b - 1 levels over [-bound, bound] are aihwkit's resolution 1 / (2**b - 2).
-    return 1.0 / (2**bits - 2)
-
-
 def _is_wan2022(coeffs: list[float]) -> bool:
     return len(coeffs) == len(WAN2022_COEFFS_1S) and all(
         math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9) for a, b in zip(coeffs, WAN2022_COEFFS_1S)
     )
 
 
-def _prog_polynomial(profile: DeviceProfile) -> tuple[list[float], float, Knob]:
-    """Programming noise as aihwkit's polynomial ``sigma(G/g_max)`` in µS, and its knob."""
-    pn, dev = profile.programming_noise, profile.device
-    if pn.model == ProgNoiseModel.none:
-        return (
-            [0.0],
-            dev.g_max_uS,
-            Knob("programming_noise.model", "none", TRANSLATED, "prog_noise_scale = 0"),
-        )
-    if pn.model == ProgNoiseModel.gaussian:
-        c0 = pn.sigma * profile.g_range_uS
-        return (
-            [c0],
-            dev.g_max_uS,
-            Knob(
-                "programming_noise.model",
-                f"gaussian sigma={pn.sigma}",
-                TRANSLATED,
-                f"prog_coeff = [{c0:g}] µS",
-                "a constant polynomial is the Gaussian model",
-            ),
-        )
-    if pn.model == ProgNoiseModel.proportional:
-        c1 = pn.sigma * dev.g_max_uS
-        return (
-            [0.0, c1],
-            dev.g_max_uS,
-            Knob(
-                "programming_noise.model",
-                f"proportional sigma={pn.sigma}",
-                TRANSLATED,
-                f"prog_coeff = [0, {c1:g}] µS",
-                "sigma * G_target = (sigma g_max) (G_target/g_max)",
-            ),
-        )
-    ref = pn.coeffs_g_max_ref_uS or dev.g_max_uS
-    coeffs = list(pn.coeffs_uS)
-    # memsim clamps a negative polynomial std at 0; aihwkit would flip the noise sign,
-    # which gives the same distribution (the noise is symmetric) except where it is < 0.
-    return (
-        coeffs,
-        ref,
-        Knob(
-            "programming_noise.model",
-            f"polynomial {coeffs}",
-            TRANSLATED,
-            f"prog_coeff = {coeffs}, reference g_max {ref:g} µS",
-            "where the polynomial is negative memsim uses sigma 0, aihwkit |sigma|",
-        ),
-    )
+def _law_knob(field: str, form: laws.AihwkitForm | None, law: laws.DeviceLaw) -> Knob:
+    """The report line of one device law: its own translation, or why it has none."""
+    if form is None:
+        return Knob(field, law.name, NOT_TRANSLATED, "", law.aihwkit_missing or "")
+    status = APPROXIMATED if form.approximated else TRANSLATED
+    return Knob(field, form.value, status, form.setting, form.note)
 
 
 def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseModel, bool]:
-    """The aihwkit noise model for the device physics, and whether it models drift."""
+    """The aihwkit noise model for the device physics, and whether it models drift.
+
+    Each law supplies its own aihwkit form (:meth:`memsim.laws.DeviceLaw.aihwkit`): the
+    programming law a polynomial, the drift law the noise model built around it.
+    """
     if profile.aihwkit_noise_model is not None:
         return _own_noise_model(profile, knobs), True
-    dev, d, pn = profile.device, profile.drift, profile.programming_noise
+    dev = profile.device
     conv = SinglePairConductanceConverter(g_max=dev.g_max_uS, g_min=dev.g_min_uS)
-    coeffs, ref, prog_knob = _prog_polynomial(profile)
-    prog_scale = 0.0 if pn.model == ProgNoiseModel.none else 1.0
+    prog_law, drift_law = laws.build("programming_noise", profile), laws.build("drift", profile)
+    prog, drift = prog_law.aihwkit(), drift_law.aihwkit()
+    prog_knob = _law_knob("programming_noise.model", prog, prog_law)
     knobs.append(
         Knob(
             "device.g_min_uS / g_max_uS",
@@ -254,8 +169,11 @@ def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseMo
             f"SinglePairConductanceConverter(g_max={dev.g_max_uS:g}, g_min={dev.g_min_uS:g})",
         )
     )
-
-    if d.model == DriftModel.none and pn.model == ProgNoiseModel.polynomial and _is_wan2022(coeffs):
+    # a law without a translation runs without it on the aihwkit side (noted in the report)
+    coeffs, ref, scale = [0.0], dev.g_max_uS, 0.0
+    if prog is not None:
+        coeffs, ref, scale = prog.payload["coeffs"], prog.payload["ref"], prog.payload["scale"]
+    if drift_law.name == "none" and prog_law.name == "polynomial" and _is_wan2022(coeffs):
         model: BaseNoiseModel = ReRamWan2022NoiseModel(g_converter=conv)
         # aihwkit 1.1.0 only sets coeff_g_max_reference when it is *not* passed; set it
         # explicitly so that the sigma scaling is the profile's.
@@ -274,53 +192,19 @@ def _noise_model(profile: DeviceProfile, knobs: list[Knob]) -> tuple[BaseNoiseMo
         return model, False
 
     knobs.append(prog_knob)
+    d = profile.drift
     kwargs: dict[str, Any] = dict(
         prog_coeff=coeffs,
         g_converter=conv,
         t_0=d.t0_s,
         t_read=d.t_read_s,
-        prog_noise_scale=prog_scale,
+        prog_noise_scale=scale,
     )
-    if d.model == DriftModel.pcm_joshi2020:
-        model = PCMLikeNoiseModel(**kwargs)
-        knobs.append(
-            Knob(
-                "drift.model",
-                "pcm_joshi2020",
-                TRANSLATED,
-                f"PCMLikeNoiseModel(t_0={d.t0_s:g}, t_read={d.t_read_s:g})",
-                "same state-dependent nu and 1/f accumulated-noise formulas",
-            )
-        )
-        drifts = True
-    elif d.model == DriftModel.power_law:
-        g_lst = [dev.g_min_uS, dev.g_max_uS]
-        model = CustomDriftPCMLikeNoiseModel(
-            {"g_lst": g_lst, "nu_mean_lst": [d.nu_mean] * 2, "nu_std_lst": [d.nu_std] * 2},
-            read_noise_scale=0.0,
-            **kwargs,
-        )
-        knobs.append(
-            Knob(
-                "drift.model",
-                f"power_law nu={d.nu_mean:g}+-{d.nu_std:g}",
-                APPROXIMATED,
-                "CustomDriftPCMLikeNoiseModel (flat nu table, read_noise_scale=0)",
-                "aihwkit: G ((t + t0)/t0)^-|nu|; memsim: G (t/t0)^-max(nu, 0) for t > t0",
-            )
-        )
-        drifts = True
-    else:
-        model = PCMLikeNoiseModel(drift_scale=0.0, read_noise_scale=0.0, **kwargs)
-        knobs.append(
-            Knob(
-                "drift.model",
-                "none",
-                TRANSLATED,
-                "PCMLikeNoiseModel(drift_scale=0, read_noise_scale=0)",
-            )
-        )
-        drifts = False
+    knobs.append(_law_knob("drift.model", drift, drift_law))
+    if drift is None:
+        drift = laws.law_class("drift", "none")(profile).aihwkit()  # aihwkit without drift
+        assert drift is not None
+    model, drifts = drift.payload["build"](**kwargs), bool(drift.payload["drifts"])
     # aihwkit 1.1.0 ignores prog_coeff_g_max_reference when prog_coeff is given.
     model.prog_coeff_g_max_reference = ref
     return model, drifts
@@ -421,7 +305,7 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
         )
     wq = p.mapping.weight_quant
     if wq == WeightQuant.none:
-        knobs.append(Knob("mapping.weight_quant", "none", TRANSLATED))
+        knobs.append(Knob("mapping.weight_quant", "none", TRANSLATED, covers=_WQ))
     else:
         knobs.append(
             Knob(
@@ -429,6 +313,7 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
                 f"{wq.value} bits={p.mapping.weight_bits}",
                 TRANSLATED,
                 "weights quantized digitally before convert_to_analog",
+                covers=_WQ,
             )
         )
     if p.device.levels is None:
@@ -447,22 +332,16 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
     # -- device physics ----------------------------------------------------------------
     noise_model, drifts = _noise_model(p, knobs)
     cfg.noise_model = noise_model
-    rn = p.read_noise
-    if rn.model == ReadNoiseModel.gaussian and rn.sigma > 0:
-        f.w_noise = math.sqrt(2.0) * rn.sigma
-        f.w_noise_type = WeightNoiseType.ADDITIVE_CONSTANT
-        knobs.append(
-            Knob(
-                "read_noise.sigma",
-                rn.sigma,
-                TRANSLATED,
-                f"forward.w_noise={f.w_noise:.4g} (ADDITIVE_CONSTANT)",
-                "sqrt(2) sigma per pair; both draw per MVM, output-referred, ||x|| scaled",
-            )
-        )
+    read_law = laws.build("read_noise", p)
+    read = read_law.aihwkit()
+    w_noise = 0.0 if read is None else float(read.payload["w_noise"])
+    f.w_noise = w_noise
+    f.w_noise_type = WeightNoiseType.ADDITIVE_CONSTANT if w_noise > 0 else WeightNoiseType.NONE
+    if read is None:
+        knobs.append(_law_knob("read_noise.model", None, read_law))
+    elif w_noise > 0:
+        knobs.append(_law_knob("read_noise.sigma", read, read_law))
     else:
-        f.w_noise = 0.0
-        f.w_noise_type = WeightNoiseType.NONE
         knobs.append(Knob("read_noise.model", "none", TRANSLATED, "forward.w_noise=0"))
     if p.drift.compensation == DriftCompensation.globally:
         cfg.drift_compensation = GlobalDriftCompensation()
@@ -512,114 +391,9 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
     else:
         knobs.append(Knob("ir_drop", "disabled", TRANSLATED, "forward.ir_drop=0"))
 
-    # -- periphery ---------------------------------------------------------------------
-    dac = p.dac
-    if dac.bits is None:
-        f.inp_res = -1.0
-        f.noise_management = NoiseManagementType.ABS_MAX
-        knobs.append(Knob("dac.bits", None, TRANSLATED, "inp_res=-1, ABS_MAX (no clipping)"))
-    else:
-        f.inp_res = _bits_res(dac.bits) if dac.bits > 1 else 1.0
-        status = TRANSLATED if dac.bits > 1 else APPROXIMATED
-        knobs.append(
-            Knob(
-                "dac.bits",
-                dac.bits,
-                status,
-                f"inp_res={f.inp_res:.6g}",
-                "" if dac.bits > 1 else "memsim 1 bit = sign(x); aihwkit has 3 levels -1, 0, 1",
-            )
-        )
-        if dac.mode == RangeMode.fixed:
-            if dac.bound == 1.0:
-                f.noise_management = NoiseManagementType.NONE
-                knobs.append(
-                    Knob(
-                        "dac.mode",
-                        "fixed bound=1",
-                        TRANSLATED,
-                        "noise_management=NONE, inp_bound=1",
-                    )
-                )
-            else:
-                f.noise_management = NoiseManagementType.CONSTANT
-                f.nm_thres = dac.bound
-                knobs.append(
-                    Knob(
-                        "dac.mode",
-                        f"fixed bound={dac.bound:g}",
-                        TRANSLATED,
-                        f"noise_management=CONSTANT, nm_thres={dac.bound:g}, inp_bound=1",
-                    )
-                )
-        elif dac.mode == RangeMode.dynamic:
-            f.noise_management = NoiseManagementType.ABS_MAX
-            knobs.append(
-                Knob(
-                    "dac.mode",
-                    "dynamic",
-                    APPROXIMATED,
-                    "noise_management=ABS_MAX",
-                    "both scale each input vector by its max|x|; aihwkit per tile input slice "
-                    "and per conv patch, memsim per whole input vector (all row tiles) and per "
-                    "image for convs; identical for a Linear layer on one row of tiles",
-                )
-            )
-        elif dac_range is not None:
-            f.noise_management = NoiseManagementType.CONSTANT
-            f.nm_thres = float(dac_range)
-            knobs.append(
-                Knob(
-                    "dac.mode",
-                    "calibrated",
-                    TRANSLATED,
-                    f"noise_management=CONSTANT, nm_thres={dac_range:.4g} (memsim's calibrated "
-                    "range of this layer)",
-                )
-            )
-        else:
-            f.noise_management = NoiseManagementType.ABS_MAX
-            knobs.append(
-                Knob(
-                    "dac.mode",
-                    "calibrated",
-                    APPROXIMATED,
-                    "noise_management=ABS_MAX",
-                    "no calibrated range given: per-vector max|x| instead of a per-layer range",
-                )
-            )
-
-    adc = p.adc
-    if adc.bits is None:
-        f.out_res = -1.0
-        f.out_bound = 0.0  # <= 0: no clipping
-        knobs.append(Knob("adc.bits", None, TRANSLATED, "out_res=-1, out_bound=0 (no clip)"))
-    else:
-        f.out_res = _bits_res(adc.bits) if adc.bits > 1 else 1.0
-        f.out_bound = adc.bound
-        status = TRANSLATED if adc.bits > 1 else APPROXIMATED
-        knobs.append(
-            Knob(
-                "adc.bits",
-                adc.bits,
-                status,
-                f"out_res={f.out_res:.6g}",
-                "" if adc.bits > 1 else "memsim 1 bit = sign; aihwkit has 3 levels",
-            )
-        )
-        if adc.mode == RangeMode.fixed:
-            knobs.append(Knob("adc.bound", adc.bound, TRANSLATED, f"out_bound={adc.bound:g}"))
-        else:
-            knobs.append(
-                Knob(
-                    "adc.mode",
-                    f"{adc.mode.value} margin={adc.margin:g}",
-                    NOT_TRANSLATED,
-                    f"out_bound={adc.bound:g} (fixed)",
-                    "aihwkit has one fixed out_bound; memsim sets each tile's ADC range from "
-                    "data (per-tile calibration)",
-                )
-            )
+    # -- periphery: the DAC and ADC translate themselves --------------------------------
+    for spec in (*DAC(p.dac).aihwkit(f, dac_range), *ADC(p.adc).aihwkit(f)):
+        knobs.append(spec)
     f.out_noise = p.output_noise.sigma
     knobs.append(
         Knob(
@@ -632,314 +406,25 @@ def translate(profile: DeviceProfile | str, *, dac_range: float | None = None) -
     return Translation(p, cfg, knobs, drifts)
 
 
-# -- model conversion ----------------------------------------------------------------------
-@dataclass(frozen=True)
-class LayerMapping:
-    """Where one Linear / Conv2d layer runs in memsim and in aihwkit.
-
-    Attributes:
-        name: Qualified module name.
-        kind: ``"linear"`` or ``"conv2d"``.
-        aihwkit: ``"analog"`` or ``"digital"`` (kept as the torch layer).
-        memsim_rows: Rows used by each memsim row tile (inputs per partial sum).
-        aihwkit_rows: Inputs of each aihwkit tile (empty when digital).
-        memsim_tiles: memsim tiles of the layer.
-        aihwkit_tiles: aihwkit tiles of the layer (0 when digital).
-        note: Why a layer is digital, or how the tilings differ.
-        memsim: ``"analog"`` or ``"digital"`` on memsim's side (a comparison keeps a
-            layer digital on both sides when aihwkit cannot map it).
-
-    """
-
-    name: str
-    kind: str
-    aihwkit: str
-    memsim_rows: tuple[int, ...]
-    aihwkit_rows: tuple[int, ...]
-    memsim_tiles: int
-    aihwkit_tiles: int
-    note: str = ""
-    memsim: str = "analog"
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
-        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
-
-
-def _split_sizes(size: int, max_size: int) -> tuple[int, ...]:
-    # aihwkit.simulator.tiles.array.TileModuleArray.get_split_sizes: equal parts.
-    if max_size <= 0 or size <= max_size:
-        return (size,)
-    n = (size + max_size - 1) // max_size
-    base, extra = divmod(size, n)
-    return tuple(base + (i < extra) for i in range(n))
-
-
-def _memsim_rows(k: int, span: int) -> tuple[int, ...]:
-    n = math.ceil(k / span)
-    return tuple(min(span, k - i * span) for i in range(n))
-
-
-def _plan_layers(model: nn.Module, profile: DeviceProfile) -> list[LayerMapping]:
-    rows, cols = profile.tile.rows, profile.tile.cols
-    out = []
-    for name, m in model.named_modules():
-        if not isinstance(m, (nn.Linear, nn.Conv2d)):
-            continue
-        w = m.weight
-        groups = m.groups if isinstance(m, nn.Conv2d) else 1
-        kernel = int(math.prod(w.shape[2:])) if w.dim() > 2 else 1
-        lay = make_layout(w.shape[0], w[0].numel(), groups, rows, cols, kernel)
-        ms_rows = _memsim_rows(lay.k, lay.row_span)
-        kind = "linear" if isinstance(m, nn.Linear) else "conv2d"
-        if isinstance(m, nn.Conv2d) and m.groups != 1:
-            what = "depthwise" if m.groups == m.in_channels == m.out_channels else "grouped"
-            out.append(
-                LayerMapping(
-                    name,
-                    kind,
-                    "digital",
-                    ms_rows,
-                    (),
-                    lay.n_tiles,
-                    0,
-                    f"{what} conv (groups={m.groups}): aihwkit supports one group only, so it "
-                    "stays digital (exact) on the aihwkit side; memsim maps it onto tiles",
-                )
-            )
-            continue
-        in_size, out_size = w[0].numel(), w.shape[0]
-        a_rows = _split_sizes(in_size, rows)
-        a_cols = _split_sizes(out_size, cols)
-        note = (
-            ""
-            if a_rows == ms_rows
-            else (f"row tiles differ: memsim {list(ms_rows)}, aihwkit {list(a_rows)}")
-        )
-        out.append(
-            LayerMapping(
-                name, kind, "analog", ms_rows, a_rows, lay.n_tiles, len(a_rows) * len(a_cols), note
-            )
-        )
-    return out
-
-
-def aihwkit_digital_layers(model: nn.Module, profile: DeviceProfile | str) -> list[LayerMapping]:
-    """The ``nn.Linear`` / ``nn.Conv2d`` layers aihwkit keeps digital (grouped convs).
-
-    :func:`convert` leaves them as torch layers; a like-for-like comparison keeps them
-    digital on memsim's side too (``memsim.convert(..., digital=[r.name for r in ...])``).
-    """
-    return [r for r in _plan_layers(model, load_profile(profile)) if r.aihwkit == "digital"]
-
-
-def _layer_table(layers: list[LayerMapping]) -> str:
-    lines = [
-        "| layer | kind | aihwkit | memsim tiles (rows) | aihwkit tiles (rows) | note |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in layers:
-        a_rows = (
-            f"{r.aihwkit_tiles} ({'+'.join(map(str, r.aihwkit_rows))})" if r.aihwkit_rows else "-"
-        )
-        m_rows = (
-            "digital"
-            if r.memsim == "digital"
-            else f"{r.memsim_tiles} ({'+'.join(map(str, r.memsim_rows))})"
-        )
-        lines.append(
-            f"| `{r.name}` | {r.kind} | {r.aihwkit} | {m_rows} | {a_rows} | {md_cell(r.note)} |"
-        )
-    return "\n".join(lines)
-
-
-@torch.no_grad()
-def program_weights(model: nn.Module, seed: int) -> None:
-    """``model.program_analog_weights()`` with the torch RNG seeded from ``seed``.
-
-    aihwkit draws its noise from torch's global generator; it is forked so that the
-    caller's RNG state is left untouched.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(device_seed(seed, _STREAM_AIHWKIT_PROG))
-        model.program_analog_weights()
-
-
-@torch.no_grad()
-def drift_weights(model: nn.Module, t_s: float, seed: int) -> None:
-    """``model.drift_analog_weights(t_s)`` with a seeded torch RNG (see :func:`program_weights`)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(device_seed(seed, _STREAM_AIHWKIT_DRIFT, round(t_s * 1e3)))
-        model.drift_analog_weights(t_s)
-
-
-@dataclass
-class Deployment:
-    """A model converted to aihwkit with a memsim profile's settings.
-
-    Attributes:
-        model: The aihwkit model (eval mode).
-        translation: The profile translation (knob report).
-        layers: The layer-by-layer mapping report.
-        layer_translations: Per-layer translations where they differ from ``translation``
-            (calibrated DAC ranges), keyed by module name.
-
-    """
-
-    model: nn.Module
-    translation: Translation
-    layers: list[LayerMapping]
-    layer_translations: dict[str, Translation] = field(default_factory=dict)
-    seed: int = 0
-
-    def program(self, seed: int) -> None:
-        """Program all tiles with fresh programming noise (aihwkit ``program_analog_weights``)."""
-        self.seed = int(seed)
-        program_weights(self.model, self.seed)
-
-    def drift(self, t_s: float) -> None:
-        """Age the programmed weights to ``t_s`` s (``drift_analog_weights``; absolute time).
-
-        For a profile without drift the programmed weights are kept, as in memsim.
-        """
-        if not math.isfinite(t_s) or t_s < 0:
-            raise ValueError(f"t_s must be a finite number >= 0, got {t_s}")
-        if self.translation.drifts:
-            drift_weights(self.model, float(t_s), self.seed)
-
-    def layer_table(self) -> str:
-        """Markdown table of where each layer runs."""
-        return _layer_table(self.layers)
-
-    @property
-    def digital_layers(self) -> list[str]:
-        """Layers that stay digital on the aihwkit side."""
-        return [r.name for r in self.layers if r.aihwkit == "digital"]
-
-
-def convert(
-    model: nn.Module,
-    profile: DeviceProfile | str,
-    *,
-    seed: int = 0,
-    dac_ranges: Mapping[str, float] | None = None,
-) -> Deployment:
-    """Convert ``model`` to aihwkit with the profile's settings and program it.
-
-    The model is copied; its ``nn.Linear`` and ``nn.Conv2d`` layers become aihwkit analog
-    layers (``convert_to_analog``), except grouped / depthwise convolutions, which stay
-    digital.  Digital weight quantization of the profile is applied to the copy first.
-
-    Args:
-        model: Trained PyTorch model.
-        profile: memsim profile (or name / path).
-        seed: Seed of the first programming (see :meth:`Deployment.program`).
-        dac_ranges: Calibrated DAC range per layer name (``dac.mode = calibrated``).
-
-    Returns:
-        The programmed :class:`Deployment` (time 0 after programming).
-
-    """
-    prof = load_profile(profile)
-    base = translate(prof)
-    digital = copy.deepcopy(model).eval()
-    if prof.mapping.weight_quant != WeightQuant.none:
-        with torch.no_grad():
-            for m in digital.modules():
-                if isinstance(m, (nn.Linear, nn.Conv2d)):
-                    m.weight.copy_(ms_mapping.digital_quantize(m.weight, prof))
-    layers = _plan_layers(digital, prof)
-    if not layers:
-        raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
-    exclude = [r.name for r in layers if r.aihwkit == "digital"]
-    per_layer: dict[str, Translation] = {}
-    if dac_ranges and prof.dac.mode == RangeMode.calibrated and prof.dac.bits is not None:
-        per_layer = {n: translate(prof, dac_range=r) for n, r in dac_ranges.items()}
-
-    def layer_config(name: str, _module: nn.Module, cfg: InferenceRPUConfig) -> Any:
-        return copy.deepcopy(per_layer[name].rpu_config) if name in per_layer else cfg
-
-    analog = convert_to_analog(
-        digital, base.rpu_config, specific_rpu_config_fun=layer_config, exclude_modules=exclude
-    )
-    analog.eval()
-    dep = Deployment(analog, base, layers, per_layer)
-    if any(r.aihwkit == "analog" for r in layers):
-        dep.program(seed)
-    return dep
-
-
-def aligned_profile(profile: DeviceProfile | str) -> tuple[DeviceProfile, list[Knob]]:
-    """The profile restricted to what aihwkit can express (for like-for-like runs).
-
-    memsim runs this derived profile in a comparison, so that both codes model the same
-    physics; the returned knobs list every change (``aihwkit`` column: the new value).
-
-    * ``per_layer`` weight scaling becomes ``per_tile`` (aihwkit scales each tile).
-    * A calibrated or dynamic ADC becomes a fixed one at ``adc.bound`` (aihwkit's one
-      ``out_bound``).
-    * Stuck-at faults, device-to-device variation, conductance levels and IR drop are
-      switched off (aihwkit does not model them at inference).
-
-    Args:
-        profile: The profile (or name / path).
-
-    Returns:
-        ``(derived profile, changes)``; the profile is unchanged when nothing is needed.
-
-    """
-    p = load_profile(profile)
-    changes: list[Knob] = []
-    upd: dict[str, Any] = {}
-
-    def change(section: str, fields: dict[str, Any], what: str, why: str) -> None:
-        upd[section] = getattr(p, section).model_copy(update=fields)
-        changes.append(
-            Knob(
-                f"{section}.{'/'.join(fields)}",
-                what,
-                APPROXIMATED,
-                ", ".join(f"{k}={getattr(v, 'value', v)}" for k, v in fields.items()),
-                why,
-            )
-        )
-
-    if p.mapping.weight_scaling == WeightScaling.per_layer:
-        change(
-            "mapping",
-            {"weight_scaling": WeightScaling.per_tile},
-            "per_layer",
-            "aihwkit has no weight scale shared across tiles",
-        )
-    if p.adc.bits is not None and p.adc.mode != RangeMode.fixed:
-        change(
-            "adc",
-            {"mode": RangeMode.fixed},
-            f"{p.adc.mode.value} (bound {p.adc.bound:g})",
-            "aihwkit has one fixed out_bound, no per-tile ADC calibration",
-        )
-    fl = p.faults
-    if fl.stuck_at_gmin_rate or fl.stuck_at_gmax_rate or fl.d2d_sigma:
-        change(
-            "faults",
-            {"stuck_at_gmin_rate": 0.0, "stuck_at_gmax_rate": 0.0, "d2d_sigma": 0.0},
-            f"{fl.stuck_at_gmin_rate:g}/{fl.stuck_at_gmax_rate:g}/{fl.d2d_sigma:g}",
-            "aihwkit has no stuck-at faults or device-to-device gain at inference",
-        )
-    if p.device.levels is not None:
-        change(
-            "device",
-            {"levels": None},
-            str(p.device.levels),
-            "aihwkit programs continuous conductances",
-        )
-    if p.ir_drop.enabled:
-        change("ir_drop", {"enabled": False}, "enabled", "aihwkit's IR-drop model differs")
-    if not upd:
-        return p, changes
-    data = p.model_dump()
-    for section, value in upd.items():
-        data[section] = value.model_dump()
-    data["name"] = f"{p.name}+aihwkit_aligned"
-    data["description"] = f"{p.name} restricted to what aihwkit 1.1.0 can express"
-    return DeviceProfile.model_validate(data), changes
+# model deployment lives in its own module (it uses translate above)
+from .aihwkit_deploy import (  # noqa: E402
+    Deployment as Deployment,
+)
+from .aihwkit_deploy import (  # noqa: E402
+    LayerMapping as LayerMapping,
+)
+from .aihwkit_deploy import (  # noqa: E402
+    aihwkit_digital_layers as aihwkit_digital_layers,
+)
+from .aihwkit_deploy import (  # noqa: E402
+    aligned_profile as aligned_profile,
+)
+from .aihwkit_deploy import (  # noqa: E402
+    convert as convert,
+)
+from .aihwkit_deploy import (  # noqa: E402
+    drift_weights as drift_weights,
+)
+from .aihwkit_deploy import (  # noqa: E402
+    program_weights as program_weights,
+)

@@ -36,7 +36,8 @@ from torch import Tensor, nn
 
 from .. import api
 from ..layers import analog_layers
-from ..profiles import DeviceProfile, RangeMode, load_profile
+from ..periphery import DAC
+from ..profiles import DeviceProfile, load_profile
 
 Accuracy = Callable[[nn.Module], float]
 """Accuracy in percent of a deployed (or the digital) model; default: top-1 on ``(x, y)``."""
@@ -182,9 +183,9 @@ def compare(
         prog_ms = time.perf_counter() - t0
         if dep is None:
             dac_ranges = None
-            if ms_profile.dac.mode == RangeMode.calibrated and ms_profile.dac.bits is not None:
+            if DAC(ms_profile.dac).needs_calibration:
                 # aihwkit gets memsim's calibrated per-layer input ranges of the first draw.
-                dac_ranges = {n: float(layer.dac_range) for n, layer in analog_layers(chip)}
+                dac_ranges = {n: float(layer.tiles.dac_range) for n, layer in analog_layers(chip)}
             t0 = time.perf_counter()
             dep = ab.convert(model, ms_profile, seed=s, dac_ranges=dac_ranges)
         else:

@@ -242,7 +242,4 @@ def fit_profile(
 
 def check_fitted_profile(data: dict[str, Any]) -> DeviceProfile:
     """Resolve ``extends`` and validate a fitted profile dict (raises ProfileError)."""
-    from ..profiles import _deep_merge, _raw_profile, _resolve_path
-
-    merged = _deep_merge(_raw_profile(_resolve_path(data["extends"])), data)
-    return validate_profile(merged, f"fitted profile {data.get('name')!r}")
+    return validate_profile(data, f"fitted profile {data.get('name')!r}")

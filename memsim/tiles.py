@@ -1,0 +1,401 @@
+"""The programmed state of a layer's tiles, the operations on it, and a read-only view.
+
+:class:`TileArray` owns the tile state of one analog layer: the target weights, the
+conductances at programming and now, the chip's defects (stuck-at faults, per-device
+gains), the drift exponents, the weight scales, the normalized weights (IR-drop transfer
+included) and the drift-compensation gains.  It programs, drifts and loads measured
+conductances; the pure functions below do the arithmetic.  The state lives in buffers
+(they are the layer's state dict) and is changed only here.
+
+Everything outside reads it through :class:`TileView` (``layer.tiles``): export,
+read-back, cost, trim, defect maps and the lab.  No getter has a side effect.
+
+The conductances are ``(2, out, K)`` in µS (``[G+, G-]``, logical layout); see
+:meth:`memsim.tiling.TileLayout.positions` for the physical tile, row and column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from . import irdrop, mapping
+from .physics import DeviceModel, device_model
+from .profiles import DeviceProfile, DriftCompensation
+from .seeds import device_seed
+from .tiling import TileLayout, make_layout
+
+STREAM_CHIP, STREAM_PROG, STREAM_READ, STREAM_DRIFT = 1, 2, 3, 4
+"""Seed streams of a layer: chip instance, programming, read noise, drift."""
+
+# fields added to the profile after version 1 of the chip state (left out of the digest
+# at their defaults, so that older state dicts still load)
+_DIGEST_NEW_FIELDS = (
+    ("programming_noise", "params"),
+    ("read_noise", "params"),
+    ("drift", "params"),
+    ("adc", "offset"),
+)
+
+
+def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded with ``seed``."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+# -- pure operations -----------------------------------------------------------------------
+def target_conductances(
+    target: Tensor, layout: TileLayout, profile: DeviceProfile
+) -> tuple[Tensor, Tensor]:
+    """Target conductances ``(2, out, K)`` (µS) of ``target`` weights and their scales.
+
+    Returns:
+        ``(g_target, scale)`` with ``scale`` per (output, row tile).
+
+    """
+    w = mapping.digital_quantize(target, profile)
+    scale = mapping.weight_scales(w, layout, profile.mapping.weight_scaling)
+    w_norm = w / mapping.expand_partial(scale, layout)
+    return mapping.to_conductances(w_norm, profile), scale
+
+
+def draw_defects(
+    shape: tuple[int, ...], profile: DeviceProfile, gen: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Stuck-at faults (0 ok, 1 at g_min, 2 at g_max) and per-device gains of a chip."""
+    f = profile.faults
+    u = torch.rand(shape, generator=gen)
+    fault = torch.zeros(shape, dtype=torch.int8)
+    fault[u < f.stuck_at_gmin_rate] = 1
+    fault[(u >= f.stuck_at_gmin_rate) & (u < f.stuck_at_gmin_rate + f.stuck_at_gmax_rate)] = 2
+    gain = 1.0 + f.d2d_sigma * torch.randn(shape, generator=gen)
+    return fault, gain.clamp(min=0.0)
+
+
+def apply_defects(
+    g: Tensor, fault: Tensor, gain: Tensor, g_min: float, g_max: float, with_gain: bool
+) -> Tensor:
+    """``g`` with the per-device gains (if ``with_gain``) and the stuck devices applied."""
+    if with_gain:
+        g = g_min + (g - g_min) * gain
+    g = torch.where(fault == 1, torch.full_like(g, g_min), g)
+    return torch.where(fault == 2, torch.full_like(g, g_max), g)
+
+
+def normalized_weights(g: Tensor, layout: TileLayout, profile: DeviceProfile) -> Tensor:
+    """Normalized weights ``(out, K)`` the tiles compute with at conductances ``g``."""
+    if profile.ir_drop.enabled:
+        # one transfer matrix per tile, solved for all tiles of the layer at once
+        return irdrop.normalized_weights(g, layout, profile)
+    return mapping.to_normalized(g, profile)
+
+
+def tile_mean_abs(w_norm: Tensor, layout: TileLayout) -> Tensor:
+    """Mean ``|w|`` of each tile's weights (the drift-compensation reference read)."""
+    tile, _, _ = layout.positions(w_norm.device)
+    n = layout.n_tiles
+    total = torch.zeros(n, dtype=w_norm.dtype, device=w_norm.device)
+    total.index_add_(0, tile.reshape(-1), w_norm.abs().reshape(-1))
+    count = torch.bincount(tile.reshape(-1), minlength=n).to(total.dtype)
+    return total / count.clamp(min=1)
+
+
+# -- the state ---------------------------------------------------------------------------
+class TileArray(nn.Module):
+    """The tile state of one analog layer and the operations that change it.
+
+    The analog layers (:mod:`memsim.layers`) derive from it and add the periphery and
+    the forward pass; they are told of every change through :meth:`_state_changed`.
+    """
+
+    def __init__(
+        self, weight: Tensor, profile: DeviceProfile, groups: int, layer_index: int
+    ) -> None:
+        """Set up devices for ``weight`` (any shape with outputs first)."""
+        super().__init__()
+        self.profile = profile
+        self.physics: DeviceModel = device_model(profile)
+        self.weight_shape = tuple(weight.shape)
+        out = weight.shape[0]
+        k = weight[0].numel()
+        kernel_elems = int(math.prod(weight.shape[2:])) if weight.dim() > 2 else 1
+        self.layout: TileLayout = make_layout(
+            out, k, groups, profile.tile.rows, profile.tile.cols, kernel_elems
+        )
+        self.layer_index = layer_index
+        # targets are plain tensors today; a trainable layer can hold them as a Parameter
+        # (straight-through to the programmed state) without changing anything below
+        self.register_buffer("target", weight.detach().reshape(out, k).clone())
+        f32 = dict(dtype=weight.dtype, device=weight.device)
+        self.register_buffer("scale", torch.ones(out, self.layout.row_tiles, **f32))
+        self.register_buffer("comp_gain", torch.ones(out, self.layout.row_tiles, **f32))
+        self.register_buffer("g_prog", torch.zeros(2, out, k, **f32))
+        self.register_buffer("w_norm", torch.zeros(out, k, **f32))
+        self.register_buffer("w_eff", torch.zeros(out, k, **f32))
+        self.register_buffer(
+            "fault", torch.zeros(2, out, k, dtype=torch.int8, device=weight.device)
+        )
+        self.register_buffer("gain", torch.ones(2, out, k, **f32))
+        self.register_buffer("nu", torch.zeros(2, out, k, **f32))
+        self.register_buffer("comp_ref", torch.ones(self.layout.n_tiles, **f32))
+        # the calibrated converter ranges (memsim.periphery) are kept here, so that the
+        # state dict keeps its layout
+        self.register_buffer("adc_range", torch.ones(self.layout.n_tiles, **f32))
+        self.register_buffer("dac_range", torch.ones((), **f32))
+        self.register_buffer("tile_of_partial", self.layout.tile_of_partial(weight.device))
+        self.register_buffer("g_now", torch.zeros(2, out, k, **f32), persistent=False)
+        self._has_drift = False
+        self.measured = False
+        self.t_s = 0.0
+        self.seed = 0
+
+    @property
+    def tiles(self) -> TileView:
+        """The read-only view of this state."""
+        return TileView(self)
+
+    def _generator(self, seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+        """The generator of one draw (a hook: tests record where chips draw from)."""
+        return generator(seed, device)
+
+    def _state_changed(self) -> None:
+        """Called after every change of the conductances (the forward caches rebuild)."""
+
+    def _programmed(self) -> None:
+        """Called after programming or loading measured conductances (periphery resets)."""
+
+    # -- chip instance and programming ------------------------------------------------
+    def make_chip(self, chip_seed: int) -> None:
+        """Draw this layer's fixed defects (stuck-at faults, device-to-device gain)."""
+        gen = self._generator(device_seed(chip_seed, STREAM_CHIP, self.layer_index))
+        fault, gain = draw_defects(tuple(self.g_prog.shape), self.profile, gen)
+        self.fault.copy_(fault.to(self.fault.device))
+        self.gain.copy_(gain.to(self.gain.device))
+
+    @torch.no_grad()
+    def set_targets(self, weight: Tensor) -> None:
+        """Replace the target weights (any shape with the layer's number of elements)."""
+        self.target.copy_(weight.detach().reshape(self.target.shape))
+
+    @torch.no_grad()
+    def program(self, seed: int) -> None:
+        """Program the current targets with fresh programming noise from ``seed``."""
+        self.seed = int(seed)
+        g_target, scale = target_conductances(self.target, self.layout, self.profile)
+        self.scale.copy_(scale)
+        # Noise is drawn on the CPU so that a seed gives the same chip on any device.
+        g_target = g_target.cpu()
+        gen = self._generator(device_seed(seed, STREAM_PROG, self.layer_index))
+        g = self.physics.program(g_target, gen)
+        nu = self.physics.drift_exponents(g_target, gen)
+        self._has_drift = nu is not None
+        self.measured = False
+        self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
+        self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
+        self._programmed()
+        self._drift(0.0, reference=True)
+
+    @torch.no_grad()
+    def load_measured(
+        self, g: Tensor, fault: Tensor | None = None, gain: Tensor | None = None
+    ) -> None:
+        """Hold measured conductances ``(2, out, K)`` (µS) as the programmed state.
+
+        The targets, scales and drift exponents stay; ``fault`` / ``gain`` (if given)
+        replace the chip's defect map.  At ``t = 0`` the chip reads exactly ``g``: the
+        measurement already contains the faults and the noise of that read.
+        """
+        if fault is not None:
+            self.fault.copy_(fault.to(self.fault))
+        if gain is not None:
+            self.gain.copy_(gain.to(self.gain))
+        self.g_prog.copy_(g.to(self.g_prog))
+        self.measured = True
+        self._programmed()
+        self._drift(0.0, reference=True)
+
+    @torch.no_grad()
+    def target_conductances(self) -> Tensor:
+        """Target conductances ``(2, out, K)`` (µS) of the current targets (no side effect)."""
+        return target_conductances(self.target, self.layout, self.profile)[0]
+
+    def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
+        return apply_defects(
+            g, self.fault, self.gain, self.physics.g_min, self.physics.g_max, with_gain
+        )
+
+    @torch.no_grad()
+    def drift_to(self, t_s: float) -> None:
+        """Age the devices to ``t_s`` seconds after programming (from the programmed state)."""
+        if not math.isfinite(t_s) or t_s < 0:
+            raise ValueError(f"t_seconds must be a finite number >= 0, got {t_s}")
+        self._drift(float(t_s), reference=False)
+
+    def _conductances_at(self, t_s: float) -> Tensor:
+        g = self.g_prog
+        if self._has_drift and not (self.measured and t_s == 0.0):
+            gen = self._generator(
+                device_seed(self.seed, STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
+            )
+            g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
+            g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
+        return g
+
+    def _drift(self, t_s: float, reference: bool) -> None:
+        self.t_s = t_s
+        g = self._conductances_at(t_s)
+        self.g_now.copy_(g)
+        p = self.profile
+        self.w_norm.copy_(normalized_weights(g, self.layout, p))
+        tiles_abs = tile_mean_abs(self.w_norm, self.layout)
+        if reference:
+            self.comp_ref.copy_(tiles_abs)
+        if p.drift.compensation == DriftCompensation.globally:
+            gain = self.comp_ref / tiles_abs.clamp(min=1e-12)
+            self.comp_gain.copy_(gain[self.tile_of_partial])
+        self.w_eff.copy_(
+            self.w_norm * mapping.expand_partial(self.scale * self.comp_gain, self.layout)
+        )
+        self._state_changed()
+
+    def _restore_now(self, t_s: float) -> None:
+        """Recompute the conductances now from loaded buffers (state-dict loading)."""
+        self.t_s = t_s
+        self.g_now.copy_(self._conductances_at(t_s))
+        self._state_changed()
+
+    def effective_weight(self) -> Tensor:
+        """The weight the chip holds now, in weight units, in the original layer shape."""
+        return self.w_eff.reshape(self.weight_shape).clone()
+
+    def profile_digest(self) -> str:
+        """A digest of the profile's numbers: a renamed or re-cited copy is the same chip."""
+        exclude: dict[str, Any] = {k: True for k in ("name", "description", "extends", "source")}
+        for section, name in _DIGEST_NEW_FIELDS:
+            info = type(getattr(self.profile, section)).model_fields[name]
+            if getattr(getattr(self.profile, section), name) == info.get_default(
+                call_default_factory=True
+            ):
+                # a field at its default leaves the digest of a chip saved before it existed
+                exclude.setdefault(section, set()).add(name)
+        text = self.profile.model_dump_json(exclude=exclude)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class TileView:
+    """Read-only view of a layer's tile state (``layer.tiles``).
+
+    The tensors are the live state: read them, clone what you keep, never write them
+    (change the state through the layer: ``program``, ``set_targets``, ``drift_to``,
+    ``load_measured``).
+    """
+
+    __slots__ = ("_t",)
+
+    def __init__(self, tiles: TileArray) -> None:
+        """View ``tiles``."""
+        self._t = tiles
+
+    @property
+    def layout(self) -> TileLayout:
+        """Tiling of the layer."""
+        return self._t.layout
+
+    @property
+    def profile(self) -> DeviceProfile:
+        """The chip's profile."""
+        return self._t.profile
+
+    @property
+    def physics(self) -> DeviceModel:
+        """The device laws of the chip."""
+        return self._t.physics
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """Shape of the layer's weight."""
+        return self._t.weight_shape
+
+    @property
+    def target(self) -> Tensor:
+        """Target weights ``(out, K)``."""
+        return self._t.target
+
+    @property
+    def g_prog(self) -> Tensor:
+        """Conductances at programming ``(2, out, K)`` (µS), defects included."""
+        return self._t.g_prog
+
+    @property
+    def g_now(self) -> Tensor:
+        """Conductances now ``(2, out, K)`` (µS), drift included, IR drop not."""
+        return self._t.g_now
+
+    @property
+    def fault(self) -> Tensor:
+        """Stuck-at map ``(2, out, K)``: 0 ok, 1 stuck at g_min, 2 stuck at g_max."""
+        return self._t.fault
+
+    @property
+    def gain(self) -> Tensor:
+        """Per-device gain on ``G - g_min`` ``(2, out, K)``."""
+        return self._t.gain
+
+    @property
+    def nu(self) -> Tensor:
+        """Drift exponents ``(2, out, K)`` (zeros without drift)."""
+        return self._t.nu
+
+    @property
+    def scale(self) -> Tensor:
+        """Weight scale per (output, row tile)."""
+        return self._t.scale
+
+    @property
+    def comp_gain(self) -> Tensor:
+        """Drift-compensation gain per (output, row tile)."""
+        return self._t.comp_gain
+
+    @property
+    def w_norm(self) -> Tensor:
+        """Normalized weights ``(out, K)`` the tiles compute with (IR drop included)."""
+        return self._t.w_norm
+
+    @property
+    def w_eff(self) -> Tensor:
+        """Effective weights ``(out, K)`` in weight units."""
+        return self._t.w_eff
+
+    @property
+    def tile_of_partial(self) -> Tensor:
+        """Tile index of each (output, row tile)."""
+        return self._t.tile_of_partial
+
+    @property
+    def adc_range(self) -> Tensor:
+        """Calibrated per-tile ADC ranges (normalized units)."""
+        return self._t.adc_range
+
+    @property
+    def dac_range(self) -> Tensor:
+        """Calibrated DAC range (activation units)."""
+        return self._t.dac_range
+
+    @property
+    def t_s(self) -> float:
+        """Seconds since programming."""
+        return self._t.t_s
+
+    def target_conductances(self) -> Tensor:
+        """Target conductances ``(2, out, K)`` (µS) of the current targets."""
+        return self._t.target_conductances()
+
+    def apply_defects(self, g: Tensor, with_gain: bool = True) -> Tensor:
+        """``g`` (µS) with this chip's gains (if ``with_gain``) and stuck devices."""
+        return self._t._apply_chip(g, with_gain)

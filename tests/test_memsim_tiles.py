@@ -1,0 +1,62 @@
+"""The tile state: pure operations, a read-only view, no getter with a side effect."""
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import memsim
+from memsim import tiles
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _chip(profile="rram_1t1r_yao2020"):
+    torch.manual_seed(0)
+    return memsim.convert(nn.Linear(20, 6), profile, seed=1, chip_seed=2)
+
+
+def test_target_conductances_has_no_side_effect():
+    layer = memsim.analog_layers(_chip("rram_wan2022"))[0][1]
+    scale = layer.tiles.scale.clone()
+    layer.set_targets(layer.tiles.target * 3.0)
+    g = layer.tiles.target_conductances()
+    assert torch.equal(layer.tiles.scale, scale)  # the scales change when programmed
+    g2, s2 = tiles.target_conductances(layer.tiles.target, layer.layout, layer.profile)
+    assert torch.equal(g, g2) and not torch.equal(s2, scale)
+    memsim.program(layer, seed=3)
+    assert torch.equal(layer.tiles.scale, s2)
+
+
+def test_view_reads_the_state_and_applies_the_chip_defects():
+    layer = memsim.analog_layers(_chip("rram_1t1r_faulty_chen2015"))[0][1]
+    view = layer.tiles
+    assert view.g_prog is layer.g_prog and view.fault is layer.fault
+    g = torch.full_like(view.g_prog, 10.0)
+    stuck = view.apply_defects(g)
+    assert torch.all(stuck[view.fault == 2] == layer.profile.device.g_max_uS)
+    assert torch.all(stuck[view.fault == 1] == layer.profile.device.g_min_uS)
+    fault, gain = tiles.draw_defects(tuple(g.shape), layer.profile, torch.Generator())
+    assert fault.dtype == torch.int8 and float(gain.min()) >= 0.0
+
+
+_PRIVATE = re.compile(
+    r"(?<!tiles)(?<!self)(?<!view)(?<!layout)\.(g_prog|g_now|w_norm|w_eff|comp_ref|comp_gain|adc_range|dac_range"
+    r"|tile_of_partial|_apply_chip|_conductances_at|_has_drift|_read_gens)\b"
+)
+_LAYER_BUFFERS = re.compile(r"\blayer\.(target|fault|gain|scale|nu)\b")
+
+
+def test_no_file_outside_the_tile_state_touches_its_buffers():
+    owners = {"memsim/tiles.py", "memsim/layers.py", "memsim/periphery.py"}
+    hits = []
+    for folder in ("memsim", "lab"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel in owners:
+                continue
+            for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if _PRIVATE.search(line) or _LAYER_BUFFERS.search(line):
+                    hits.append(f"{rel}:{no}: {line.strip()}")
+    assert not hits, "use layer.tiles (read-only) or the layer's methods:\n" + "\n".join(hits)
