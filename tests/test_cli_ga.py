@@ -2,6 +2,7 @@
 
 import pytest
 from cli_support import TINY_TOML, cli, read, run_folder, run_root
+from conftest import SEED_OFFSET
 
 
 @pytest.fixture
@@ -43,9 +44,10 @@ def test_set_overrides_reach_the_run_and_its_folder(tiny, root, capsys):
     assert res["budget"]["chip_evaluations"] == 4 * 2  # P x (G + 1) x 1 fitness draw
     rows = {r["method"]: r for r in res["methods"]}
     assert list(rows) == ["baseline", "ga"] and res["reference"] == "baseline"
-    assert len(rows["ga"]["chips"]["0"]["accuracies"]) == 5  # 5 draws x 1 support set
+    chip = str(0 + SEED_OFFSET)  # every seed of a run is shifted by the offset
+    assert len(rows["ga"]["chips"][chip]["accuracies"]) == 5  # 5 draws x 1 support set
     assert len(read(folder / "recovery" / "ga" / "history.json")) == 2
-    assert "vs baseline 0 (pp)" in out
+    assert f"vs baseline {chip} (pp)" in out
 
 
 @pytest.mark.parametrize(
@@ -170,7 +172,8 @@ def test_chip_aware_ga_and_controls_on_a_faulty_chip(tiny, root, capsys):
     folder = run_folder(out)
     for name in ("qat", "ga", "defect_aware_oracle"):
         assert (folder / "weights" / f"{name}.pt").is_file()
-    rows = {r["method"]: r["chips"]["3"] for r in read(folder / "results.json")["methods"]}
+    chip = str(3 + SEED_OFFSET)
+    rows = {r["method"]: r["chips"][chip] for r in read(folder / "results.json")["methods"]}
     assert list(rows) == ["baseline", "qat", "ga", "defect_aware_oracle"]
     assert rows["ga"]["paired_vs_reference"]["n"] == 5
     # the two controls differ only in what the fine-tune sees, and they train differently

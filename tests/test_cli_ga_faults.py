@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 from cli_support import TINY_TOML, cli, read, run_folder, run_root
+from conftest import SEED_OFFSET
 
 SMALL = (
     "--no-progress",
@@ -88,7 +89,7 @@ def test_resume_uses_the_folders_own_root_refuses_a_damaged_checkpoint_and_leave
     monkeypatch.setattr(ParallelFitness, "evaluate_population", original)
     root = (start / "rr").resolve()
     (folder,) = (root / "ga").iterdir()
-    baseline = root / "baselines" / "protonet-digits-quick-seed0-holdout300.pt"
+    baseline = root / "baselines" / f"protonet-digits-quick-seed{SEED_OFFSET}-holdout300.pt"
     assert baseline.is_file()
 
     monkeypatch.chdir(elsewhere)
@@ -132,7 +133,7 @@ def test_a_baseline_of_another_recipe_is_refused_and_kept(tmp_path, tmp_path_fac
     shared = run_root(tmp_path_factory)  # trains the session's digits baseline if needed
     rc, _, err = cli(capsys, "ga", tmp_path / "tiny.toml", "--run-root", shared, *SMALL)
     assert rc == 0, err
-    name = "protonet-digits-quick-seed0-holdout300.pt"
+    name = f"protonet-digits-quick-seed{SEED_OFFSET}-holdout300.pt"
     payload = torch.load(shared / "baselines" / name, weights_only=False)
     assert payload["meta"]["recipe"]["train"]["episodes"] == 200  # the current quick recipe
 
