@@ -33,28 +33,28 @@ def test_demo_prints_intervals_over_replicates_and_draws_them(tmp_path_factory):
     assert rc == 0, err.getvalue()
     chip, transfer = 11 + SEED_OFFSET, 12 + SEED_OFFSET
     assert f"rram_1t1r_faulty_chen2015 chip {chip} (transfer chips {transfer})" in text
-    assert "demo: 3 replicates" in text and f"seed offset {SEED_OFFSET}" in text
+    assert "demo: 5 replicates" in text and f"seed offset {SEED_OFFSET}" in text
     for method, needs in METHODS:
         line = next(ln for ln in text.splitlines() if ln.startswith(f"  {method} "))
         assert line.rstrip().endswith(needs), line
     folder = run_folder(text)
     res = read(folder / "results.json")
-    assert res["replicates"] == 3 and res["reference"] == "qat"
+    assert res["replicates"] == 5 and res["reference"] == "qat"
     rows = {r["method"]: r for r in res["methods"]}
     assert list(rows) == ["baseline", *(m for m, _ in METHODS)]
     for name, row in rows.items():
         for c in (str(chip), str(transfer)):
             entry = row["chips"][c]
-            assert len(entry["replicate_means_pct"]) == 3
+            assert len(entry["replicate_means_pct"]) == 5
             if name == "qat":
                 continue
             v = entry["vs_reference"]
             assert set(v) >= {"mean_pp", "ci95_low_pp", "ci95_high_pp", "n_replicates"}
-            assert v["n_replicates"] == 3 and v["ci95_low_pp"] < v["mean_pp"] < v["ci95_high_pp"]
+            assert v["n_replicates"] == 5 and v["ci95_low_pp"] < v["mean_pp"] < v["ci95_high_pp"]
             assert v["significant"] == (v["ci95_low_pp"] > 0 or v["ci95_high_pp"] < 0)
     # each replicate is a whole run folder of its own, on its own seeds
-    seeds = [read(folder / f"rep-{r:02d}" / "run.json")["seeds"] for r in range(3)]
-    assert [s["baseline"] for s in seeds] == [SEED_OFFSET + r for r in range(3)]
+    seeds = [read(folder / f"rep-{r:02d}" / "run.json")["seeds"] for r in range(5)]
+    assert [s["baseline"] for s in seeds] == [SEED_OFFSET + r for r in range(5)]
     assert {s["fitness_chip"] for s in seeds} == {chip}
     # the claim the demo makes: training through the chip's true or read-back defect map,
     # or on its measured layer outputs, beats blind QAT. Lower ends of the 95 % intervals
