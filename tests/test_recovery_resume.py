@@ -47,11 +47,10 @@ def _main(argv: list[str]) -> None:
     if "--resume" in argv:
         exp = Experiment.open(run_dir, ctx, expected=cfg)
     else:
-        exp = Experiment(cfg, run_dir, ctx)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        from lab.run_folder import write_json
+        from lab.experiment.runner import prepare_run_dir
 
-        write_json(run_dir / "config.json", cfg.resolved())
+        prepare_run_dir(cfg, ctx, run_dir)  # config.json and the seed offset, as a new run
+        exp = Experiment(cfg, run_dir, ctx)
     exp.run()
 
 
