@@ -14,7 +14,6 @@ chip seeds (:func:`replicate_config`).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +32,6 @@ STREAM_METHOD = 12
 """Stream of every method's training seed (batches, QAT noise): ``qat`` equals the old control."""
 
 Echo = Callable[[str], None]
-
-
-def _stderr(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def seed_offset() -> int:
@@ -88,24 +83,13 @@ class RunContext:
     def __post_init__(self) -> None:
         self.run_root = Path(self.run_root)
 
-    def quiet(self, echo: Echo | None = None) -> RunContext:
-        """A copy without progress bars, echoing to ``echo`` (default: stderr)."""
-        return RunContext(
-            run_root=self.run_root,
-            data_root=self.data_root,
-            progress=False,
-            echo=echo or _stderr,
-            executor=None,
-            device=self.device,
-            seed_offset=self.seed_offset,
-        )
-
 
 def shift_seeds(cfg: ExperimentConfig, shift: int, chip_shift: int | None = None) -> Any:
     """``cfg`` with baseline, method and evaluation seeds + ``shift``, chips + ``chip_shift``.
 
-    ``chip_shift`` defaults to ``shift``.  The shifted values are what the run folder
-    records: a run is reproduced from its ``config.json`` alone.
+    ``chip_shift`` defaults to ``shift``.  A run folder's ``config.json`` holds the config
+    as given and its ``run.json`` the offset and the shifted seeds, so a resume under
+    another offset is refused.
     """
     chip_shift = shift if chip_shift is None else chip_shift
     if shift == 0 and chip_shift == 0:
