@@ -41,6 +41,7 @@ import torch  # noqa: E402
 
 from ga import GAConfig, GATrainer, Genome  # noqa: E402
 from lab.executors import ExecutorSpec, make_executor  # noqa: E402
+from lab.fitness.config import FitnessConfig  # noqa: E402
 from lab.fitness.parallel import population_evaluator  # noqa: E402
 from lab.fitness.task import TaskFitness  # noqa: E402
 from models.baselines import get_recipe  # noqa: E402
@@ -64,14 +65,13 @@ test_size = 300
 draws = 5
 support_draws = 1
 
-[control]
-enabled = false
+[fitness]
+finetune_steps = 5
+finetune_lr = 1e-4
 
 [ga]
 population_size = 6
 generations = 3
-finetune_steps = 5
-finetune_lr = 1e-4
 init = "origin"
 mutation = "maxmin"
 weight_bits = 2
@@ -109,17 +109,17 @@ def _fitness(args: argparse.Namespace) -> tuple[TaskFitness, GAConfig, Any]:
         mutation_probability=0.01,
         init="large",
         weight_bits=recipe.bits,
-        finetune_steps=args.steps,
-        finetune_lr=1e-4,
-        fitness_draws=1,
-        evaluation="serial",
         progress=False,
+    )
+    fitness_cfg = FitnessConfig(
+        finetune_steps=args.steps, finetune_lr=1e-4, draws=1, evaluation="serial"
     )
     fitness = TaskFitness(
         model,
         genome,
         paper_profile(recipe.bits, recipe.sigma),
-        cfg,
+        fitness_cfg,
+        weight_bits=cfg.weight_bits,
         task=make_task(model),
         train=train,
         val=val,

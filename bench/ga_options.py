@@ -41,19 +41,19 @@ from lab.experiment.runner import run_experiment  # noqa: E402
 VARIANTS: dict[str, dict[str, Any]] = {
     "paper": {},
     "tau_mean_1000": {"selection_tau": 1000.0, "sigmoid_center": "mean"},
-    "draws_R3": {"fitness_draws": 3},
+    "draws_R3": {"fitness.draws": 3},
     "elitism_3": {"keep_elitism": 3},
     "level_step": {"mutation": "add_noise", "mutation_scale": "level_step"},
     "combined": {
         "selection_tau": 1000.0,
         "sigmoid_center": "mean",
-        "fitness_draws": 3,
+        "fitness.draws": 3,
         "keep_elitism": 3,
         "mutation": "add_noise",
         "mutation_scale": "level_step",
     },
 }
-"""Changes to the ``[ga]`` table of the config, per variant (``paper``: none)."""
+"""Changes to the config per variant (``paper``: none): ``[ga]`` keys, or ``table.key``."""
 
 
 def _toml(value: Any) -> str:
@@ -79,7 +79,7 @@ def run_variant(
         f"data.test_size={args.test_size}",
         "evaluation.drift_times_s=[]",
         f"chip.transfer_chip_seeds={_toml(args.transfer_chips)}",
-        *(f"ga.{k}={_toml(v)}" for k, v in VARIANTS[name].items()),
+        *(f"{k if '.' in k else 'ga.' + k}={_toml(v)}" for k, v in VARIANTS[name].items()),
     ]
     cfg = load_config(args.config, scale=args.scale, overrides=overrides)
     unfinished = sorted(p for p in folder.glob("*") if (p / "config.json").is_file())

@@ -42,6 +42,7 @@ import torch
 
 from ga import GAConfig, GATrainer, Genome
 from lab.fitness.batched import auto_evaluation
+from lab.fitness.config import FitnessConfig
 from lab.fitness.task import TaskFitness
 from models.baselines import get_recipe
 from models.checkpoint import build_model
@@ -96,18 +97,18 @@ def _run(case: dict[str, Any], mode: str, args: argparse.Namespace, tmp: Path) -
         mutation_probability=0.01,
         init="large",
         weight_bits=recipe.bits,
-        finetune_steps=args.steps,
-        finetune_lr=1e-4,
-        fitness_draws=1,
-        evaluation=mode,
         checkpoint_dir=tmp / f"{recipe.task}-{mode}",
         progress=False,
+    )
+    fitness_cfg = FitnessConfig(
+        finetune_steps=args.steps, finetune_lr=1e-4, draws=1, evaluation=mode
     )
     fitness = TaskFitness(
         case["model"],
         case["genome"],
         case["profile"],
-        cfg,
+        fitness_cfg,
+        weight_bits=cfg.weight_bits,
         task=case["task"],
         train=case["train"],
         val=case["val"],

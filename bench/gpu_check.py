@@ -35,6 +35,7 @@ def _data_root() -> str | None:
 def ga_generation(args: argparse.Namespace) -> None:
     """Time one MobileNetV2-CIFAR10 GA generation on ``args.device``."""
     from ga import GAConfig, GATrainer, Genome
+    from lab.fitness.config import FitnessConfig
     from lab.fitness.parallel import population_evaluator
     from lab.fitness.task import TaskFitness
     from models.baselines import get_recipe
@@ -60,17 +61,17 @@ def ga_generation(args: argparse.Namespace) -> None:
         mutation_probability=0.01,
         init="large",
         weight_bits=recipe.bits,
-        finetune_steps=args.steps,
-        finetune_lr=1e-4,
-        fitness_draws=1,
-        evaluation="serial",
         progress=False,
+    )
+    fitness_cfg = FitnessConfig(
+        finetune_steps=args.steps, finetune_lr=1e-4, draws=1, evaluation="serial"
     )
     fitness = TaskFitness(
         model,
         genome,
         paper_profile(recipe.bits, recipe.sigma),
-        cfg,
+        fitness_cfg,
+        weight_bits=cfg.weight_bits,
         task=make_task(model),
         train=train.to(dev),
         val=val.to(dev),

@@ -58,8 +58,9 @@ members or genes.
 The concrete chip-in-the-loop fitness (``lab.fitness.chip``: load solution -> QAT
 fine-tune -> ``memsim.program`` -> validation accuracy averaged over R draws)
 plugs in through :class:`ga.trainer.FitnessFn`; :mod:`lab.fitness.batched` runs its fine-tune
-for the whole population in one vmapped pass (``GAConfig.evaluation``).  With
-``GAConfig.finetune_chip_aware`` the fine-tune trains through the fitness chip's own
+for the whole population in one vmapped pass (``FitnessConfig.evaluation`` of
+:mod:`lab.fitness.config`, which holds every knob of the fitness).  With
+``FitnessConfig.chip_aware`` the fine-tune trains through the fitness chip's own
 stuck-at devices and gains (:func:`memsim.defect_maps`), which the paper's fine-tune,
 knowing only a noise model, cannot see.  The fitness chip's calibrated converters are
 set from training images after every programming, never from the validation images.
@@ -69,8 +70,6 @@ from ga.checkpoint import CheckpointMismatchError
 from ga.config import (
     CrossoverType,
     EarlyStopMetric,
-    EvaluationMode,
-    FinetuneMode,
     GAConfig,
     InitMode,
     MutationScale,
@@ -88,8 +87,6 @@ __all__ = [
     "CheckpointMismatchError",
     "CrossoverType",
     "EarlyStopMetric",
-    "EvaluationMode",
-    "FinetuneMode",
     "FitnessFn",
     "GAConfig",
     "GAResult",

@@ -4,8 +4,9 @@ Defaults reproduce the paper where it states a value (two-point crossover with
 CP = 0.8, ``add_noise`` mutation ``gene * (1 + N(0, 0.05))``, the literal
 ``sigmoid(f_i / sum f)`` roulette, reference models at 5 % and 10 % noise,
 Lamarckian write-back).  Values the paper does not pin down (population size,
-generations, MP, fine-tune length) are project defaults and say so in their
-description.
+generations, MP) are project defaults and say so in their description.  What one
+fitness evaluation does (the fine-tune, the programming draws) belongs to the fitness,
+not to the GA: see ``lab.fitness.config.FitnessConfig``.
 """
 
 from __future__ import annotations
@@ -69,21 +70,6 @@ class OperatorBackend(str, Enum):
 
     TORCH = "torch"
     PYGAD = "pygad"
-
-
-class EvaluationMode(str, Enum):
-    """How the fitness function evaluates the population (read by the fitness, not the loop)."""
-
-    AUTO = "auto"
-    BATCHED = "batched"
-    SERIAL = "serial"
-
-
-class FinetuneMode(str, Enum):
-    """Module mode of the fitness's and the control's QAT fine-tune."""
-
-    TRAIN = "train"
-    EVAL = "eval"
 
 
 class EarlyStopMetric(str, Enum):
@@ -191,27 +177,6 @@ class GAConfig(BaseModel):
         description="Multiplicative noise sigmas of the two reference models "
         "(paper: 5 % and 10 %).",
     )
-    finetune_steps: int = Field(
-        10, ge=0, description="QAT fine-tune steps per evaluation in the fitness (project default)."
-    )
-    finetune_lr: float = Field(1e-3, gt=0.0, description="Learning rate of that fine-tune.")
-    finetune_mode: FinetuneMode = Field(
-        FinetuneMode.TRAIN,
-        description="'train' (default): BatchNorm normalizes with each fine-tune batch's own "
-        "statistics and dropout is on, while the chip keeps the baseline's running statistics. "
-        "'eval': the fine-tune runs the network as deployed, with the baseline's running "
-        "BatchNorm statistics and no dropout.",
-    )
-    finetune_chip_aware: bool = Field(
-        False,
-        description="Fine-tune through the fitness chip's fixed defects (its stuck-at devices "
-        "and device gains, memsim.defect_maps), as a chip whose defect map was read out by a "
-        "march test would allow. False (paper): the fine-tune knows only the noise model. "
-        "Runs the fine-tune serially.",
-    )
-    fitness_draws: int = Field(
-        1, ge=1, description="R: programming-noise draws averaged per fitness evaluation."
-    )
     seed: int = Field(0, ge=0, description="Root seed of every random stream of the run.")
     lamarckian: bool = Field(
         True,
@@ -239,13 +204,6 @@ class GAConfig(BaseModel):
         None,
         description="Run folder for the per-generation checkpoint and history.csv/json; None "
         "disables checkpointing (and resume).",
-    )
-    evaluation: EvaluationMode = Field(
-        EvaluationMode.AUTO,
-        description="Fitness evaluation mode: all members in one batched pass, one at a time, or "
-        "'auto': the fitness's per-model table of measured winners (for the shipped networks "
-        "the loop is faster, so 'auto' runs them serially). Fitness randomness must not "
-        "depend on it.",
     )
     progress: bool = Field(True, description="Show a tqdm progress bar per generation.")
 

@@ -29,11 +29,13 @@ test_size = 50
 draws = 5
 support_draws = 1
 
+[fitness]
+finetune_steps = 1
+finetune_lr = 1e-4
+
 [ga]
 population_size = 3
 generations = 2
-finetune_steps = 1
-finetune_lr = 1e-4
 init = "origin"
 mutation = "maxmin"
 weight_bits = 2

@@ -19,6 +19,7 @@ def recovery_config(methods: list[str], **sections: dict[str, Any]) -> Any:
             "qat_sigma": 0.03,
         },
         "evaluation": {"draws": 5, "support_draws": 1},
+        "fitness": {"finetune_steps": 4, "finetune_lr": 1e-3},
         "ga": {
             "population_size": 4,
             "generations": 3,
@@ -26,8 +27,6 @@ def recovery_config(methods: list[str], **sections: dict[str, Any]) -> Any:
             "mutation": "maxmin",
             "mutation_probability": 0.01,
             "weight_bits": 4,
-            "finetune_steps": 4,
-            "finetune_lr": 1e-3,
             "seed": 0,
         },
         "recovery": {"methods": methods},

@@ -39,7 +39,7 @@ def test_set_overrides_reach_the_run_and_its_folder(tiny, root, capsys):
     assert folder.name.startswith("override-")
     cfg = read(folder / "config.json")
     assert cfg["ga"]["population_size"] == 4 and cfg["ga"]["generations"] == 1
-    assert cfg["ga"]["finetune_steps"] == 1  # from the file
+    assert cfg["fitness"]["finetune_steps"] == 1  # from the file
     res = read(folder / "results.json")
     assert res["budget"]["chip_evaluations"] == 4 * 2  # P x (G + 1) x 1 fitness draw
     rows = {r["method"]: r for r in res["methods"]}
@@ -164,7 +164,7 @@ def test_chip_aware_ga_and_controls_on_a_faulty_chip(tiny, root, capsys):
         "--set",
         "ga.generations=1",
         "--set",
-        "ga.finetune_chip_aware=true",
+        "fitness.chip_aware=true",
         "--set",
         'recovery.methods=["qat", "ga", "defect_aware_oracle"]',
     )

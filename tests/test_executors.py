@@ -22,10 +22,10 @@ KILL_GENERATIONS = 4
 
 def _problem(**cfg_kw):
     """Digits MLP on the paper's 2-bit / 5 % chip: (fitness, genome, baseline genes, cfg)."""
+    from config_support import chip_fitness, configs
     from digits_support import trained_digits_mlp
 
-    from ga import GAConfig, Genome
-    from lab.fitness.chip import ChipFitness
+    from ga import Genome
     from models.data import load_dataset, train_val_split
     from models.evaluate import paper_profile
 
@@ -38,7 +38,7 @@ def _problem(**cfg_kw):
         population_size=5,  # 5 members on 2 workers: chunks of 3 and 2
         generations=2,
         keep_elitism=1,
-        fitness_draws=1,
+        draws=1,
         finetune_steps=2,
         finetune_lr=1e-2,
         weight_bits=2,
@@ -49,9 +49,9 @@ def _problem(**cfg_kw):
         progress=False,
     )
     base.update(cfg_kw)
-    cfg = GAConfig(**base)
-    fitness = ChipFitness(model, genome, paper_profile(2, 0.05), cfg, train=train, val=val)
-    return fitness, genome, genome.from_module(model), cfg
+    cfgs = configs(**base)
+    fitness = chip_fitness(model, genome, paper_profile(2, 0.05), cfgs, train=train, val=val)
+    return fitness, genome, genome.from_module(model), cfgs[0]
 
 
 def _run(kind, workers, *, resume=False, on_generation=None, **cfg_kw):
@@ -244,9 +244,15 @@ def test_a_members_score_does_not_depend_on_the_members_before_it():
         nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 10)
     )
     genome = Genome.from_model(model)
-    _, _, _, cfg = _problem()
+    fitness0, _, _, _ = _problem()
     fitness = ChipFitness(
-        model, genome, paper_profile(2, 0.05), cfg, train=train, val=val.subset(torch.arange(60))
+        model,
+        genome,
+        paper_profile(2, 0.05),
+        fitness0.config,
+        weight_bits=fitness0.weight_bits,
+        train=train,
+        val=val.subset(torch.arange(60)),
     )
     genes = genome.from_module(model).repeat(3, 1)
     genes[1] *= 0.9

@@ -1,12 +1,12 @@
 import pytest
 import torch
+from config_support import chip_fitness, configs
 from torch import nn
 
-from ga import GAConfig, Genome
-from ga.config import EvaluationMode
+from ga import Genome
 from lab.fitness import batched as gb
 from lab.fitness.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
-from lab.fitness.chip import ChipFitness
+from lab.fitness.config import EvaluationMode
 from lab.fitness.task import TaskFitness
 from models.data import load_dataset, train_val_split
 from models.evaluate import paper_profile
@@ -42,18 +42,18 @@ def _tiny(dropout: nn.Module | None = None) -> nn.Module:
     return _Tiny(dropout)
 
 
-def _cfg(**kw) -> GAConfig:
+def _cfg(**kw):
     base = dict(
         population_size=4,
         generations=1,
-        fitness_draws=2,
+        draws=2,
         finetune_steps=3,
         finetune_lr=1e-2,
         weight_bits=2,
         progress=False,
     )
     base.update(kw)
-    return GAConfig(**base)
+    return configs(**base)
 
 
 def _population(genome: Genome, model: nn.Module, p: int = 4) -> torch.Tensor:
@@ -77,7 +77,7 @@ def test_batched_matches_serial_on_a_tiny_classifier(digits, bits):
     profile = paper_profile(bits, 0.05)
     res = {}
     for mode in ("serial", "batched"):
-        fit = ChipFitness(
+        fit = chip_fitness(
             model, genome, profile, _cfg(evaluation=mode, weight_bits=bits), train=train, val=val
         )
         res[mode] = _evaluate(fit, pop)
@@ -95,7 +95,7 @@ def _tuned(digits, model, mode, finetune_mode):
     genome = Genome.from_model(model)
     pop = _population(genome, model)
     cfg = _cfg(evaluation=mode, finetune_mode=finetune_mode)
-    fit = ChipFitness(model, genome, paper_profile(2, 0.05), cfg, train=train, val=val)
+    fit = chip_fitness(model, genome, paper_profile(2, 0.05), cfg, train=train, val=val)
     (fitness, tuned), rng = _evaluate(fit, pop)
     assert fit.evaluation is EvaluationMode(mode)
     return fitness, tuned, rng, pop
@@ -141,7 +141,8 @@ def test_batched_matches_serial_on_protonet_episodes(digits):
             model,
             genome,
             paper_profile(2, 0.05),
-            _cfg(population_size=3, evaluation=mode),
+            _cfg(population_size=3, evaluation=mode)[1],
+            weight_bits=2,
             task=task,
             train=train,
             val=val,
@@ -212,7 +213,7 @@ def test_auto_choice(digits, monkeypatch):
 
     def mode(model, **kw):
         g = Genome.from_model(model)
-        fit = ChipFitness(model, g, profile, _cfg(**kw), train=train, val=val)
+        fit = chip_fitness(model, g, profile, _cfg(**kw), train=train, val=val)
         return fit.evaluation
 
     assert mode(_tiny(), evaluation="auto") is EvaluationMode.SERIAL

@@ -35,8 +35,6 @@ def test_every_field_is_documented():
         ({"crossover": "three_points"}, "crossover"),
         ({"mutation": "flip"}, "mutation"),
         ({"init": "random"}, "init"),
-        ({"evaluation": "gpu"}, "evaluation"),
-        ({"fitness_draws": 0}, "fitness_draws"),
         ({"selection_tau": 0.0}, "selection_tau"),
         ({"population_size": 4, "keep_elitism": 4}, "keep_elitism"),
         ({"population_size": 4, "selection": "tournament", "tournament_k": 5}, "tournament_k"),

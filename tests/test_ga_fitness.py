@@ -1,10 +1,11 @@
 import pytest
 import torch
+from config_support import chip_fitness, configs
 from digits_support import trained_digits_mlp
 from torch import nn
 
-from ga import GAConfig, GATrainer, Genome
-from lab.fitness.chip import ChipFitness, deployed_test_fn
+from ga import GATrainer, Genome
+from lab.fitness.chip import deployed_test_fn
 from models.data import load_dataset, train_val_split
 from models.evaluate import paper_profile
 
@@ -21,18 +22,18 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10))
 
 
-def _cfg(**kw) -> GAConfig:
+def _cfg(**kw):
     base = dict(
         population_size=4,
         generations=1,
-        fitness_draws=2,
+        draws=2,
         finetune_steps=2,
         finetune_lr=1e-2,
         weight_bits=2,
         progress=False,
     )
     base.update(kw)
-    return GAConfig(**base)
+    return configs(**base)
 
 
 def test_chip_fitness_is_deterministic_and_writes_back(digits):
@@ -44,7 +45,7 @@ def test_chip_fitness_is_deterministic_and_writes_back(digits):
     pop[1:] *= 1.1
     out = []
     for _ in range(2):
-        fit = ChipFitness(model, genome, profile, _cfg(), train=train, val=val)
+        fit = chip_fitness(model, genome, profile, _cfg(), train=train, val=val)
         out.append(fit.evaluate_population(pop, 0, torch.Generator().manual_seed(5)))
     (f1, t1), (f2, t2) = out
     assert torch.equal(f1, f2) and torch.equal(t1, t2)
@@ -63,7 +64,7 @@ def test_batched_mode_matches_serial(digits):
     pop[1:] *= 1.1
     out = []
     for mode in ("serial", "batched"):
-        fit = ChipFitness(
+        fit = chip_fitness(
             model, genome, paper_profile(2, 0.05), _cfg(evaluation=mode), train=train, val=val
         )
         out.append(fit.evaluate_population(pop, 0, torch.Generator().manual_seed(5)))
@@ -77,9 +78,9 @@ def test_trainer_end_to_end_with_chip_fitness(digits):
     genome = Genome.from_model(model)
     profile = paper_profile(2, 0.05)
     cfg = _cfg()
-    fitness = ChipFitness(model, genome, profile, cfg, train=train, val=val)
+    fitness = chip_fitness(model, genome, profile, cfg, train=train, val=val)
     test_fn = deployed_test_fn(model, genome, test, profile, draws=2)
-    r = GATrainer.from_model(cfg, fitness, model, test_fn=test_fn).run()
+    r = GATrainer.from_model(cfg[0], fitness, model, test_fn=test_fn).run()
     assert len(r.history) == 2
     assert len(r.test_accuracies) == 2 and 0 <= r.test_accuracy_mean <= 1
 
@@ -98,9 +99,9 @@ def test_calibrated_chip_takes_ranges_from_training_images_not_validation(digits
     model = _model()
     genome = Genome.from_model(model)
     # an ideal chip has nothing to calibrate
-    fit = ChipFitness(model, genome, "ideal", _cfg(), train=train, val=val)
+    fit = chip_fitness(model, genome, "ideal", _cfg(), train=train, val=val)
     assert fit.calibration is None
-    fit = ChipFitness(model, genome, "rram_1t1r_yao2020", _cfg(), train=train, val=val)
+    fit = chip_fitness(model, genome, "rram_1t1r_yao2020", _cfg(), train=train, val=val)
     assert fit.calibration is not None and fit.calibration.shape[0] == 256
     genes = genome.from_module(model)
     fit.measure(genes, [3])
@@ -132,8 +133,8 @@ def test_chip_aware_finetune_repairs_a_faulty_chip_that_a_blind_one_cannot(chip_
     genes = genome.from_module(model)
     acc = {}
     for aware in (False, True):
-        cfg = _cfg(finetune_steps=60, finetune_lr=3e-3, weight_bits=4, finetune_chip_aware=aware)
-        fit = ChipFitness(
+        cfg = _cfg(finetune_steps=60, finetune_lr=3e-3, weight_bits=4, chip_aware=aware)
+        fit = chip_fitness(
             model,
             genome,
             "rram_1t1r_faulty_chen2015",
@@ -159,7 +160,7 @@ def test_chip_aware_finetune_cannot_be_batched(digits):
 
     train, val, _ = digits
     model = _model()
-    cfg = _cfg(finetune_chip_aware=True, evaluation="batched")
-    fit = ChipFitness(model, Genome.from_model(model), "ideal", cfg, train=train, val=val)
+    cfg = _cfg(chip_aware=True, evaluation="batched")
+    fit = chip_fitness(model, Genome.from_model(model), "ideal", cfg, train=train, val=val)
     with pytest.raises(UnsupportedModelError, match="serially"):
         _ = fit.evaluation

@@ -23,12 +23,13 @@ gain seen: 2 points (search) and 8 points (paper's method).
 
 import pytest
 import torch
+from config_support import chip_fitness, configs
 from conftest import SEED_OFFSET
 from digits_support import trained_digits_mlp
 from torch import nn
 
-from ga import GAConfig, GATrainer, Genome
-from lab.fitness.chip import ChipFitness, deployed_test_fn
+from ga import GATrainer, Genome
+from lab.fitness.chip import deployed_test_fn
 from models.data import ImageDataset, load_dataset, train_val_split
 from models.evaluate import evaluate_deployed, paper_profile
 
@@ -65,17 +66,19 @@ def test_ga_beats_the_perturbed_baseline(digits, knobs, margin, seed) -> None:
     train, val, test = digits
     model, genome = _perturbed(train, seed)
     baseline = evaluate_deployed(model, test, PROFILE, draws=TEST_DRAWS, seed=TEST_SEED)
-    cfg = GAConfig(
+    cfg, fit_cfg = configs(
         population_size=8,
         generations=6,
         weight_bits=2,
         mutation_probability=0.05,
-        fitness_draws=2,
+        draws=2,
         seed=seed + SEED_OFFSET,
         progress=False,
         **knobs,
     )
-    fitness = ChipFitness(model, genome, PROFILE, cfg, train=train, val=val, qat_sigma=0.05)
+    fitness = chip_fitness(
+        model, genome, PROFILE, (cfg, fit_cfg), train=train, val=val, qat_sigma=0.05
+    )
     test_fn = deployed_test_fn(model, genome, test, PROFILE, draws=TEST_DRAWS, seed=TEST_SEED)
     result = GATrainer.from_model(cfg, fitness, model, test_fn=test_fn).run()
     assert len(result.test_accuracies) == TEST_DRAWS

@@ -230,12 +230,12 @@ def test_checkpoint_from_before_a_new_field_resumes_only_at_its_default():
     from ga.checkpoint import check_compatible
 
     old = _cfg().semantic_dict()
-    del old["finetune_chip_aware"]  # as written before the field existed
+    del old["lamarckian"]  # as written before the field existed
     state = {"config_hash": "old", "config_json": json.dumps(old), "problem": "p"}
     now = _cfg()
     check_compatible(state, now.config_hash(), now.semantic_dict(), "p")
-    changed = _cfg(finetune_chip_aware=True)
-    with pytest.raises(CheckpointMismatchError, match="finetune_chip_aware"):
+    changed = _cfg(lamarckian=not now.lamarckian)
+    with pytest.raises(CheckpointMismatchError, match="lamarckian"):
         check_compatible(state, changed.config_hash(), changed.semantic_dict(), "p")
     with pytest.raises(CheckpointMismatchError, match="different genome"):
         check_compatible(state, now.config_hash(), now.semantic_dict(), "other")

@@ -37,7 +37,8 @@ def _main(argv: list[str]) -> None:
         KILL_METHODS,
         data={"test_size": 100},
         chip={"transfer_chip_seeds": []},
-        ga={"population_size": 3, "generations": 4, "finetune_steps": 2},
+        ga={"population_size": 3, "generations": 4},
+        fitness={"finetune_steps": 2},
     )
 
     def echo(line: str) -> None:

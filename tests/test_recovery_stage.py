@@ -44,7 +44,9 @@ def _run(config, run_root, **kwargs):
 @pytest.fixture(scope="module")
 def all_methods(run_root):
     torch.set_num_threads(1)
-    return _run(recovery_config(ALL_METHODS, ga={"generations": 2, "finetune_steps": 3}), run_root)
+    return _run(
+        recovery_config(ALL_METHODS, ga={"generations": 2}, fitness={"finetune_steps": 3}), run_root
+    )
 
 
 def test_every_method_spends_the_same_budget(all_methods):
@@ -123,7 +125,8 @@ def test_qat_honours_the_fine_tune_mode(run_root):
         cfg = recovery_config(
             ["qat"],
             chip={"transfer_chip_seeds": []},
-            ga={"generations": 0, "finetune_steps": 2, "finetune_mode": mode},
+            ga={"generations": 0},
+            fitness={"finetune_steps": 2, "finetune_mode": mode},
         )
         _, run_dir = _run(cfg, run_root)
         genes[mode] = torch.load(run_dir / "recovery" / "qat.pt", weights_only=False)["genes"]

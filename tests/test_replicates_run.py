@@ -12,7 +12,8 @@ def _cfg():
         experiment={"replicates": 2},
         chip={"transfer_chip_seeds": []},
         data={"test_size": 60},
-        ga={"generations": 0, "finetune_steps": 3},
+        ga={"generations": 0},
+        fitness={"finetune_steps": 3},
     )
 
 

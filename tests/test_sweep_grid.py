@@ -197,7 +197,30 @@ def test_the_device_of_the_run_context_reaches_every_method(monkeypatch, tmp_pat
 
     monkeypatch.setattr(lab.experiment.inputs, "prepare_inputs", spy)
     monkeypatch.setattr(stage, "_run_method", spy_method)
-    cfg = recovery_config(["qat", "progressive"], ga={"generations": 0, "finetune_steps": 1})
+    cfg = recovery_config(
+        ["qat", "progressive"], ga={"generations": 0}, fitness={"finetune_steps": 1}
+    )
     ctx = RunContext(run_root=tmp_path, progress=False, echo=lambda s: None, device="cpu")
     run_experiment(cfg, ctx)
     assert seen == [("inputs", "cpu"), ("qat", "cpu", "cpu"), ("progressive", "cpu", "cpu")]
+
+
+@pytest.mark.parametrize("vary_chips", [False, True])
+def test_grid_replicates_are_independent_like_replicates_of_one_experiment(tmp_path, vary_chips):
+    # a cell's replicates differ in every seed (baseline training, methods, test draws),
+    # not only in the GA's: the spread between training seeds is the one that dominates
+    from lab.experiment.context import CHIP_STRIDE
+    from lab.studies.sweep_grid import cell_config
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(GRID_TOML)
+    cell = {"ga.generations": 1}
+    first, second = (
+        cell_config(config, None, (), cell, 0, r, tmp_path, vary_chips) for r in (0, 1)
+    )
+    assert second.experiment.seed == first.experiment.seed + 1
+    assert second.ga.seed == first.ga.seed + 1
+    assert second.evaluation.seed == first.evaluation.seed + 1
+    chips = CHIP_STRIDE if vary_chips else 0
+    assert second.chip.chip_seed == first.chip.chip_seed + chips
+    assert (first.experiment.name, second.experiment.name) == ("tiny-c000-s0", "tiny-c000-s1")

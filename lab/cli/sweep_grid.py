@@ -29,7 +29,8 @@ def register(sub: Any) -> None:
         "grid",
         help="any experiment config over a grid of values, with seed replicates",
         description="Run an experiment config for every cell of a grid of config or "
-        "device-profile values, several GA seeds per cell, as independent runs.",
+        "device-profile values, several independent replicates per cell (each with its own "
+        "baseline training seed, method seeds and test draws), as independent runs.",
         epilog=EPILOG + "\n" + EXECUTOR_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,7 +48,13 @@ def register(sub: Any) -> None:
         type=positive_int,
         default=1,
         metavar="N",
-        help="GA seed replicates per cell: ga.seed + 0..N-1 (default 1)",
+        help="independent replicates per cell, as --replicates of memsim ga: every seed "
+        "(baseline, methods, test draws) + 0..N-1 (default 1)",
+    )
+    p.add_argument(
+        "--vary-chips",
+        action="store_true",
+        help="replicates also draw new chip instances (chip seeds + 1000 r)",
     )
     p.add_argument(
         "--scale",
@@ -86,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             axes,
             run_context(args, executor=spec),
             seeds=args.seeds,
+            vary_chips=args.vary_chips,
             scale=args.scale,
             overrides=args.overrides,
             out=args.out,

@@ -6,9 +6,10 @@ A config has one table per concern; ``[ga]`` is a :class:`ga.GAConfig`::
                   paper numbers
     [data]        validation split size, optional test subset
     [chip]        device profile, chip seed(s), QAT noise of the fine-tunes
-    [fitness]     fine-tune batches / episodes, support draws of the ProtoNet fitness
+    [fitness]     FitnessConfig: the fine-tune every method shares (steps, lr, mode,
+                  batches / episodes), programming draws per fitness evaluation
     [evaluation]  test draws (>= 5), support draws, drift times, test_every
-    [ga]          GAConfig: the paper's GA (population, operators, fine-tune, fitness draws)
+    [ga]          GAConfig: the paper's GA (population, operators, Lamarckian write-back)
     [recovery]    the methods compared on one budget (default qat and ga) and their settings
 
 Every table forbids unknown keys, so a typo is an error naming the key.  Optional
@@ -38,6 +39,7 @@ from pydantic import (
 )
 
 from ga.config import GAConfig
+from lab.fitness.config import MOVED_FROM_GA, FitnessConfig
 from lab.methods.config import RecoverySection
 
 Scale = Literal["quick", "medium", "paper"]
@@ -143,18 +145,6 @@ class ChipSection(_Section):
         return self
 
 
-class FitnessSection(_Section):
-    """Task details of the chip-in-the-loop fitness (the GA knobs are in ``[ga]``)."""
-
-    batch_size: int = Field(64, ge=1, description="Images per fine-tune step (classifiers).")
-    n_way: int = Field(5, ge=2, description="Classes per fine-tune episode (ProtoNet).")
-    k_shot: int = Field(5, ge=1, description="Support images per class (episodes and fitness).")
-    n_query: int = Field(15, ge=1, description="Query images per class per episode (ProtoNet).")
-    support_draws: int = Field(
-        1, ge=1, description="ProtoNet: support sets drawn per programming draw of the fitness."
-    )
-
-
 class EvaluationSection(_Section):
     """How baseline, GA and control are scored on the test set."""
 
@@ -178,7 +168,7 @@ class ExperimentConfig(_Section):
     experiment: ExperimentSection
     data: DataSection = DataSection()
     chip: ChipSection = ChipSection()
-    fitness: FitnessSection = FitnessSection()
+    fitness: FitnessConfig = FitnessConfig()
     evaluation: EvaluationSection = EvaluationSection()
     ga: GAConfig = GAConfig()
     recovery: RecoverySection = RecoverySection()
@@ -282,6 +272,8 @@ def apply_set(raw: dict[str, Any], assignment: str) -> dict[str, Any]:
     if section not in sections:
         raise ConfigError(f"--set {key}: unknown section {section!r}; known: {sorted(sections)}")
     fields = _known_keys(sections[section].annotation)  # type: ignore[arg-type]
+    if section == "ga" and field in MOVED_FROM_GA:
+        raise ConfigError(f"--set {key}: {_moved(field)}")
     if field not in fields:
         raise ConfigError(
             f"--set {key}: unknown key {field!r} in [{section}]; known: {sorted(fields)}"
@@ -304,12 +296,26 @@ def _known_at(loc: tuple[Any, ...]) -> list[str] | None:
     return sorted(model.model_fields)
 
 
+def _moved(field: str) -> str:
+    return (
+        f"this key moved to the [fitness] table as {MOVED_FROM_GA[field]} "
+        f"(fitness.{MOVED_FROM_GA[field]}), which every method's fine-tune shares"
+    )
+
+
 def format_validation_error(exc: ValidationError, origin: str) -> str:
     """One line per bad field, ``section.key: message (got value)``."""
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
         msg = err["msg"]
+        if (
+            err["type"] == "extra_forbidden"
+            and err["loc"][:1] == ("ga",)
+            and (err["loc"][-1] in MOVED_FROM_GA)
+        ):
+            lines.append(f"{loc}: {_moved(str(err['loc'][-1]))}")
+            continue
         if err["type"] == "extra_forbidden":
             known = _known_at(err["loc"][:-1])
             msg = "unknown key (not part of the experiment config schema)"

@@ -5,8 +5,8 @@ GA and its control (``methods = ["qat", "ga"]``, the default) as for any recover
 
 1. data, baseline and profile (:func:`lab.experiment.inputs.prepare_inputs`);
 2. the budget: ``recovery.steps`` training steps (default: the GA's population x
-   (generations + 1) x finetune_steps) and ``recovery.chip_evaluations`` chip-accuracy
-   measurements (default: population x (generations + 1) x fitness_draws);
+   (generations + 1) x fitness.finetune_steps) and ``recovery.chip_evaluations`` chip-accuracy
+   measurements (default: population x (generations + 1) x fitness.draws);
 3. each method in turn, on its own instance of chip ``chip.chip_seed`` (same faults and
    gains), through a :class:`~lab.methods.chip.Chip` that offers only what the method
    declares and counts what it spends; the counters must equal the budget
@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from ga.config import EvaluationMode, FinetuneMode
 from lab.experiment.context import STREAM_METHOD
+from lab.fitness.config import EvaluationMode, FinetuneMode
 from lab.fitness.scoring import NO_DRIFT, Score, drift_key, paired_delta, scoring_seed
 from lab.methods import get_method
 from lab.methods.base import Budget, Counters, RecoveryData, Solution, describe_needs
@@ -58,12 +58,12 @@ FAULT_NAMES = ("working", "stuck_gmin", "stuck_gmax")
 
 def budget_of(cfg: Any) -> Budget:
     """The budget of every method of ``cfg`` (see the module docstring)."""
-    g, r = cfg.ga, cfg.recovery
+    g, f, r = cfg.ga, cfg.fitness, cfg.recovery
     evals = g.population_size * (g.generations + 1)
     return Budget(
-        steps=r.steps if r.steps is not None else evals * g.finetune_steps,
+        steps=r.steps if r.steps is not None else evals * f.finetune_steps,
         chip_evaluations=(
-            r.chip_evaluations if r.chip_evaluations is not None else evals * g.fitness_draws
+            r.chip_evaluations if r.chip_evaluations is not None else evals * f.draws
         ),
     )
 
@@ -90,13 +90,14 @@ def _fitness(exp: Experiment, inputs: Inputs, counters: Counters) -> CountingFit
         inputs.baseline,
         inputs.genome,
         inputs.profile,
-        cfg.ga.model_copy(update={"evaluation": EvaluationMode.SERIAL, "progress": False}),
+        # the methods' fine-tunes run member by member: their step counters see every one
+        cfg.fitness.model_copy(update={"evaluation": EvaluationMode.SERIAL}),
+        weight_bits=cfg.ga.weight_bits,
         task=inputs.task,
         train=inputs.train,
         val=inputs.val,
         qat_sigma=inputs.qat_sigma,
         chip_seed=cfg.chip.chip_seed,
-        support_draws=cfg.fitness.support_draws,
         counters=counters,
     )
 
@@ -113,12 +114,13 @@ def method_data(exp: Experiment, inputs: Inputs) -> RecoveryData:
         val=inputs.val,
         qat_sigma=inputs.qat_sigma,
         bits=cfg.ga.weight_bits,
-        lr=cfg.recovery.lr if cfg.recovery.lr is not None else cfg.ga.finetune_lr,
+        lr=cfg.recovery.lr if cfg.recovery.lr is not None else cfg.fitness.finetune_lr,
         seed=scoring_seed(cfg.ga.seed, STREAM_METHOD),
         ga=cfg.ga,
+        fitness=cfg.fitness,
         settings=cfg.recovery,
         work_dir=exp.run_dir / RECOVERY_DIR,
-        train_mode=cfg.ga.finetune_mode is FinetuneMode.TRAIN,
+        train_mode=cfg.fitness.finetune_mode is FinetuneMode.TRAIN,
         snapshot_every=cfg.evaluation.test_every,
         executor=exp.ctx.executor,
         progress=exp.ctx.progress,
@@ -349,9 +351,7 @@ def build_results(
                 "counters": rec["counters"] if rec else None,
                 "wall_time_s": rec["wall_time_s"] if rec else 0.0,
                 "info": rec["info"] if rec else {},
-                "chips": {
-                    str(c): _chip_entry(cache, name, reference, c, times, at) for c in chips
-                },
+                "chips": {str(c): _chip_entry(cache, name, reference, c, times, at) for c in chips},
             }
         )
     main = {r["method"]: r["chips"][str(cfg.chip.chip_seed)] for r in rows}

@@ -27,7 +27,7 @@ The batched path computes what the serial path computes, draw for draw:
   running statistics removed (``torch.func.replace_all_batch_norm_modules_``), so it
   normalizes with each member's batch statistics and tracks nothing: the same numbers,
   with no in-place buffer update of a shared buffer under ``vmap``.  With
-  ``ga.finetune_mode = "eval"`` both paths run in eval mode and normalize with the
+  ``fitness.finetune_mode = "eval"`` both paths run in eval mode and normalize with the
   baseline's running statistics.
 * **Dropout.**  The serial fine-tune's ``nn.Dropout`` draws its masks from the global
   torch RNG, member after member.  The batched copy replaces every ``nn.Dropout`` by a
@@ -58,8 +58,8 @@ from torch import Tensor, nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ga.config import EvaluationMode
 from ga.genome import Genome
+from lab.fitness.config import EvaluationMode
 from memsim.quantization import TERNARY, quantize_weight
 from models.quant import CROSSBAR_LAYERS, LossFn
 

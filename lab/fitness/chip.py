@@ -18,7 +18,7 @@ R for the programming draws) and then evaluates the members, so a member's resul
 depends only on its genes and its own seeds (and, for a model with ``nn.Dropout``, on
 the global torch RNG, which the fine-tune's dropout draws from, member after member).
 
-Evaluation modes (``GAConfig.evaluation``):
+Evaluation modes (``FitnessConfig.evaluation``):
 
 * ``serial``: fine-tune, program and measure one member after the other.
 * ``batched``: fine-tune all members at once (:class:`lab.fitness.batched.BatchedFinetuner`: one
@@ -34,7 +34,7 @@ Evaluation modes (``GAConfig.evaluation``):
   probe, so a run and its resume always use the same path.
 
 With ``finetune_steps == 0`` there is nothing to batch and every mode runs serially; a
-chip-aware fine-tune (``finetune_chip_aware``) also runs serially (``batched`` raises).
+chip-aware fine-tune (``FitnessConfig.chip_aware``) also runs serially (``batched`` raises).
 
 BatchNorm during the fine-tune (both modes): train mode, i.e. every member's layers
 normalize with that member's batch statistics.  Running statistics are never used: the
@@ -54,9 +54,9 @@ import torch
 from torch import Tensor, nn
 
 import memsim
-from ga.config import EvaluationMode, FinetuneMode, GAConfig
 from ga.genome import Genome
 from lab.fitness.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
+from lab.fitness.config import EvaluationMode, FinetuneMode, FitnessConfig
 from lab.fitness.finetune import qat_tune
 from models.data import ImageDataset, calibration_images
 from models.evaluate import classifier_accuracy, evaluate_deployed
@@ -82,13 +82,13 @@ class ChipFitness:
         model: nn.Module,
         genome: Genome,
         profile: Any,
-        config: GAConfig,
+        config: FitnessConfig,
         *,
+        weight_bits: int,
         train: ImageDataset,
         val: ImageDataset,
         qat_sigma: float = 0.05,
         chip_seed: int = 0,
-        finetune_batch_size: int = 64,
         loss_fn: LossFn = cross_entropy_loss,
         accuracy_fn: Callable[[nn.Module, ImageDataset], float] = classifier_accuracy,
     ) -> None:
@@ -98,23 +98,25 @@ class ChipFitness:
             model: Baseline digital model (not modified).
             genome: Gene layout of ``model`` (``Genome.from_model(model)``).
             profile: memsim ``DeviceProfile`` or profile name.
-            config: GA config: ``weight_bits``, ``finetune_steps``, ``finetune_lr``,
-                ``fitness_draws`` and ``evaluation`` are read.
+            config: The fitness: fine-tune steps, learning rate, mode and batch size,
+                chip awareness, programming draws and evaluation mode.
+            weight_bits: Bit width of the deployed weights (``GAConfig.weight_bits``),
+                the quantizer of the QAT fine-tune.
             train: Fine-tune data (batches drawn with the member's seed).
             val: Validation split that the fitness accuracy is measured on.
             qat_sigma: Relative weight noise of the QAT fine-tune.
             chip_seed: Chip instance (faults, device variation) of the whole run.
-            finetune_batch_size: Images per fine-tune step.
             loss_fn: ``loss_fn(forward, (x, y)) -> loss`` for the fine-tune.
             accuracy_fn: ``accuracy_fn(chip, val) -> accuracy``.
 
         """
         self.genome = genome
         self.config = config
+        self.weight_bits = weight_bits
         self.train = train
         self.val = val
         self.qat_sigma = qat_sigma
-        self.batch_size = finetune_batch_size
+        self.batch_size = config.batch_size
         self.loss_fn = loss_fn
         self.accuracy_fn = accuracy_fn
         self.work = copy.deepcopy(model)
@@ -129,7 +131,7 @@ class ChipFitness:
         if memsim.needs_calibration(self.chip):
             self.calibration = calibration_images(train, seed=chip_seed)
         self.weight_map: WeightMap | None = None
-        if config.finetune_chip_aware:
+        if config.chip_aware:
             self.weight_map = memsim.defect_weight_map(self.chip)
         self.finetune_s = 0.0
         self.chip_s = 0.0
@@ -154,7 +156,7 @@ class ChipFitness:
     def _resolve_evaluation(self) -> EvaluationMode:
         requested = self.config.evaluation
         if requested is EvaluationMode.BATCHED and self.weight_map is not None:
-            raise UnsupportedModelError("finetune_chip_aware=True runs the fine-tune serially")
+            raise UnsupportedModelError("fitness.chip_aware = true runs the fine-tune serially")
         if (
             requested is EvaluationMode.SERIAL
             or self.config.finetune_steps == 0
@@ -171,7 +173,7 @@ class ChipFitness:
                 self.genome,
                 self.loss_fn,
                 self._draw_batch,
-                bits=self.config.weight_bits,
+                bits=self.weight_bits,
                 sigma=self.qat_sigma,
                 train_mode=self.config.finetune_mode is FinetuneMode.TRAIN,
             )
@@ -196,7 +198,7 @@ class ChipFitness:
             self.loss_fn,
             self._draw_batch,
             steps=cfg.finetune_steps,
-            bits=cfg.weight_bits,
+            bits=self.weight_bits,
             sigma=self.qat_sigma,
             lr=cfg.finetune_lr,
             seed=seed,
@@ -234,7 +236,7 @@ class ChipFitness:
         self, population: Tensor, generation: int, rng: torch.Generator
     ) -> tuple[Tensor, Tensor | None]:
         """Return the mean validation accuracy of every member and its tuned genes."""
-        p, r = population.shape[0], self.config.fitness_draws
+        p, r = population.shape[0], self.config.draws
         seeds = torch.randint(0, 2**62, (p, 1 + r), generator=rng).tolist()
         fitness = torch.empty(p, dtype=torch.float64)
         tuned = torch.empty_like(population)

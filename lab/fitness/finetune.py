@@ -45,7 +45,7 @@ def qat_tune(
     makes the forward passes see one chip's defects (see
     :func:`models.quant.perturbed_params`).  ``train_mode=False`` runs the fine-tune in
     eval mode: the baseline's running BatchNorm statistics, as the chip deploys them, and
-    no dropout (``ga.finetune_mode = "eval"``).
+    no dropout (``fitness.finetune_mode = "eval"``).
     """
     work.load_state_dict(base_state)
     genome.load_into(work, genes)

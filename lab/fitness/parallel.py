@@ -1,7 +1,7 @@
 """The GA's population evaluation spread over an executor's workers.
 
 :class:`ParallelFitness` is a :class:`ga.trainer.FitnessFn` around a
-:class:`lab.fitness.chip.ChipFitness` (or any object with ``config.fitness_draws`` and
+:class:`lab.fitness.chip.ChipFitness` (or any object with ``config.draws`` and
 ``evaluate_member(genes, seeds)``).  Per generation it:
 
 1. draws every member's seeds from the trainer's generator, in this process, before
@@ -19,7 +19,7 @@ fine-tune seed for the member's evaluation, and restored afterwards.  So history
 best-ever genes are bit-identical for every executor and worker count, and a run
 checkpointed under one executor resumes under another to the same result.
 
-The batched fine-tune (``ga.evaluation = "batched"``) stacks the whole population in one
+The batched fine-tune (``fitness.evaluation = "batched"``) stacks the whole population in one
 process; it runs only with the ``serial`` executor, where this wrapper hands the
 population to the fitness unchanged.
 """
@@ -33,7 +33,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ga.config import EvaluationMode
 from lab.executors import (
     Executor,
     ExecutorError,
@@ -43,6 +42,7 @@ from lab.executors import (
     make_executor,
     split,
 )
+from lab.fitness.config import EvaluationMode
 
 GLOBAL_RNG_SALT = 0x0D12_0F0A
 """Mixed into a member's fine-tune seed to seed the global torch RNG for that member."""
@@ -123,9 +123,9 @@ class ParallelFitness:
         if getattr(fitness.config, "evaluation", None) is EvaluationMode.BATCHED:
             if executor.spec.kind is not ExecutorKind.SERIAL:
                 raise ExecutorError(
-                    "ga.evaluation = 'batched' fine-tunes the whole population in one process; "
-                    "use --executor serial, or ga.evaluation = 'serial' or 'auto' to spread "
-                    "the members over workers"
+                    "fitness.evaluation = 'batched' fine-tunes the whole population in one "
+                    "process; use --executor serial, or fitness.evaluation = 'serial' or "
+                    "'auto' to spread the members over workers"
                 )
             self._delegate = True
 
@@ -136,7 +136,7 @@ class ParallelFitness:
         if self._delegate:
             return self.fitness.evaluate_population(population, generation, rng)
         cfg = self.fitness.config
-        p, r = population.shape[0], cfg.fitness_draws
+        p, r = population.shape[0], cfg.draws
         seeds = torch.randint(0, 2**62, (p, 1 + r), generator=rng).tolist()
         if self._pool is None:
             self._pool = self.executor.pool(MemberEvaluator(self.fitness))

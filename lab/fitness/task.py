@@ -25,9 +25,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ga.config import GAConfig
 from ga.genome import Genome
 from lab.fitness.chip import ChipFitness
+from lab.fitness.config import FitnessConfig
 from models.data import ImageDataset
 from models.tasks import Task
 
@@ -43,14 +43,14 @@ class TaskFitness(ChipFitness):
         model: nn.Module,
         genome: Genome,
         profile: Any,
-        config: GAConfig,
+        config: FitnessConfig,
         *,
+        weight_bits: int,
         task: Task,
         train: ImageDataset,
         val: ImageDataset,
         qat_sigma: float,
         chip_seed: int,
-        support_draws: int = 1,
     ) -> None:
         """Convert the chip once; see :class:`lab.fitness.chip.ChipFitness`.
 
@@ -58,14 +58,13 @@ class TaskFitness(ChipFitness):
             model: Baseline digital model (not modified).
             genome: Gene layout of ``model``.
             profile: Device profile (object, name or path).
-            config: GA config (``weight_bits``, ``finetune_steps``, ``finetune_lr``,
-                ``fitness_draws`` and ``evaluation`` are read).
+            config: The fitness (fine-tune, programming draws, evaluation mode).
+            weight_bits: Bit width of the deployed weights (the fine-tune's quantizer).
             task: Fine-tune batches/loss and accuracy of the network.
             train: Fine-tune data, and the support pool of a ProtoNet.
             val: Validation split the fitness is measured on.
             qat_sigma: Relative weight noise of the fine-tune.
             chip_seed: The chip instance of the whole run.
-            support_draws: ProtoNet support sets per programming draw.
 
         """
         super().__init__(
@@ -73,6 +72,7 @@ class TaskFitness(ChipFitness):
             genome,
             profile,
             config,
+            weight_bits=weight_bits,
             train=train,
             val=val,
             qat_sigma=qat_sigma,
@@ -80,7 +80,6 @@ class TaskFitness(ChipFitness):
             loss_fn=task.loss,
         )
         self.task = task
-        self.support_draws = support_draws
 
     def _draw_batch(self, gen: torch.Generator) -> Any:
         """One fine-tune batch of the task (the control's fine-tune draws the same ones)."""
@@ -93,5 +92,7 @@ class TaskFitness(ChipFitness):
         for s in seeds:
             self.program(weights, int(s))
             gen = torch.Generator().manual_seed(int(s) ^ SUPPORT_SALT)
-            accs += self.task.accuracies(self.chip, self.val, self.train, gen, self.support_draws)
+            accs += self.task.accuracies(
+                self.chip, self.val, self.train, gen, self.config.support_draws
+            )
         return statistics.fmean(accs)

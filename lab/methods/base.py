@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ga.config import GAConfig
 from ga.genome import Genome
+from lab.fitness.config import FitnessConfig
 from lab.methods.config import RecoverySection
 from models.data import ImageDataset
 from models.tasks import Task
@@ -90,10 +91,12 @@ class RecoveryData:
     lr: float
     seed: int
     ga: GAConfig
+    fitness: FitnessConfig
+    """The fine-tune every method shares and the GA's fitness (the ``[fitness]`` table)."""
     settings: RecoverySection
     work_dir: Path
     train_mode: bool = True
-    """Fine-tunes run in train mode (``ga.finetune_mode = "train"``) or as deployed (eval)."""
+    """Fine-tunes run in train mode (``fitness.finetune_mode = "train"``) or as deployed."""
     snapshot_every: int = 0
     """A GA saves its best-ever weights every this many generations (0: never)."""
     executor: Any = None

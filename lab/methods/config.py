@@ -36,17 +36,17 @@ class RecoverySection(BaseModel):
         None,
         ge=0,
         description="Training-step budget of every method; None = the GA's population x "
-        "(generations + 1) x finetune_steps.",
+        "(generations + 1) x fitness.finetune_steps.",
     )
     chip_evaluations: int | None = Field(
         None,
         ge=0,
         description="Chip-accuracy measurements (one programming draw on the validation "
         "split each) of the search methods; None = the GA's population x (generations + 1) "
-        "x fitness_draws.",
+        "x fitness.draws.",
     )
     lr: float | None = Field(
-        None, gt=0.0, description="Learning rate of every fine-tune; None = ga.finetune_lr."
+        None, gt=0.0, description="Learning rate of every fine-tune; None = fitness.finetune_lr."
     )
     readback_reads: int = Field(
         4, ge=1, le=1024, description="Reads per device and target of defect_aware_readback."

@@ -9,7 +9,6 @@ import torch
 from torch import Tensor, nn
 
 from ga.checkpoint import load_checkpoint
-from ga.config import EvaluationMode
 from ga.history import GenerationRecord
 from ga.trainer import GATrainer
 from lab.fitness.finetune import qat_tune
@@ -142,20 +141,16 @@ def run_ga(
             fitness draws) differs from the budget.
 
     """
-    g = data.ga
+    g, f = data.ga, data.fitness
     evals = g.population_size * (g.generations + 1)
-    if evals * g.finetune_steps != budget.steps or evals * g.fitness_draws != (
-        budget.chip_evaluations
-    ):
+    if evals * f.finetune_steps != budget.steps or evals * f.draws != budget.chip_evaluations:
         raise BudgetError(
-            f"the GA spends {evals * g.finetune_steps} steps and {evals * g.fitness_draws} "
-            f"chip evaluations (population x (generations + 1) x finetune_steps / "
-            f"fitness_draws), the budget is {budget.steps} and {budget.chip_evaluations}; "
+            f"the GA spends {evals * f.finetune_steps} steps and {evals * f.draws} "
+            f"chip evaluations (population x (generations + 1) x fitness.finetune_steps / "
+            f"fitness.draws), the budget is {budget.steps} and {budget.chip_evaluations}; "
             "leave recovery.steps and recovery.chip_evaluations unset or match them"
         )
-    cfg = g.model_copy(
-        update={"checkpoint_dir": folder, "progress": False, "evaluation": EvaluationMode.SERIAL}
-    )
+    cfg = g.model_copy(update={"checkpoint_dir": folder, "progress": False})
     counters = fitness.counters
 
     def on_generation(trainer: GATrainer, record: GenerationRecord) -> None:

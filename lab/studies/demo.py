@@ -44,6 +44,11 @@ chip_seed = 11
 transfer_chip_seeds = [12]
 qat_sigma = 0.03
 
+[fitness]
+finetune_steps = 10
+finetune_lr = 1e-3
+draws = 1
+
 [evaluation]
 draws = 5
 support_draws = 1
@@ -58,9 +63,6 @@ mutation = "maxmin"
 mutation_probability = 0.01
 init = "origin"
 weight_bits = 4
-finetune_steps = 10
-finetune_lr = 1e-3
-fitness_draws = 1
 seed = 0
 
 [recovery]

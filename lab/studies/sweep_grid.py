@@ -6,9 +6,12 @@ r"""``memsim sweep grid``: any experiment config over a grid of values, with see
         --grid faults.stuck_at_gmax_rate=0,0.02,0.05,0.1 --grid ga.generations=5,10 --seeds 3
 
 Each ``--grid KEY=V1,V2,...`` is one axis; the cells are their cartesian product (first
-axis slowest) and every cell runs ``seeds`` replicates with ``ga.seed`` = the config's
-``ga.seed + r`` (the baseline, the data split, the chip and the test draws stay fixed, so
-the replicates differ only in the GA's own randomness).  Two kinds of key:
+axis slowest) and every cell runs ``seeds`` independent replicates, exactly as
+``--replicates`` does for one experiment (:func:`lab.experiment.context.replicate_config`):
+replicate ``r`` has its own baseline training seed, method seeds and test draws (every
+seed ``+ r``), while the chips stay the same (``--vary-chips`` draws new chip instances
+too).  The variance that dominates a result is between training seeds, so the spread
+over a cell's replicates includes it.  Two kinds of key:
 
 * ``section.key`` of the **experiment config** (``ga.generations``, ``chip.chip_seed``,
   ``fitness.k_shot``, ...): applied like ``--set``.
@@ -44,7 +47,7 @@ from pydantic import BaseModel
 
 from lab.executors import ExecutorSpec, make_executor
 from lab.experiment.config import ConfigError, ExperimentConfig, load_config, parse_value
-from lab.experiment.context import RunContext, shift_seeds
+from lab.experiment.context import RunContext, replicate_config, shift_seeds
 from lab.run_folder import environment, new_run_dir, read_json, write_json
 from lab.studies.grid_report import energy_of, write_csv, write_plots
 
@@ -264,7 +267,7 @@ def write_cell_profile(base: Any, overrides: dict[str, Any], path: Path, label: 
     return path
 
 
-def _cell_config(
+def cell_config(
     config_path: Path,
     scale: str | None,
     overrides: Sequence[str],
@@ -272,6 +275,7 @@ def _cell_config(
     cell_index: int,
     replicate: int,
     out: Path,
+    vary_chips: bool = False,
 ) -> ExperimentConfig:
     """The experiment of one (cell, replicate)."""
     from lab.experiment.inputs import resolve_profile
@@ -294,8 +298,9 @@ def _cell_config(
         )
         sets.append(f"chip.profile={json.dumps(str(path))}")
     name = f"{base.experiment.name}-c{cell_index:03d}-s{replicate}"
-    sets += [f"ga.seed={base.ga.seed + replicate}", f"experiment.name={json.dumps(name)}"]
-    return load_config(config_path, scale=scale, overrides=[*overrides, *sets])  # type: ignore[arg-type]
+    cfg = load_config(config_path, scale=scale, overrides=[*overrides, *sets])  # type: ignore[arg-type]
+    cfg = replicate_config(cfg, replicate, vary_chips=vary_chips)
+    return cfg.model_copy(update={"experiment": cfg.experiment.model_copy(update={"name": name})})
 
 
 def run_grid(
@@ -304,6 +309,7 @@ def run_grid(
     ctx: RunContext | None = None,
     *,
     seeds: int = 1,
+    vary_chips: bool = False,
     scale: str | None = None,
     overrides: Sequence[str] = (),
     out: str | os.PathLike[str] | None = None,
@@ -314,7 +320,8 @@ def run_grid(
     Args:
         config_path: The experiment TOML every cell starts from.
         axes: The swept keys (:func:`parse_axis`); at least one.
-        seeds: Replicates per cell (``ga.seed + 0 .. seeds-1``).
+        seeds: Independent replicates per cell (every seed ``+ 0 .. seeds-1``).
+        vary_chips: Replicates also draw new chip instances (as ``--vary-chips``).
         scale: ``quick``/``paper`` as for ``memsim ga`` (None: the config's own).
         overrides: ``--set`` values applied to every cell (before the grid's).
         ctx: Run root (baselines, default output folder), data root, executor (where
@@ -350,6 +357,7 @@ def run_grid(
         "overrides": list(overrides),
         "axes": [{"key": a.key, "values": list(a.values)} for a in axes],
         "seeds": seeds,
+        "vary_chips": vary_chips,
     }
     if resume_dir is not None:
         folder = Path(resume_dir)
@@ -381,11 +389,19 @@ def run_grid(
         ]
     configs: dict[int, ExperimentConfig] = {}
     for i, run in enumerate(state["runs"]):
-        cfg = _cell_config(
-            config_path, scale, overrides, run["values"], run["cell"], run["seed_index"], folder
+        cfg = cell_config(
+            config_path,
+            scale,
+            overrides,
+            run["values"],
+            run["cell"],
+            run["seed_index"],
+            folder,
+            vary_chips,
         )
         configs[i] = cfg
         run["ga_seed"] = cfg.ga.seed
+        run["baseline_seed"] = cfg.experiment.seed
         if run["status"] != "complete" and not run.get("run_dir"):
             exp = Experiment.create(cfg, ctx, folder=folder / "runs")
             run["run_dir"] = str(exp.run_dir)
@@ -396,7 +412,10 @@ def run_grid(
         echo(f"sweep grid: {done} of {len(state['runs'])} runs already complete, skipped")
     start = time.perf_counter()
     # baselines are trained once here, not by several workers at the same time
-    baselines = {(configs[i].experiment.task, configs[i].experiment.scale): i for i in todo}
+    baselines = {
+        (configs[i].experiment.task, configs[i].experiment.scale, configs[i].experiment.seed): i
+        for i in todo
+    }
     for i in baselines.values():
         prepare_inputs(shift_seeds(configs[i], ctx.seed_offset), ctx)
 

@@ -244,7 +244,7 @@ def _row_results(results: dict[str, Any], cfg: Any) -> dict[str, Any]:
         "draws": cfg.evaluation.draws,
         "population_size": g.population_size,
         "generations": g.generations,
-        "finetune_steps": g.finetune_steps,
+        "finetune_steps": cfg.fitness.finetune_steps,
         "qat_steps": results["budget"]["steps"],
         "baseline_scale": cfg.experiment.scale,
         "ga_minus_baseline_sem_pp": sem("ga", "paired_vs_baseline"),

@@ -8,7 +8,7 @@ where evolution is competitive (cf. Mackin et al., Nat. Commun. 2022).
 
 The search is DE/rand/1/bin (F = 0.5, CR = 0.9) with ``ga.population_size`` members, the
 first of them the identity (gain 1, offset 0), each trial measured on
-``ga.fitness_draws`` fresh programming draws of the chip (one chip evaluation each),
+``fitness.draws`` fresh programming draws of the chip (one chip evaluation each),
 with greedy selection; the best measured member is deployed.  Gains are searched in
 ``1 +- recovery.knob_gain_range``, offsets in ``+- recovery.knob_offset_range`` times the
 column's output std on the digital network (no chip information).
@@ -64,10 +64,10 @@ class GAKnobs(RecoveryMethod):
         """QAT for ``budget.steps``, then DE over the knobs for ``budget.chip_evaluations``."""
         s, g = self.settings, data.ga
         genes = counted_qat(baseline, chip, data, data.base_genes, budget.steps)
-        draws = g.fitness_draws
+        draws = data.fitness.draws
         if budget.chip_evaluations % draws:
             raise BudgetError(
-                f"ga_knobs measures every trial on ga.fitness_draws={draws} draws; the budget "
+                f"ga_knobs measures every trial on fitness.draws={draws} draws; the budget "
                 f"of {budget.chip_evaluations} chip evaluations is not a multiple of it"
             )
         trials = budget.chip_evaluations // draws

@@ -12,7 +12,7 @@ from lab.methods.training import progressive_tune, run_ga
 class GAProgressive(RecoveryMethod):
     """GA whose every member is fine-tuned progressively on the chip before it is measured.
 
-    Each member's ``ga.finetune_steps`` steps are spread over the network's layers as in
+    Each member's ``fitness.finetune_steps`` steps are spread over the network's layers as in
     ``progressive``; the tuned weights are written back (Lamarckian), so the training
     accumulates over generations.
     """
@@ -27,7 +27,7 @@ class GAProgressive(RecoveryMethod):
 
         def finetune(genes: Tensor, seed: int) -> Tensor:
             return progressive_tune(
-                baseline, chip, data, genes, steps=data.ga.finetune_steps, seed=seed
+                baseline, chip, data, genes, steps=data.fitness.finetune_steps, seed=seed
             )
 
         fitness.finetune_fn = finetune
