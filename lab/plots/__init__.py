@@ -198,6 +198,8 @@ def plot_line(
         )
     if hline is not None:
         ax.axhline(hline[1], **style.REFERENCE, label=hline[0])
+    if len(xs) <= 12:
+        ax.set_xticks(list(xs))  # ticks at the swept values only, never at 4.5 bits
     style.finish(ax, xlabel=xlabel, ylabel=ylabel, title=title)
     return style.save(fig, path)
 
