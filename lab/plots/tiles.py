@@ -38,11 +38,19 @@ def plot_tiles(
     fig, ax = plt.subplots(figsize=(max(style.SMALL[0], 0.45 * len(layers) + 2), style.SMALL[1]))
     xs = np.arange(len(layers))
     bars = ax.bar(
-        xs, [100 * r.utilization for r in layers], color=style.BAR_COLOR, alpha=0.6, label="layer"
+        xs,
+        [100 * r.utilization for r in layers],
+        color=style.BAR_COLOR,
+        alpha=0.6,
+        label="layer" if per_tile is not None else None,  # a legend only beside the dots
     )
     for bar, r in zip(bars, layers):
         ax.text(
-            bar.get_x() + bar.get_width() / 2, 101, str(r.tiles), ha="center", va="bottom",
+            bar.get_x() + bar.get_width() / 2,
+            101,
+            str(r.tiles),
+            ha="center",
+            va="bottom",
             fontsize=style.TICK_SIZE,
         )
     if per_tile is not None:
@@ -50,7 +58,10 @@ def plot_tiles(
             # spread the dots of one layer across its bar, so that equal tiles stay visible
             spread = np.linspace(-0.3, 0.3, len(values)) if len(values) > 1 else np.zeros(1)
             ax.plot(
-                i + spread, 100 * np.asarray(values, dtype=float), "k.", ms=3,
+                i + spread,
+                100 * np.asarray(values, dtype=float),
+                "k.",
+                ms=3,
                 label="tiles" if i == 0 else None,
             )
     ax.set_xticks(list(xs))
