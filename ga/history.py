@@ -13,6 +13,7 @@ from typing import Any
 from torch import Tensor
 
 from memsim.atomic_io import atomic_write_text
+from memsim.tracking import Tracker
 
 HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
@@ -47,6 +48,18 @@ class GenerationRecord:
         d = asdict(self)
         d.pop("wall_time_s")
         return d
+
+
+def track_record(tracker: Tracker | None, record: GenerationRecord) -> None:
+    """Report a generation's fitness statistics to ``tracker`` (no-op for None).
+
+    Series ``ga/best``, ``ga/mean``, ``ga/std``, ``ga/best_ever`` (validation fitness,
+    fractions) and ``ga/wall_time_s``, all at step ``record.generation``.
+    """
+    if tracker is None:
+        return
+    for key in ("best", "mean", "std", "best_ever", "wall_time_s"):
+        tracker.log_scalar(f"ga/{key}", float(getattr(record, key)), record.generation)
 
 
 @dataclass

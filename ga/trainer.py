@@ -41,7 +41,7 @@ from ga.config import (
     SelectionType,
 )
 from ga.genome import Genome
-from ga.history import GAResult, GenerationRecord, write_history
+from ga.history import GAResult, GenerationRecord, track_record, write_history
 from ga.init import initial_population
 from ga.pygad_bridge import PygadOperators
 from ga.references import level_steps, make_references, maxmin_bounds
@@ -56,6 +56,7 @@ from ga.rng import (
     torch_generator,
 )
 from memsim.atomic_io import atomic_text_json, atomic_torch_save
+from memsim.tracking import Tracker, resolve_tracker
 
 RESULT_JSON = "result.json"
 BEST_SOLUTION = "best_solution.pt"
@@ -140,6 +141,7 @@ class GATrainer:
         on_mutation: Callable[..., Any] | None = None,
         on_generation: Callable[..., Any] | None = None,
         on_stop: Callable[..., Any] | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
         """Prepare a run; per-gene bounds and steps are computed once here.
 
@@ -159,6 +161,9 @@ class GATrainer:
             on_mutation: See the class docstring.
             on_generation: See the class docstring.
             on_stop: See the class docstring.
+            tracker: Receives each generation's fitness statistics
+                (:func:`ga.history.track_record`); default the active one
+                (:func:`memsim.tracking.tracking`), if any.
 
         """
         self.config = config
@@ -176,6 +181,7 @@ class GATrainer:
             raise TypeError("fitness must be a FitnessFn or a callable (pop, generation, rng)")
         self._evaluate_fn: FitnessCallable = evaluate
         self.test_fn = test_fn
+        self.tracker = resolve_tracker(tracker)
         self.callbacks: dict[str, Callable[..., Any] | None] = {
             "on_start": on_start,
             "on_fitness": on_fitness,
@@ -399,6 +405,7 @@ class GATrainer:
             wall_time_s=time.perf_counter() - t0,
         )
         self.history.append(record)
+        track_record(self.tracker, record)
 
         if self._call("on_generation", record) == "stop":
             self.stop_reason = "callback"

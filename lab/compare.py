@@ -284,36 +284,54 @@ def compare(
 
 
 def plot(result: dict[str, Any], path: str | Path) -> None:
-    """Accuracy and relative output error vs drift time, both simulators (PNG)."""
-    import matplotlib
+    """Accuracy and relative output error vs drift time, both simulators (PNG).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    With several drift times: lines over a log time axis.  With one: one point per
+    simulator side by side, since a log axis of one value has no scale to show.
+    """
+    from lab.plots import style  # first: it selects the headless backend
+
+    plt = style.plt
 
     rows = result["times"]
-    t = [max(r["t_s"], 1.0) for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for sim, marker, shift in (("memsim", "o", 0.94), ("aihwkit", "s", 1.06)):
-        for ax, key in zip(axes, ("acc", "rel_err")):
-            ax.errorbar(
-                [v * shift for v in t],  # side by side, so that the error bars do not overlap
-                [r[sim][f"{key}_mean"] for r in rows],
-                yerr=[r[sim][f"{key}_std"] for r in rows],
-                marker=marker,
-                capsize=3,
-                label=sim,
-            )
-    axes[0].axhline(result["digital_accuracy"], color="grey", ls="--", label="digital")
-    axes[0].set_ylabel("accuracy (%)")
+    sims = (("memsim", "o", 0.94), ("aihwkit", "s", 1.06))
+    fig, axes = plt.subplots(1, 2, figsize=style.WIDE)
+    for ax, key in zip(axes, ("acc", "rel_err")):
+        for k, (sim, marker, shift) in enumerate(sims):
+            means = [r[sim][f"{key}_mean"] for r in rows]
+            stds = [r[sim][f"{key}_std"] for r in rows]
+            color = style.color_for(sim)
+            if len(rows) == 1:
+                ax.errorbar(
+                    [k], means, yerr=stds, fmt=marker, ms=7, capsize=4, color=color, label=sim
+                )
+            else:
+                t = [max(r["t_s"], 1.0) for r in rows]
+                ax.errorbar(
+                    [v * shift for v in t],  # side by side, so that the error bars do not overlap
+                    means,
+                    yerr=stds,
+                    marker=marker,
+                    capsize=3,
+                    color=color,
+                    label=sim,
+                )
+        if len(rows) == 1:
+            ax.set_xticks([0, 1], [s for s, _, _ in sims])
+            ax.set_xlim(-0.6, 1.6)
+            ax.set_xlabel(f"time after programming: {rows[0]['label']}")
+        else:
+            ax.set_xscale("log")
+            ax.set_xlabel("time after programming (s)")
+            ax.set_xticks([max(r["t_s"], 1.0) for r in rows], [r["label"] for r in rows])
+            ax.minorticks_off()  # the labelled times are the only ticks
+    axes[0].axhline(result["digital_accuracy"], **style.DIGITAL, label="digital (no chip)")
+    axes[0].set_ylabel(f"accuracy (%, bars: std over {result['draws']} draws)")
     axes[1].set_ylabel("relative output error vs digital")
     for ax in axes:
-        ax.set_xscale("log")
-        ax.set_xlabel("time after programming (s)")
-        ax.set_xticks(t, [r["label"] for r in rows])
-        ax.legend()
+        ax.grid(alpha=style.GRID_ALPHA)
+        ax.legend(fontsize=style.LEGEND_SIZE)
     fig.suptitle(
         f"{result['model']} on {result['profile']}: memsim vs aihwkit ({result['draws']} draws)"
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    style.save(fig, path)

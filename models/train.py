@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from memsim.tracking import Tracker, resolve_tracker
 from models.data import ImageDataset
 from models.protonet import episode_tensors, prototypical_loss, sample_episode
 from models.quant import Forward, qat_finetune
@@ -139,6 +140,7 @@ def train_classifier(
     on_epoch: Callable[[int, float], None] | None = None,
     on_float_end: Callable[[nn.Module], None] | None = None,
     progress: bool = False,
+    tracker: Tracker | None = None,
 ) -> list[float]:
     """Train a classifier in place: an optional float phase, then noise-aware QAT (SGD).
 
@@ -151,11 +153,15 @@ def train_classifier(
         on_float_end: Called with the model after the last float epoch (only when
             ``config.float_epochs > 0``), for example to measure its float accuracy.
         progress: Show a progress bar over the training steps (stderr).
+        tracker: Receives ``train/loss`` (mean of the epoch) and ``train/lr`` (at the
+            epoch's end) at step ``epoch``; default the active tracker
+            (:func:`memsim.tracking.tracking`), if any.
 
     Returns:
         Mean training loss of every epoch.
 
     """
+    tracker = resolve_tracker(tracker)
     gen = torch.Generator().manual_seed(seed)
     images, labels = train.images, train.labels
     per_epoch = max(1, int(round(config.epoch_fraction * len(labels))))
@@ -215,6 +221,9 @@ def train_classifier(
             epoch_losses.append(sum(losses) / len(losses))
             bar.set_postfix(epoch=epoch + 1, loss=f"{epoch_losses[-1]:.4f}")
             log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, epoch_losses[-1])
+            if tracker is not None:
+                tracker.log_scalar("train/loss", epoch_losses[-1], epoch)
+                tracker.log_scalar("train/lr", float(sched.get_last_lr()[0]), epoch)
             if on_epoch is not None:
                 on_epoch(epoch, epoch_losses[-1])
         if is_float and on_float_end is not None:
@@ -276,6 +285,7 @@ def train_protonet(
     seed: int = 0,
     log_every: int = 100,
     progress: bool = False,
+    tracker: Tracker | None = None,
 ) -> list[float]:
     """Episodic, noise-aware training of a ProtoNet embedding (in place, Adam + step decay).
 
@@ -286,6 +296,8 @@ def train_protonet(
         seed: Seeds episodes and weight noise.
         log_every: Log the running loss every this many episodes.
         progress: Show a progress bar over the episodes (stderr).
+        tracker: Receives ``train/loss`` of every episode at step ``episode``; default
+            the active tracker (:func:`memsim.tracking.tracking`), if any.
 
     Returns:
         The loss of every episode.
@@ -300,9 +312,13 @@ def train_protonet(
         ep = sample_episode(labels, config.n_way, config.k_shot, config.n_query, gen)
         return episode_tensors(images, ep)
 
+    tracker = resolve_tracker(tracker)
+
     def on_step(step: int, loss: float) -> None:
         recent.append(loss)
         bar.update()
+        if tracker is not None:
+            tracker.log_scalar("train/loss", loss, step)
         if log_every and (step + 1) % log_every == 0:
             window = recent[-log_every:]
             log.info(

@@ -245,6 +245,44 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_track_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--track KIND:DIR``: report training scalars to a tracker (off by default)."""
+    from lab.tracking import parse_track
+
+    parser.add_argument(
+        "--track",
+        type=parse_track,
+        default=None,
+        metavar="KIND:DIR",
+        help="report each GA generation's fitness (ga/*) and each training epoch's loss "
+        "(train/*) to TensorBoard event files under DIR/run-NN (KIND: tensorboard; needs "
+        "the 'tracking' extra); view with 'tensorboard --logdir DIR'. Work that an "
+        "--executor runs in other processes is not tracked. Default: off, nothing written",
+    )
+
+
+@contextlib.contextmanager
+def tracked(args: argparse.Namespace) -> Iterator[None]:
+    """Make the ``--track`` tracker active for the loops run inside, then close it."""
+    from lab.tracking import make_tracker
+    from memsim.tracking import tracking
+
+    try:
+        tracker = make_tracker(getattr(args, "track", None))
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    if tracker is None:
+        yield
+        return
+    try:
+        with tracking(tracker):
+            yield
+    finally:
+        tracker.close()
+        if tracker.run_dirs:
+            print(f"tracking: {', '.join(map(str, tracker.run_dirs))}", file=sys.stderr)
+
+
 Command = Callable[[argparse.Namespace], int]
 
 

@@ -300,7 +300,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  {when:<24} {r['mean_pct']:6.2f} ± {r['std_pct']:.2f} %  (n={n})")
     plots.plot_tiles(report, folder / f"{path.stem}_tiles.png")
     if len(flatten_drift(args.drift) or []) > 1:
-        pts = [(max(r["drift_s"], 1e-3), r["mean_pct"], r["std_pct"]) for r in out["results"]]
-        plots.plot_drift({out["profile"]: pts}, folder / f"{path.stem}_drift.png")
+        # t = 0 (or none) is the programming time: plot_drift draws it apart from the log axis
+        pts = [(r["drift_s"], r["mean_pct"], r["std_pct"]) for r in out["results"]]
+        plots.plot_drift(
+            {out["profile"]: pts},
+            folder / f"{path.stem}_drift.png",
+            digital=out["digital_pct"],
+            title=f"{Path(args.checkpoint).stem} on {out['profile']}: accuracy vs drift time",
+        )
     print(f"wrote {path}")
     return 0

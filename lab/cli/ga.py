@@ -7,7 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import CliError, add_run_options, positive_int, run_context, user_errors
+from .common import (
+    CliError,
+    add_run_options,
+    add_track_option,
+    positive_int,
+    run_context,
+    tracked,
+    user_errors,
+)
 from .errors import check_output_folder
 from .executor_options import EXECUTOR_EPILOG, add_executor_options, executor_spec
 
@@ -116,6 +124,7 @@ def register_ga(sub: Any) -> None:
     )
     add_record_option(p)
     add_run_options(p)
+    add_track_option(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_ga, supports_device=True)
 
@@ -137,6 +146,7 @@ def register_demo(sub: Any) -> None:
     add_override_options(p)
     add_record_option(p)
     add_run_options(p)
+    add_track_option(p)
     add_executor_options(p)
     p.set_defaults(func=cmd_demo, supports_device=True)
 
@@ -169,7 +179,7 @@ def _run(
 
     started = environment()  # the commit that runs: recorded with the results
     start = time.perf_counter()
-    with user_errors():
+    with user_errors(), tracked(args):
         ctx = run_context(args, executor=args.executor_spec, run_root=run_root)
         results, run_dir = run_study(
             config, ctx, resume_dir=resume_dir, source_text=source_text

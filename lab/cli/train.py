@@ -7,7 +7,7 @@ import json
 import logging
 from typing import Any
 
-from .common import DEFAULT_RUN_ROOT, CliError, user_errors
+from .common import DEFAULT_RUN_ROOT, CliError, add_track_option, tracked, user_errors
 from .errors import check_output_folder
 
 TASK_HELP = """\
@@ -61,6 +61,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="replace an existing checkpoint of the same name (default: refuse)",
     )
+    add_track_option(p)
     p.set_defaults(func=cmd_train, supports_device=True)
 
 
@@ -93,6 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 "kept (use it, pass --force to replace it, or choose another --out)"
             )
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    with user_errors(), tracked(args):
         _, path, metrics = train_baseline(
             args.task,
             args.scale,

@@ -16,16 +16,22 @@ matplotlib.use("Agg")  # headless: runs write PNG files, they never open windows
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-Curve = Sequence[tuple[float, float, float]]
+from lab.plots import style  # noqa: E402
+from lab.plots.tiles import plot_tiles  # noqa: E402
+
+__all__ = [
+    "plot_bars",
+    "plot_drift",
+    "plot_gains",
+    "plot_heatmap",
+    "plot_history",
+    "plot_line",
+    "plot_tiles",
+    "plot_tradeoff",
+]
+
+Curve = Sequence[tuple[float | None, float, float]]
 """Points ``(x, mean, std)``."""
-
-
-def _save(fig: Any, path: str | Path) -> Path:
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 def plot_history(
@@ -48,76 +54,121 @@ def plot_history(
         baseline_test: Baseline's test accuracy (%).
         title: Figure title.
 
+    Returns:
+        ``path``.
+
     """
     gens = [r["generation"] for r in history]
-    fig, axes = plt.subplots(1, 2 if test_curve else 1, figsize=(11 if test_curve else 6, 4))
+    fig, axes = plt.subplots(
+        1, 2 if test_curve else 1, figsize=style.WIDE if test_curve else style.SMALL
+    )
     ax = axes[0] if test_curve else axes
-    ax.plot(gens, [100 * r["best"] for r in history], "o-", label="best (generation)")
-    ax.plot(gens, [100 * r["mean"] for r in history], "s-", label="mean (generation)")
+    ga = style.color_for("ga")
+    ax.plot(gens, [100 * r["best"] for r in history], "o-", color=ga, label="best (generation)")
+    ax.plot(
+        gens, [100 * r["mean"] for r in history], "s-", color=ga, alpha=0.5,
+        label="mean (generation)",
+    )
     ax.plot(gens, [100 * r["best_ever"] for r in history], "k--", label="best-ever")
     if baseline_fitness is not None:
-        ax.axhline(100 * baseline_fitness, color="tab:red", ls=":", label="baseline")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("validation fitness (accuracy %)")
-    ax.set_title("fitness on the training chip (validation split)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+        ax.axhline(100 * baseline_fitness, **style.REFERENCE, label="baseline")
+    style.integer_ticks(ax)
+    style.finish(
+        ax,
+        xlabel="generation",
+        ylabel="validation fitness (accuracy %)",
+        title="fitness on the training chip (validation split)",
+    )
     if test_curve:
         ax2 = axes[1]
         xs, ms, ss = zip(*test_curve)
-        ax2.errorbar(xs, ms, yerr=ss, fmt="o-", capsize=3, label="GA best-ever (test)")
+        ax2.errorbar(xs, ms, yerr=ss, color=ga, **style.ERRORBAR, label="GA best-ever (test)")
         if baseline_test is not None:
-            ax2.axhline(baseline_test, color="tab:red", ls=":", label="baseline (test)")
-        ax2.set_xlabel("generation")
-        ax2.set_ylabel("test accuracy %")
-        ax2.set_title("held-out test set, fresh programming draws")
-        ax2.legend(fontsize=8)
-        ax2.grid(alpha=0.3)
+            ax2.axhline(baseline_test, **style.REFERENCE, label="baseline (test)")
+        style.integer_ticks(ax2)
+        style.finish(
+            ax2,
+            xlabel="generation",
+            ylabel="test accuracy % (bars: std over draws)",
+            title="held-out test set, fresh programming draws",
+        )
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
-def plot_drift(series: Mapping[str, Curve], path: str | Path, *, title: str = "") -> Path:
-    """Accuracy (%) vs drift time (s, log axis), one line per model."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, pts in series.items():
-        xs, ms, ss = zip(*pts)
-        ax.errorbar(xs, ms, yerr=ss, fmt="o-", capsize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("time after programming (s)")
-    ax.set_ylabel("test accuracy %")
-    ax.set_title(title or "accuracy vs drift time")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    return _save(fig, path)
+def _at_programming(x: float | None) -> bool:
+    return x is None or x <= 0
 
 
-def plot_tiles(report: Any, path: str | Path, *, title: str = "") -> Path:
-    """Bar chart of tile utilization (%) per analog layer, tile counts on the bars."""
-    layers = report.layers
-    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(layers) + 2), 4))
-    xs = range(len(layers))
-    bars = ax.bar(xs, [100 * r.utilization for r in layers], color="tab:blue")
-    for bar, r in zip(bars, layers):
-        ax.text(
-            bar.get_x() + bar.get_width() / 2,
-            bar.get_height(),
-            str(r.tiles),
-            ha="center",
-            va="bottom",
-            fontsize=7,
+def plot_drift(
+    series: Mapping[str, Curve],
+    path: str | Path,
+    *,
+    title: str = "",
+    digital: float | None = None,
+) -> Path:
+    """Accuracy (%) vs drift time (s, log axis), one line per model, bars = std over draws.
+
+    A point at ``x`` None or ``<= 0`` is the accuracy right after programming (t0).  It has
+    no place on a log axis, so it goes to a narrow panel of its own on the left instead of
+    being drawn at a made-up time.
+
+    Args:
+        series: ``label -> [(t_s or None, mean %, std %), ...]``.
+        path: Output PNG.
+        title: Figure title.
+        digital: The digital (no chip) accuracy (%), drawn as a reference line.
+
+    Returns:
+        ``path``.
+
+    """
+    has_t0 = any(_at_programming(x) for pts in series.values() for x, _, _ in pts)
+    has_t = any(not _at_programming(x) for pts in series.values() for x, _, _ in pts)
+    if has_t0 and has_t:
+        fig, (a0, ax) = plt.subplots(
+            1, 2, figsize=style.SMALL, sharey=True, gridspec_kw={"width_ratios": [1, 5]}
         )
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels([r.name for r in layers], rotation=70, ha="right", fontsize=7)
-    ax.set_ylabel("tile utilization % (number = tiles)")
-    ax.set_ylim(0, 110)
-    ax.set_title(
-        title
-        or f"{report.rows}x{report.cols} tiles: {report.total_tiles} in all, "
-        f"{100 * report.utilization:.1f}% used"
+    else:
+        fig, ax = plt.subplots(figsize=style.SMALL)
+        a0 = ax if has_t0 else None
+    n = max(len(series), 1)
+    for i, (label, pts) in enumerate(series.items()):
+        color = style.color_for(label, i)
+        timed = sorted((x, m, s) for x, m, s in pts if not _at_programming(x))
+        if timed:
+            xs, ms, ss = zip(*timed)
+            ax.errorbar(xs, ms, yerr=ss, color=color, **style.ERRORBAR, label=label)
+        if a0 is not None:
+            t0 = [(m, s) for x, m, s in pts if _at_programming(x)]
+            for m, s in t0:
+                # models side by side at t0, so that their error bars do not overlap
+                a0.errorbar(
+                    [(i - (n - 1) / 2) * 0.15], [m], yerr=[s], fmt="D", capsize=3, color=color,
+                    label=label if not timed else None,
+                )
+    axes = [ax] if a0 is None or a0 is ax else [a0, ax]
+    for a in axes:
+        if digital is not None:
+            a.axhline(digital, **style.DIGITAL, label="digital (no chip)" if a is ax else None)
+    if has_t:
+        ax.set_xscale("log")
+        ax.grid(alpha=style.GRID_ALPHA, which="both")
+    if a0 is not None:
+        a0.set_xlim(-0.5, 0.5)
+        a0.set_xticks([0.0])
+        a0.set_xticklabels(["t0\n(programming)"], fontsize=style.TICK_SIZE)
+    style.finish(
+        ax,
+        xlabel="time after programming (s)" if has_t else "",
+        ylabel="test accuracy % (bars: std over draws)" if a0 is None or a0 is ax else "",
+        title=title or "accuracy vs drift time",
     )
-    return _save(fig, path)
+    if a0 is not None and a0 is not ax:
+        a0.set_ylabel("test accuracy % (bars: std over draws)")
+        a0.grid(alpha=style.GRID_ALPHA)
+    return style.save(fig, path)
 
 
 def plot_line(
@@ -130,20 +181,27 @@ def plot_line(
     title: str = "",
     hline: tuple[str, float] | None = None,
 ) -> Path:
-    """Line plot with error bars: ``series[label] = [(mean, std), ...]`` over ``xs``."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, pts in series.items():
+    """Line plot with error bars: ``series[label] = [(mean, err), ...]`` over ``xs``.
+
+    ``err`` is the half-width of the bar; the caller says in ``ylabel`` or ``title`` what
+    it is (a 95 % interval over seeds, or a std over programming draws).
+    """
+    fig, ax = plt.subplots(figsize=style.SMALL)
+    for i, (label, pts) in enumerate(series.items()):
         ax.errorbar(
-            xs, [m for m, _ in pts], yerr=[s for _, s in pts], fmt="o-", capsize=3, label=label
+            xs,
+            [m for m, _ in pts],
+            yerr=[s for _, s in pts],
+            color=style.color_for(label, i),
+            **style.ERRORBAR,
+            label=label,
         )
     if hline is not None:
-        ax.axhline(hline[1], color="tab:red", ls=":", label=hline[0])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+        ax.axhline(hline[1], **style.REFERENCE, label=hline[0])
+    if len(xs) <= 12:
+        ax.set_xticks(list(xs))  # ticks at the swept values only, never at 4.5 bits
+    style.finish(ax, xlabel=xlabel, ylabel=ylabel, title=title)
+    return style.save(fig, path)
 
 
 def plot_tradeoff(
@@ -158,18 +216,22 @@ def plot_tradeoff(
 
     The accuracy-against-energy picture of a sweep: every point is one swept value.
     """
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, pts in series.items():
+    fig, ax = plt.subplots(figsize=style.SMALL)
+    for i, (label, pts) in enumerate(series.items()):
         pts = sorted(pts)
-        ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], "o-", label=label)
+        ax.plot(
+            [x for x, _, _ in pts],
+            [y for _, y, _ in pts],
+            "o-",
+            color=style.color_for(label, i),
+            label=label,
+        )
         for x, y, note in pts:
-            ax.annotate(note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
+            ax.annotate(
+                note, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=style.TICK_SIZE
+            )
+    style.finish(ax, xlabel=xlabel, ylabel=ylabel, title=title)
+    return style.save(fig, path)
 
 
 def plot_heatmap(
@@ -196,11 +258,10 @@ def plot_heatmap(
     for i, row in enumerate(values):
         for j, v in enumerate(row):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w", fontsize=8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+    style.finish(ax, xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(False)  # a grid over cells hides the numbers
     fig.colorbar(im, ax=ax, label=cbar)
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_bars(
@@ -215,17 +276,17 @@ def plot_bars(
     """Bar chart with error bars, one bar per label."""
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(labels) + 2), 4.5))
     xs = range(len(labels))
-    ax.bar(xs, [m for m, _ in points], yerr=[s for _, s in points], capsize=3, color="tab:blue")
+    ax.bar(
+        xs, [m for m, _ in points], yerr=[s for _, s in points], capsize=3, color=style.BAR_COLOR
+    )
     if hline is not None:
-        ax.axhline(hline[1], color="tab:red", ls=":", label=hline[0])
-        ax.legend(fontsize=8)
+        ax.axhline(hline[1], **style.REFERENCE, label=hline[0])
     lo = min(m - s for m, s in points)
     ax.set_ylim(max(0.0, lo - 5), min(100.0, max(m + s for m, s in points) + 2))
     ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    return _save(fig, path)
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=style.LEGEND_SIZE)
+    style.finish(ax, ylabel=ylabel, title=title)
+    return style.save(fig, path)
 
 
 def plot_gains(results: Mapping[str, Any], path: str | Path) -> Path:
@@ -279,6 +340,6 @@ def plot_gains(results: Mapping[str, Any], path: str | Path) -> Path:
         "mean and 95 % interval; filled = significant",
         fontsize=9,
     )
-    ax.legend(fontsize=8, loc="best")
-    ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    ax.legend(fontsize=style.LEGEND_SIZE, loc="best")
+    ax.grid(axis="y", alpha=style.GRID_ALPHA)
+    return style.save(fig, path)

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from lab.plots import style  # noqa: E402
 from memsim.cost import CostReport  # noqa: E402
 
 TERMS = (("array_J", "array"), ("dac_J", "DAC"), ("adc_J", "ADC"), ("digital_J", "digital"))
@@ -28,8 +29,6 @@ def plot_energy_breakdown(report: CostReport, path: str | Path, title: str | Non
         ``path`` as a :class:`~pathlib.Path`.
 
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     names = [r.name or "(model)" for r in report.layers]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2.5), 3.6))
     bottom = [0.0] * len(names)
@@ -42,11 +41,8 @@ def plot_energy_breakdown(report: CostReport, path: str | Path, title: str | Non
     ax.set_xlabel("layer")
     ax.set_title(title or f"{report.profile}: {report.energy_J * 1e9:.3g} nJ/inference, "
                  f"{report.tops_per_w:.3g} TOPS/W", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ax.legend(fontsize=style.LEGEND_SIZE)
+    return style.save(fig, path)
 
 
 def plot_accuracy_vs_energy(
@@ -58,8 +54,6 @@ def plot_accuracy_vs_energy(
     accuracy_std: Sequence[float] | None = None,
 ) -> Path:
     """Accuracy against energy per inference, one labelled point per design."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(4.8, 3.4))
     ax.errorbar(energy_nJ, accuracy_pct, yerr=accuracy_std, marker="o", capsize=3)
     for e, a, lab in zip(energy_nJ, accuracy_pct, labels):
@@ -67,8 +61,5 @@ def plot_accuracy_vs_energy(
     ax.set_xlabel("energy per inference (nJ)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    ax.grid(alpha=style.GRID_ALPHA)
+    return style.save(fig, path)

@@ -12,15 +12,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from lab.plots import style  # noqa: E402
 from memsim.fit import ProfileFit  # noqa: E402
 from memsim.physics import device_model  # noqa: E402
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def plot_programming(result: ProfileFit, path: Path) -> Path:
@@ -50,7 +44,7 @@ def plot_programming(result: ProfileFit, path: Path) -> Path:
     b.set_xlabel("ĝ")
     b.set_ylabel("G - G_target (µS), fit ±1σ, ±2σ")
     fig.suptitle(f"programming error, {p.n_points} points")
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_drift(result: ProfileFit, path: Path, devices: int = 12) -> Path:
@@ -111,7 +105,7 @@ def plot_drift(result: ProfileFit, path: Path, devices: int = 12) -> Path:
         c.set_ylabel("ν")
         c.legend(fontsize=8)
     fig.suptitle(f"drift, {d.n_points} points, pooled R² {d.r2:.3f}")
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_read_noise(result: ProfileFit, path: Path) -> Path:
@@ -128,7 +122,7 @@ def plot_read_noise(result: ProfileFit, path: Path) -> Path:
     b.axvline(rf.sigma_uS, color="r")
     b.set_xlabel("per-device read std (µS)")
     fig.suptitle(f"read noise, {rf.n_points} reads of {rf.n_devices} devices")
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_stuck(result: ProfileFit, path: Path) -> Path:
@@ -144,7 +138,7 @@ def plot_stuck(result: ProfileFit, path: Path) -> Path:
     ax.set_ylabel("span of reads over the targets (µS)")
     ax.set_title(f"march test: {s.n_gmin} stuck at g_min, {s.n_gmax} at g_max of {s.n_devices}")
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_fit(result: ProfileFit, out_dir: str | Path) -> list[Path]:

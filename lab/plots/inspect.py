@@ -25,17 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from torch import nn  # noqa: E402
 
 import memsim  # noqa: E402
+from lab.plots import style, tiles  # noqa: E402
 from memsim.export import layer_arrays  # noqa: E402
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _named(chip: nn.Module) -> list[tuple[str, memsim.AnalogLayer]]:
@@ -65,7 +60,7 @@ def plot_conductance_histograms(chip: nn.Module, path: Path) -> Path:
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.suptitle(f"conductances, profile {layers[0][1].profile.name}")
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 _FAULT_CMAP = ListedColormap(["#dddddd", "#2ca02c", "#1f77b4", "#d62728"])
@@ -80,22 +75,42 @@ def plot_fault_map(layer: memsim.AnalogLayer, name: str, path: Path, max_tiles: 
     n = min(layer.layout.n_tiles, max_tiles)
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3 * rows), squeeze=False)
+    t_rows, t_cols = code.shape[1], code.shape[2]
+    # equal aspect: a 128 x 8 tile is drawn tall and narrow, as it is; the panel size follows
+    # the tile shape (within limits) so that narrow tiles do not leave empty figure space
+    ratio = t_cols / t_rows
+    if ratio < 1:  # tall tile: full height, width as the tile's (plus room for tick labels)
+        panel_w, panel_h = max(1.6, 3.4 * ratio + 0.9), 3.4
+    else:
+        panel_w, panel_h = 3.2, max(1.6, 3.2 / ratio + 0.9)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(panel_w * cols + 0.6, panel_h * rows + 0.6), squeeze=False
+    )
     for t, ax in enumerate(axes.flat):
         if t >= n:
             ax.axis("off")
             continue
-        ax.imshow(code[t], cmap=_FAULT_CMAP, vmin=0, vmax=3, interpolation="nearest", aspect="auto")
+        ax.imshow(
+            code[t], cmap=_FAULT_CMAP, vmin=0, vmax=3, interpolation="nearest", aspect="equal"
+        )
         lo, hi = int((code[t] == 2).sum()), int((code[t] == 3).sum())
-        ax.set_title(f"tile {t}: {lo} @g_min, {hi} @g_max", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        ax.set_title(f"tile {t}: {lo} @g_min,\n{hi} @g_max", fontsize=style.TICK_SIZE + 1)
+        if ratio < 0.25:  # a narrow tile has room for its first and last column only
+            ax.set_xticks([0, t_cols - 1])
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
+        ax.tick_params(labelsize=style.TICK_SIZE)
+        if t % cols == 0:
+            ax.set_ylabel("row", fontsize=style.TICK_SIZE + 1)
+        if t >= n - cols:
+            ax.set_xlabel("column", fontsize=style.TICK_SIZE + 1)
     more = f" (first {n} of {layer.layout.n_tiles} tiles)" if n < layer.layout.n_tiles else ""
     fig.suptitle(
         f"{name}: grey unused, green working, blue stuck at g_min, red stuck at g_max{more}",
         fontsize=9,
     )
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 @torch.no_grad()
@@ -139,30 +154,20 @@ def plot_drift_curves(
     b.set_ylabel("mean G(t) / G(0)")
     b.legend(fontsize=7)
     fig.suptitle(f"drift, profile {first.profile.name} ({first.profile.drift.model.value})")
-    return _save(fig, path)
+    return style.save(fig, path)
 
 
 def plot_tile_utilization(chip: nn.Module, path: Path) -> Path:
-    """Per layer: the utilization of the layer and of each of its tiles."""
-    report = memsim.tile_report(chip)
-    layers = _named(chip)
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(layers) + 2), 4))
-    for i, (_, layer) in enumerate(layers):
+    """Per layer: the utilization of the layer (bar) and of each of its tiles (dots).
+
+    The same figure as a run's ``tiles.png`` (:func:`lab.plots.tiles.plot_tiles`), with the
+    per-tile dots that only the chip itself can give.
+    """
+    per_tile = []
+    for _, layer in _named(chip):
         used = layer_arrays(layer, "target")["used"]
-        per_tile = used.reshape(used.shape[0], -1).mean(1) * 100
-        ax.bar(i, 100 * report.layers[i].utilization, color="tab:blue", alpha=0.5)
-        jitter = np.linspace(-0.3, 0.3, len(per_tile)) if len(per_tile) > 1 else [0.0]
-        ax.plot(i + np.asarray(jitter), per_tile, "k.", ms=3)
-        ax.text(i, 102, str(layer.layout.n_tiles), ha="center", fontsize=7)
-    ax.set_xticks(range(len(layers)))
-    ax.set_xticklabels([n for n, _ in layers], rotation=60, ha="right", fontsize=7)
-    ax.set_ylim(0, 110)
-    ax.set_ylabel("utilization % (bar: layer, dots: tiles; number: tiles)")
-    ax.set_title(
-        f"{report.rows}x{report.cols} tiles: {report.total_tiles} in all, "
-        f"{100 * report.utilization:.1f}% used"
-    )
-    return _save(fig, path)
+        per_tile.append(used.reshape(used.shape[0], -1).mean(1).tolist())
+    return tiles.plot_tiles(memsim.tile_report(chip), path, per_tile=per_tile)
 
 
 def inspect_chip(

@@ -76,11 +76,35 @@ def _slug(key: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
 
 
+def _point(accs: list[float], draw_stds: list[float]) -> tuple[float, float, str]:
+    """Mean and error-bar half-width of one plotted point, and what the bar is.
+
+    Several seeds: the 95 % t-interval over them (the replicate spread).  One seed: its std
+    over the programming draws, the only spread there is (0 only if no draw varied).
+    """
+    from lab.studies.replicates import t_interval
+
+    if not accs:
+        return float("nan"), 0.0, "none"
+    if len(accs) > 1:
+        ci = t_interval(accs)
+        return ci["mean_pp"], ci["ci95_high_pp"] - ci["mean_pp"], "ci"
+    return accs[0], draw_stds[0] if draw_stds else 0.0, "draws"
+
+
+_BAR_NOTE = {
+    frozenset({"ci"}): "bars: 95 % interval over seeds",
+    frozenset({"draws"}): "bars: std over programming draws",
+    frozenset({"ci", "draws"}): "bars: 95 % interval over seeds, std over draws where 1 seed",
+}
+
+
 def write_plots(state: dict[str, Any], folder: Path) -> list[Path]:
     """``grid-<key>.png`` per axis: each method's test accuracy against the swept value.
 
-    Points are mean ± std over the seeds; with more than one axis, one line per method
-    and combination of the other axes' values.
+    Points are the mean over the seeds with a 95 % interval, or with one seed its std over
+    the programming draws (the title says which); with more than one axis, one line per
+    method and combination of the other axes' values.
     """
     from lab import plots
 
@@ -94,6 +118,7 @@ def write_plots(state: dict[str, Any], folder: Path) -> list[Path]:
         others = [b["key"] for b in axes if b["key"] != a["key"]]
         combos = sorted({json.dumps([r["values"][k] for k in others]) for r in complete})
         series: dict[str, list[tuple[float, float]]] = {}
+        kinds: set[str] = set()
         xs = list(a["values"])
         for m in methods:
             for combo in combos:
@@ -104,25 +129,29 @@ def write_plots(state: dict[str, Any], folder: Path) -> list[Path]:
                 )
                 pts = []
                 for x in xs:
-                    accs = [
-                        r["headline"][f"{m}_pct"]
+                    runs = [
+                        r
                         for r in complete
                         if r["values"][a["key"]] == x
                         and json.dumps([r["values"][k] for k in others]) == combo
                         and f"{m}_pct" in r["headline"]
                     ]
-                    mean = statistics.fmean(accs) if accs else float("nan")
-                    std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
-                    pts.append((mean, std))
+                    mean, err, kind = _point(
+                        [r["headline"][f"{m}_pct"] for r in runs],
+                        [r["headline"].get(f"{m}_std_pct", 0.0) for r in runs],
+                    )
+                    kinds.add(kind)
+                    pts.append((mean, err))
                 series[label] = pts
         path = folder / f"grid-{_slug(a['key'])}.png"
         n = max(r["seed_index"] for r in state["runs"]) + 1
+        note = _BAR_NOTE.get(frozenset(kinds - {"none"}), "no points")
         plots.plot_line(
             xs,
             series,
             path,
             xlabel=a["key"],
-            title=f"test accuracy vs {a['key']} (mean ± std over {n} seed{'s' if n > 1 else ''})",
+            title=f"test accuracy vs {a['key']}\n(mean of {n} seed{'s' if n > 1 else ''}; {note})",
         )
         paths.append(path)
     tradeoff = _plot_tradeoff(state, complete, methods, folder)

@@ -222,6 +222,7 @@ def _figure(spec: SweepSpec, record: dict[str, Any], fig_dir: Path) -> None:
             {"GA best-ever (test)": ga},
             png,
             xlabel=keys[0],
+            ylabel="test accuracy % (1 GA seed; bars: std over draws)",
             title=spec.title,
             hline=("baseline (test)", base),
         )
@@ -244,6 +245,7 @@ def _figure(spec: SweepSpec, record: dict[str, Any], fig_dir: Path) -> None:
             labels,
             ga,
             png,
+            ylabel="test accuracy % (1 GA seed; bars: std over draws)",
             title=f"{spec.title}\n({' / '.join(k.split('.')[1] for k in keys)})",
             hline=("baseline (test)", base),
         )
