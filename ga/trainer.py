@@ -182,15 +182,11 @@ class GATrainer:
         self._evaluate_fn: FitnessCallable = evaluate
         self.test_fn = test_fn
         self.tracker = resolve_tracker(tracker)
-        self.callbacks: dict[str, Callable[..., Any] | None] = {
-            "on_start": on_start,
-            "on_fitness": on_fitness,
-            "on_parents": on_parents,
-            "on_crossover": on_crossover,
-            "on_mutation": on_mutation,
-            "on_generation": on_generation,
-            "on_stop": on_stop,
-        }
+        self.callbacks: dict[str, Callable[..., Any] | None] = dict(  # noqa: C408
+            on_start=on_start, on_fitness=on_fitness, on_parents=on_parents,
+            on_crossover=on_crossover, on_mutation=on_mutation, on_generation=on_generation,
+            on_stop=on_stop,
+        )  # fmt: skip
 
         needs_refs = config.init.value == "large" or config.mutation is MutationType.MAXMIN
         if references is None and needs_refs:
@@ -210,14 +206,10 @@ class GATrainer:
             if config.mutation_scale is MutationScale.LEVEL_STEP
             else None
         )
-        uses_pygad = config.operator_backend is OperatorBackend.PYGAD
-        self._pygad = (
-            PygadOperators(
-                config.population_size, config.crossover_probability, config.tournament_k
-            )
-            if uses_pygad
-            else None
-        )
+        self._pygad = None
+        if config.operator_backend is OperatorBackend.PYGAD:
+            c = config
+            self._pygad = PygadOperators(c.population_size, c.crossover_probability, c.tournament_k)
         refs = list(references) if references is not None else []
         self._problem = _digest(self.genome.fingerprint(), base, *refs)
         self._reset()

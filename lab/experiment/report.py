@@ -53,12 +53,11 @@ def write_plots(
     plots.plot_tiles(report, run_dir / "tiles.png")
     if cfg.evaluation.drift_times_s:
         times = sorted(t for t in cfg.evaluation.drift_times_s if t > 0)
-        # t0 is drawn at the profile's first-read time so it fits on the log axis
-        t_first = float(inputs.profile.drift.t0_s)
         series = {}
         for name, row in methods.items():
             by_time = row["chips"][fitness_chip]["by_time"]
-            pts = [(t_first, by_time[NO_DRIFT]["mean_pct"], by_time[NO_DRIFT]["std_pct"])]
+            # None: right after programming, drawn in a panel of its own (no log-axis time)
+            pts = [(None, by_time[NO_DRIFT]["mean_pct"], by_time[NO_DRIFT]["std_pct"])]
             pts += [
                 (t, by_time[drift_key(t)]["mean_pct"], by_time[drift_key(t)]["std_pct"])
                 for t in times
