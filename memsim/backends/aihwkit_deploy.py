@@ -20,6 +20,7 @@ from aihwkit.simulator.configs import InferenceRPUConfig
 from torch import nn
 
 from .. import mapping as ms_mapping
+from ..overrides import LayerProfiles, resolve_layer_profiles
 from ..periphery import ADC, DAC
 from ..profiles import (
     DeviceProfile,
@@ -89,12 +90,20 @@ def _memsim_rows(k: int, span: int) -> tuple[int, ...]:
     return tuple(min(span, k - i * span) for i in range(n))
 
 
-def _plan_layers(model: nn.Module, profile: DeviceProfile) -> list[LayerMapping]:
-    rows, cols = profile.tile.rows, profile.tile.cols
+def _mapped_names(model: nn.Module) -> list[str]:
+    """Module names of the layers that map onto tiles, in ``named_modules`` order."""
+    return [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def _plan_layers(
+    model: nn.Module, profile: DeviceProfile, per_layer: Mapping[str, DeviceProfile] | None = None
+) -> list[LayerMapping]:
     out = []
     for name, m in model.named_modules():
         if not isinstance(m, (nn.Linear, nn.Conv2d)):
             continue
+        prof = (per_layer or {}).get(name, profile)
+        rows, cols = prof.tile.rows, prof.tile.cols
         w = m.weight
         groups = m.groups if isinstance(m, nn.Conv2d) else 1
         kernel = int(math.prod(w.shape[2:])) if w.dim() > 2 else 1
@@ -191,7 +200,7 @@ class Deployment:
         translation: The profile translation (knob report).
         layers: The layer-by-layer mapping report.
         layer_translations: Per-layer translations where they differ from ``translation``
-            (calibrated DAC ranges), keyed by module name.
+            (a layer's own profile, calibrated DAC ranges), keyed by module name.
 
     """
 
@@ -213,7 +222,7 @@ class Deployment:
         """
         if not math.isfinite(t_s) or t_s < 0:
             raise ValueError(f"t_s must be a finite number >= 0, got {t_s}")
-        if self.translation.drifts:
+        if self.translation.drifts or any(t.drifts for t in self.layer_translations.values()):
             drift_weights(self.model, float(t_s), self.seed)
 
     def layer_table(self) -> str:
@@ -232,6 +241,7 @@ def convert(
     *,
     seed: int = 0,
     dac_ranges: Mapping[str, float] | None = None,
+    layer_profiles: LayerProfiles | None = None,
 ) -> Deployment:
     """Convert ``model`` to aihwkit with the profile's settings and program it.
 
@@ -244,6 +254,9 @@ def convert(
         profile: memsim profile (or name / path).
         seed: Seed of the first programming (see :meth:`Deployment.program`).
         dac_ranges: Calibrated DAC range per layer name (``dac.mode = calibrated``).
+        layer_profiles: Per-layer profiles, as for :func:`memsim.convert` (module name,
+            prefix or pattern -> overrides or a profile): each layer gets the aihwkit
+            ``rpu_config`` of its own profile, as aihwkit users give per-layer configs.
 
     Returns:
         The programmed :class:`Deployment` (time 0 after programming).
@@ -252,18 +265,24 @@ def convert(
     prof = load_profile(profile)
     base = translate(prof)
     digital = copy.deepcopy(model).eval()
-    if prof.mapping.weight_quant != WeightQuant.none:
-        with torch.no_grad():
-            for m in digital.modules():
-                if isinstance(m, (nn.Linear, nn.Conv2d)):
-                    m.weight.copy_(ms_mapping.digital_quantize(m.weight, prof))
-    layers = _plan_layers(digital, prof)
+    names = _mapped_names(digital)
+    profiles = dict(zip(names, resolve_layer_profiles(prof, names, layer_profiles), strict=True))
+    with torch.no_grad():
+        for name, m in digital.named_modules():
+            if name in profiles and profiles[name].mapping.weight_quant != WeightQuant.none:
+                m.weight.copy_(ms_mapping.digital_quantize(m.weight, profiles[name]))
+    layers = _plan_layers(digital, prof, profiles)
     if not layers:
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
     exclude = [r.name for r in layers if r.aihwkit == "digital"]
     per_layer: dict[str, Translation] = {}
-    if dac_ranges and DAC(prof.dac).needs_calibration:
-        per_layer = {n: translate(prof, dac_range=r) for n, r in dac_ranges.items()}
+    ranges = dict(dac_ranges or {})
+    for name in names:
+        own, rng = profiles[name], ranges.get(name)
+        if not DAC(own.dac).needs_calibration:
+            rng = None
+        if own is not prof or rng is not None:
+            per_layer[name] = translate(own, dac_range=rng)
 
     def layer_config(name: str, _module: nn.Module, cfg: InferenceRPUConfig) -> Any:
         return copy.deepcopy(per_layer[name].rpu_config) if name in per_layer else cfg

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from .. import api
 from ..layers import analog_layers
+from ..overrides import LayerProfiles, resolve_layer_profiles
 from ..periphery import DAC
 from ..profiles import DeviceProfile, load_profile
 
@@ -99,6 +100,7 @@ def compare(
     verbose: bool = True,
     device: torch.device | str = "cpu",
     equal_layers: bool = True,
+    layer_profiles: LayerProfiles | None = None,
 ) -> dict[str, Any]:
     """Run one model and profile through memsim and aihwkit and compare them.
 
@@ -129,6 +131,9 @@ def compare(
         equal_layers: Keep digital on memsim's side the layers aihwkit cannot map, so
             that both simulate the same layers (default); ``False`` maps them onto
             memsim's tiles only (an unequal comparison, said in the output).
+        layer_profiles: Per-layer profiles (as for :func:`memsim.convert`), given to both
+            simulators: memsim's layer runs its own profile, aihwkit's its own
+            ``rpu_config``; with ``align`` each layer's profile is aligned on its own.
 
     Returns:
         The result as a JSON-able dict (``digital_accuracy``, ``times``, knobs, layers).
@@ -148,6 +153,14 @@ def compare(
     calib = x[:batch_size] if calibration is None else calibration
     unmapped = ab.aihwkit_digital_layers(model, ms_profile)
     both_digital = [r.name for r in unmapped] if equal_layers else []
+    # one profile object per layer, aligned on its own, by exact module name for both sides
+    per_layer: dict[str, DeviceProfile] = {}
+    if layer_profiles:
+        names = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+        for n, p in zip(names, resolve_layer_profiles(base, names, layer_profiles), strict=True):
+            if p is not base:
+                per_layer[n] = ab.aligned_profile(p)[0] if align else p
+    ms_layers = {n: p for n, p in per_layer.items() if n not in both_digital}
     if verbose and unmapped:
         print(_layers_line(unmapped, equal_layers), flush=True)
     where = torch.device(device)
@@ -175,7 +188,9 @@ def compare(
         # memsim: one conversion, then re-programming on the same chip for later draws.
         t0 = time.perf_counter()
         if chip is None:
-            chip = api.convert(ms_model, ms_profile, seed=s, digital=both_digital)
+            chip = api.convert(
+                ms_model, ms_profile, seed=s, digital=both_digital, layer_profiles=ms_layers
+            )
         else:
             api.program(chip, seed=s)
         if api.needs_calibration(chip):
@@ -183,11 +198,13 @@ def compare(
         prog_ms = time.perf_counter() - t0
         if dep is None:
             dac_ranges = None
-            if DAC(ms_profile.dac).needs_calibration:
+            if any(DAC(p.dac).needs_calibration for p in (ms_profile, *per_layer.values())):
                 # aihwkit gets memsim's calibrated per-layer input ranges of the first draw.
                 dac_ranges = {n: float(layer.tiles.dac_range) for n, layer in analog_layers(chip)}
             t0 = time.perf_counter()
-            dep = ab.convert(model, ms_profile, seed=s, dac_ranges=dac_ranges)
+            dep = ab.convert(
+                model, ms_profile, seed=s, dac_ranges=dac_ranges, layer_profiles=per_layer
+            )
         else:
             t0 = time.perf_counter()
             dep.program(s)
@@ -255,6 +272,7 @@ def compare(
         "aligned": align,
         "alignment": [c.as_dict() for c in aligned],
         "memsim_profile": ms_profile.model_dump(mode="json"),
+        "layer_profiles": {n: p.model_dump(mode="json") for n, p in per_layer.items()},
         "draws": draws,
         "seed": seed,
         "data": data_desc,
