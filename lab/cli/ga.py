@@ -131,17 +131,25 @@ def register_ga(sub: Any) -> None:
 
 def register_demo(sub: Any) -> None:
     """Add the ``demo`` subcommand."""
+    import tomllib
+
+    from lab.studies.demo import DEMO_TOML
+
+    demo = tomllib.loads(DEMO_TOML)  # the help names what the demo runs, never a copy of it
+    chip = demo["chip"]
     p = sub.add_parser(
         "demo",
         help="what each accuracy-recovery method wins back on a faulty RRAM chip (digits)",
         description="The README demo (no files or network needed): "
-        "a ProtoNet on scikit-learn's digits, deployed on chip 11 of the faulty RRAM profile "
-        "rram_1t1r_faulty_chen2015; every recovery method (qat, ga, defect_aware_oracle, "
-        "defect_aware_readback, progressive, ga_knobs, ga_progressive) with one budget, in "
-        "independent replicates; the table gives test accuracy on chip 11 and chip 12, the "
-        "gain over blind QAT with its 95 %% interval over replicates and whether it is "
-        "significant, and what each method needs of the chip; gain.png draws it. The former "
-        "GA demo is experiments/demo_ga.toml.",
+        f"a ProtoNet on scikit-learn's digits, deployed on chip {chip['chip_seed']} of the "
+        f"faulty RRAM profile {chip['profile']}; the recovery methods "
+        f"{', '.join(demo['recovery']['methods'])} with one budget, in "
+        f"{demo['experiment']['replicates']} independent replicates; the table gives test "
+        f"accuracy on chip {chip['chip_seed']} and chip "
+        f"{', '.join(map(str, chip['transfer_chip_seeds']))}, the gain over blind QAT with "
+        "its 95 % interval over replicates and whether it is significant, and what each "
+        "method needs of the chip; gain.png draws it. The former GA demo is "
+        "experiments/demo_ga.toml.",
     )
     add_override_options(p)
     add_record_option(p)
