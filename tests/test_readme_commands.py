@@ -14,6 +14,7 @@ measurements of ``examples/``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -264,12 +265,15 @@ SMALL_PER_COMMAND: dict[str, tuple[str, ...]] = {
 
 
 def _checkpoint_commands(ws: Workspace) -> None:
+    aihwkit = importlib.util.find_spec("aihwkit") is not None
     for command, small in SMALL_PER_COMMAND.items():
-        if command == "compare":
-            pytest.importorskip("aihwkit", reason="memsim compare needs IBM aihwkit")
+        if command == "compare" and not aihwkit:
+            continue  # reported as a skip once the others have run
         cwd = ws.folder(f"checkpoint_{command}")
         ws.memsim(command, ws.checkpoint(), "--profile", "rram_1t1r_yao2020", *small, cwd=cwd)
         assert any((cwd / "out").iterdir()), f"memsim {command} wrote nothing"
+    if not aihwkit:
+        pytest.skip("memsim compare not run: it needs IBM aihwkit (the others ran)")
 
 
 PLANS: dict[str, Callable[[Workspace], None]] = {
