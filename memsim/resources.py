@@ -10,7 +10,8 @@ peak resident memory of an exact and of a fast IR-drop chip): a refused request 
 fail anyway.
 
 Then :func:`check_setup_time` refuses a chip whose IR-drop solves (the only up-front work
-that grows faster than the number of cells) would run beyond a limit
+that grows faster than the number of cells; :func:`check_map_time` covers the conductance
+maps, whose time grows with the cells) would run beyond a limit
 (:data:`SETUP_SECONDS_ENV`, default :data:`DEFAULT_MAX_SETUP_SECONDS`): a 4096 x 4096
 tile with the exact model fits in 4 GiB but needs ~1.7e15 flops.  That estimate too is
 a lower bound: the operation count of :mod:`memsim.irdrop` at a float64 rate above any
@@ -390,4 +391,58 @@ def check_setup_time(
         f"{flops_per_s:.2g} flop/s (layer {name or '(root)'!r}: {lay.n_tiles} tile(s)"
         f"{others}); the limit is {_duration(limit)} ({SETUP_SECONDS_ENV}); use smaller "
         f"tiles (tile.rows, tile.cols), {lighter}"
+    )
+
+
+SECONDS_PER_CSV_LINE = 1e-6
+"""Floor of writing or reading one line of the long conductance CSV: Python formats or
+parses every line (measured: 4.8e-6 s to write)."""
+
+SECONDS_PER_NPZ_CELL = 5e-8
+"""Floor of one tile cell of a conductance-map ``.npz``: about 20 bytes through zlib and
+a few array passes (measured: 2.4e-6 s per cell to write, 3.5e-7 s to import)."""
+
+
+def check_map_time(
+    layouts: Sequence[tuple[str, TileLayout]],
+    *,
+    npz: bool,
+    csv: bool,
+    what: str,
+    limit_s: float | None = None,
+) -> None:
+    """Refuse writing or reading a conductance map that would run beyond the time limit.
+
+    The work grows with the cells, so the memory check bounds it on most machines; on
+    one with a lot of memory a chip of billions of cells still fits, and its map would
+    take hours (the CSV: one Python-formatted line per weight).
+
+    Args:
+        layouts: ``(layer name, layout)`` of the chip's analog layers.
+        npz: The ``.npz`` map is written or read (every tile cell).
+        csv: The long CSV is written or read (one line per weight cell).
+        what: The operation, for the message.
+        limit_s: The limit in seconds (default: :func:`max_setup_seconds`).
+
+    Raises:
+        ChipTimeError: The estimate exceeds the limit; one line.
+
+    """
+    if not layouts:
+        return
+    limit = max_setup_seconds() if limit_s is None else limit_s
+    cells = sum(lay.n_tiles * lay.rows * lay.cols for _, lay in layouts) if npz else 0
+    lines = sum(lay.out * lay.k for _, lay in layouts) if csv else 0
+    seconds = cells * SECONDS_PER_NPZ_CELL + lines * SECONDS_PER_CSV_LINE
+    if seconds <= limit:
+        return
+    parts = [f"{cells:,} tile cells as .npz"] if npz else []
+    parts += [f"{lines:,} CSV lines"] if csv else []
+    advice = "smaller tiles (tile.rows, tile.cols)"
+    if csv:
+        advice = "the .npz alone (no CSV; memsim export --no-csv) or " + advice
+    raise ChipTimeError(
+        f"{what}: {' and '.join(parts)} take at least ~{_duration(seconds)} "
+        f"(>= {SECONDS_PER_NPZ_CELL * 1e6:g} us a cell, {SECONDS_PER_CSV_LINE * 1e6:g} us a "
+        f"line); the limit is {_duration(limit)} ({SETUP_SECONDS_ENV}); use {advice}"
     )

@@ -181,3 +181,32 @@ def test_the_cli_refuses_it_in_one_line(capsys, tmp_path, fixed_machine, no_solv
         "memsim evaluate: error: memsim.convert: the exact IR-drop solve of 4096x4096 tiles takes ~"
     ), err
     assert "(MEMSIM_MAX_SETUP_SECONDS)" in err and err.count("\n") == 1
+
+
+def test_a_conductance_map_beyond_the_time_limit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(SETUP_SECONDS_ENV, raising=False)
+    torch.manual_seed(0)
+    chip = memsim.convert(nn.Linear(100, 50), "rram_1t1r_yao2020", seed=0)
+    memsim.export_chip(chip, tmp_path / "chip.npz", csv_path=tmp_path / "chip.csv")
+    ((_, layer),) = memsim.analog_layers(chip)
+    lay = layer.layout
+    cells, lines = lay.n_tiles * lay.rows * lay.cols, lay.out * lay.k
+    assert lines == 5000 and cells >= lines
+    seconds = cells * 5e-8 + lines * 1e-6  # the floors of a .npz cell and a CSV line
+    assert cells * 5e-8 < 0.002 < seconds
+    monkeypatch.setenv(SETUP_SECONDS_ENV, "0.002")
+    out = tmp_path / "out"
+    with pytest.raises(ChipTimeError) as info:
+        memsim.export_chip(chip, out / "chip.npz", csv_path=out / "chip.csv")
+    assert str(info.value) == (
+        f"memsim.export_chip: {cells:,} tile cells as .npz and 5,000 CSV lines take at least "
+        f"~{seconds:.2g} s (>= 0.05 us a cell, 1 us a line); the limit is 0.002 s "
+        "(MEMSIM_MAX_SETUP_SECONDS); use the .npz alone (no CSV; memsim export --no-csv) or "
+        "smaller tiles (tile.rows, tile.cols)"
+    )
+    assert not out.exists()  # refused before any file or folder was written
+    with pytest.raises(ChipTimeError, match=r"^memsim\.import_conductances: 5,000 CSV lines "):
+        memsim.import_conductances(chip, tmp_path / "chip.csv")
+    # the .npz alone is within the limit, both ways
+    memsim.export_chip(chip, out / "chip.npz")
+    memsim.import_conductances(chip, out / "chip.npz")
