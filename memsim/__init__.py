@@ -41,7 +41,7 @@ from .laws import register_device_law
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 from .readback import DefectEstimate, estimate_defects, read_back
-from .resources import ChipMemoryError
+from .resources import ChipMemoryError, ChipTimeError
 from .trim import clear_output_trim, output_trim, set_output_trim
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "AnalogLayer",
     "AnalogLinear",
     "ChipMemoryError",
+    "ChipTimeError",
     "CostModelError",
     "CostReport",
     "ConductanceMap",

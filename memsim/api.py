@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .overrides import LayerProfiles, resolve_layer_profiles
 from .profiles import DeviceProfile, load_profile
-from .resources import check_memory, layer_memory, module_layout
+from .resources import check_memory, check_setup_time, layer_memory, module_layout
 from .sampling import NoiseSampler
 
 
@@ -150,6 +150,8 @@ def convert(
             that matches nothing, a non-finite weight, or no layer to map.
         memsim.ChipMemoryError: The chip would need more memory than is available
             (checked before anything is allocated, :mod:`memsim.resources`).
+        memsim.ChipTimeError: The chip's IR-drop solves would run beyond the time limit
+            (``MEMSIM_MAX_SETUP_SECONDS``, default 600 s; checked next).
 
     """
     prof = load_profile(profile)
@@ -161,14 +163,15 @@ def convert(
     for name, module in planned:
         _check_finite(f"memsim.convert: layer {name or '(root)'!r}", module.weight)
     profiles = resolve_layer_profiles(prof, [n for n, _ in planned], layer_profiles)
-    # before anything is allocated: a chip beyond the machine's memory is refused at once
-    check_memory(
-        [
-            layer_memory(n, module_layout(m, p), p)  # type: ignore[arg-type]
-            for (n, m), p in zip(planned, profiles, strict=True)
-        ],
-        planned[0][1].weight.device,
-    )
+    # before anything is allocated: a chip beyond the machine's memory, or one whose
+    # IR-drop solves would run for hours, is refused at once
+    layouts = [
+        (n, module_layout(m, p), p)  # type: ignore[arg-type]
+        for (n, m), p in zip(planned, profiles, strict=True)
+    ]
+    device = planned[0][1].weight.device
+    check_memory([layer_memory(n, lay, p) for n, lay, p in layouts], device)
+    check_setup_time(layouts, device)
     analog = copy.deepcopy(model)
     targets = [(n, analog.get_submodule(n)) for n, _ in planned]
     for index, (name, module) in enumerate(targets):

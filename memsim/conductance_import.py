@@ -33,7 +33,7 @@ from .export import (
     _scale_physical,
 )
 from .layers import AnalogLayer, analog_layers
-from .resources import IMPORT_BYTES_PER_CELL, check_tile_arrays
+from .resources import IMPORT_BYTES_PER_CELL, check_map_time, check_tile_arrays
 
 # -- reading ------------------------------------------------------------------------
 
@@ -404,6 +404,8 @@ def import_conductances(
         FileNotFoundError: No such file.
         memsim.ChipMemoryError: The chip's dense per-tile arrays would not fit in memory
             (checked first, :mod:`memsim.resources`).
+        memsim.ChipTimeError: Reading the file would take longer than the time limit
+            (``MEMSIM_MAX_SETUP_SECONDS``; checked next).
 
     """
     if defects not in ("file", "keep"):
@@ -414,6 +416,14 @@ def import_conductances(
         what="memsim.import_conductances",
         at_once=False,
     )
+    if not isinstance(source, ConductanceMap):  # a map already read costs no more reading
+        suffix = Path(source).suffix.lower()
+        check_map_time(
+            [(n, m.layout) for n, m in analog_layers(chip)],
+            npz=suffix != ".csv",
+            csv=suffix == ".csv",
+            what="memsim.import_conductances",
+        )
     cmap = source if isinstance(source, ConductanceMap) else read_conductance_map(source)
     origin = str(cmap.path)
     layers = _chip_layers(chip)

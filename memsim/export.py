@@ -31,7 +31,7 @@ import numpy as np
 from torch import nn
 
 from .layers import AnalogLayer, analog_layers
-from .resources import EXPORT_BYTES_PER_CELL, check_tile_arrays
+from .resources import EXPORT_BYTES_PER_CELL, check_map_time, check_tile_arrays
 
 SCHEMA = "memsim.conductance_map"
 """Value of the ``schema`` field of every conductance-map ``.npz``."""
@@ -284,6 +284,8 @@ def export_chip(
     Raises:
         memsim.ChipMemoryError: The dense per-tile arrays would not fit in memory
             (checked first, :mod:`memsim.resources`).
+        memsim.ChipTimeError: Writing the map would take longer than the time limit
+            (``MEMSIM_MAX_SETUP_SECONDS``; checked next).
 
     """
     layers = _chip_layers(chip)
@@ -293,8 +295,14 @@ def export_chip(
         what="memsim.export_chip",
         at_once=True,
     )
-    per_layer = [(name, layer_arrays(layer, quantity)) for name, layer in layers]
     path = Path(path)
+    check_map_time(
+        [(n, m.layout) for n, m in layers],
+        npz=path.suffix.lower() != ".csv",
+        csv=path.suffix.lower() == ".csv" or csv_path is not None,
+        what="memsim.export_chip",
+    )
+    per_layer = [(name, layer_arrays(layer, quantity)) for name, layer in layers]
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".csv":
         _write_csv(path, per_layer)

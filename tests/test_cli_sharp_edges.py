@@ -367,3 +367,47 @@ def test_a_bad_grid_key_or_value_creates_nothing(capsys, tmp_path, monkeypatch, 
     assert err.count("\n") == 1
     assert list((tmp_path / "rr").iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rr", "tiny.toml"]
+
+
+# -- checks across config sections: refused before any training, without the whole config -------
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        (
+            ["ga.population_size=3"],
+            "ga_knobs needs at least 4 members for its differential evolution (each trial "
+            "mixes three others); it gets 3 (ga.population_size=3, "
+            "recovery.chip_evaluations=None, ga.fitness_draws=1); raise them or drop ga_knobs "
+            "from recovery.methods",
+        ),
+        (
+            ["recovery.chip_evaluations=6", "ga.fitness_draws=2"],
+            "ga_knobs needs at least 4 members for its differential evolution (each trial "
+            "mixes three others); it gets 3 (ga.population_size=4, "
+            "recovery.chip_evaluations=6, ga.fitness_draws=2); raise them or drop ga_knobs "
+            "from recovery.methods",
+        ),
+        (
+            ["ga.early_stop_patience=2"],
+            "ga.early_stop_patience: early stopping is not available in an experiment, where "
+            "every method gets the GA's full budget; leave it unset",
+        ),
+    ],
+)
+def test_a_config_check_across_sections_is_one_short_line(
+    capsys, tmp_path, monkeypatch, sets, expected
+):
+    from cli_support import TINY_TOML
+
+    monkeypatch.chdir(tmp_path)
+    config = TINY_TOML.replace("population_size = 3", "population_size = 4")
+    (tmp_path / "tiny.toml").write_text(config + '\n[recovery]\nmethods = ["qat", "ga_knobs"]\n')
+    args = [a for s in sets for a in ("--set", s)]
+    # before the fix, ga_knobs raised numpy's ValueError with a traceback after the
+    # baseline and QAT had run, and a cross-section message ended with the whole config
+    rc, out, err = cli(capsys, "ga", "tiny.toml", *args, "--run-root", "rr")
+    assert rc == 2 and out == ""
+    assert err == f"memsim ga: error: tiny.toml: invalid experiment config: {expected}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]

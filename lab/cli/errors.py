@@ -23,7 +23,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from lab.experiment.runner import ExperimentError
     from lab.hardware import HardwareCliError
     from memsim.profiles import ProfileError
-    from memsim.resources import ChipMemoryError
+    from memsim.resources import ChipMemoryError, ChipTimeError
     from models.baselines import RecipeError
     from models.checkpoint import CheckpointError
     from models.data import DatasetFileError, DatasetNotFoundError
@@ -36,6 +36,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
         ExperimentError,
         ProfileError,
         ChipMemoryError,
+        ChipTimeError,
         HardwareCliError,
         RecipeError,
         DatasetNotFoundError,

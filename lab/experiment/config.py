@@ -187,6 +187,26 @@ class ExperimentConfig(_Section):
             )
         return self
 
+    @model_validator(mode="after")
+    def _ga_knobs_members(self) -> ExperimentConfig:
+        # DE/rand/1 mixes three members other than the one it replaces; with fewer than
+        # four, ga_knobs would fail only after the baseline and the other methods had run
+        if "ga_knobs" not in self.recovery.methods:
+            return self
+        members = self.ga.population_size
+        evaluations = self.recovery.chip_evaluations
+        if evaluations is not None:
+            members = min(members, evaluations // self.ga.fitness_draws)
+        if members < 4:
+            raise ValueError(
+                f"ga_knobs needs at least 4 members for its differential evolution (each trial "
+                f"mixes three others); it gets {members} (ga.population_size="
+                f"{self.ga.population_size}, recovery.chip_evaluations={evaluations}, "
+                f"ga.fitness_draws={self.ga.fitness_draws}); raise them or drop ga_knobs from "
+                "recovery.methods"
+            )
+        return self
+
     def resolved(self) -> dict[str, Any]:
         """JSON-able dict of every value, defaults included."""
         return self.model_dump(mode="json")
@@ -307,7 +327,11 @@ def format_validation_error(exc: ValidationError, origin: str) -> str:
     """One line per bad field, ``section.key: message (got value)``."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        if not err["loc"]:
+            # a check across sections names its keys itself; its input is the whole config
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
+        loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"]
         if (
             err["type"] == "extra_forbidden"
