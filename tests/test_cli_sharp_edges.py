@@ -379,14 +379,14 @@ def test_a_bad_grid_key_or_value_creates_nothing(capsys, tmp_path, monkeypatch, 
             ["ga.population_size=3"],
             "ga_knobs needs at least 4 members for its differential evolution (each trial "
             "mixes three others); it gets 3 (ga.population_size=3, "
-            "recovery.chip_evaluations=None, ga.fitness_draws=1); raise them or drop ga_knobs "
+            "recovery.chip_evaluations=None, fitness.draws=1); raise them or drop ga_knobs "
             "from recovery.methods",
         ),
         (
-            ["recovery.chip_evaluations=6", "ga.fitness_draws=2"],
+            ["recovery.chip_evaluations=6", "fitness.draws=2"],
             "ga_knobs needs at least 4 members for its differential evolution (each trial "
             "mixes three others); it gets 3 (ga.population_size=4, "
-            "recovery.chip_evaluations=6, ga.fitness_draws=2); raise them or drop ga_knobs "
+            "recovery.chip_evaluations=6, fitness.draws=2); raise them or drop ga_knobs "
             "from recovery.methods",
         ),
         (

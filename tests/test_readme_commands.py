@@ -35,7 +35,7 @@ SHELLS = ("bash", "sh", "shell", "console")
 SMALL_GA = (
     "--replicates", "1",
     "--set", "ga.generations=1",
-    "--set", "ga.finetune_steps=1",
+    "--set", "fitness.finetune_steps=1",
     "--set", "data.val_size=100",
     "--set", "data.test_size=100",
     "--set", "evaluation.support_draws=1",

@@ -196,13 +196,13 @@ class ExperimentConfig(_Section):
         members = self.ga.population_size
         evaluations = self.recovery.chip_evaluations
         if evaluations is not None:
-            members = min(members, evaluations // self.ga.fitness_draws)
+            members = min(members, evaluations // self.fitness.draws)
         if members < 4:
             raise ValueError(
                 f"ga_knobs needs at least 4 members for its differential evolution (each trial "
                 f"mixes three others); it gets {members} (ga.population_size="
                 f"{self.ga.population_size}, recovery.chip_evaluations={evaluations}, "
-                f"ga.fitness_draws={self.ga.fitness_draws}); raise them or drop ga_knobs from "
+                f"fitness.draws={self.fitness.draws}); raise them or drop ga_knobs from "
                 "recovery.methods"
             )
         return self
