@@ -41,8 +41,9 @@ for _ in range(300):
     loss.backward()
     opt.step()
 
-# The paper's chip: 2-bit weights (differential pairs of 2-level devices) with 5 %
-# programming noise.  Few levels and noise cost a software-trained network accuracy.
+# The paper's simple chip model: weights quantized to 2 bits (4 symmetric levels) with 5 %
+# multiplicative programming noise.  Few levels and noise cost a software-trained
+# network accuracy.
 PROFILE = "paper_2bit_5pct"
 TEST_DRAWS, TEST_SEED = 3, 7  # the same fresh test chips for every score below
 baseline = evaluate_deployed(model, test, PROFILE, draws=TEST_DRAWS, seed=TEST_SEED)
