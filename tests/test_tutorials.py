@@ -149,5 +149,5 @@ def test_cost(tmp_path):
 def test_cluster(tmp_path):
     out = _run("cluster.py", tmp_path)
     assert "identical results under every executor: True" in out
-    lines = re.findall(r"^ *(serial|process|ray): qat", out, flags=re.MULTILINE)
+    lines = re.findall(r"^ *(serial|process|ray): ga", out, flags=re.MULTILINE)
     assert lines[:2] == ["serial", "process"]
