@@ -49,7 +49,8 @@ What is reused from PyGAD:
 * the other direction: :func:`ga.pygad_bridge.pygad_selection`,
   :func:`~ga.pygad_bridge.pygad_crossover` and
   :func:`~ga.pygad_bridge.pygad_mutation` wrap our operators as PyGAD custom
-  operators for use in a plain ``pygad.GA``.
+  operators for use in a plain ``pygad.GA``; for a noisy fitness there,
+  :class:`~ga.pygad_bridge.RemeasuringGA` turns off the fitness cache of point 1.
 
 The default operators are batched torch functions (EvoTorch style): one call
 per generation on the whole ``(P, n_genes)`` population, no loop over

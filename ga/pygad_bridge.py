@@ -13,6 +13,10 @@ Two directions:
   plain ``pygad.GA(parent_selection_type=..., crossover_type=...,
   mutation_type=...)``.  They draw their torch seed from the GA instance's
   ``numpy_random_generator``, i.e. they follow PyGAD's ``random_seed``.
+
+For a noisy fitness (a chip measurement) drive :class:`RemeasuringGA` instead of
+``pygad.GA``: it scores every member anew each generation, where ``pygad.GA`` reuses
+the cached scores of elites, kept parents and saved solutions.
 """
 
 from __future__ import annotations
@@ -143,30 +147,122 @@ def pygad_crossover(name: str = "two_points", probability: float = 0.8) -> Calla
     return crossover
 
 
+def _bounds_of(ga_instance: Any, n_genes: int) -> tuple[Tensor, Tensor]:
+    """Per-gene ``(low, high)`` of a ``pygad.GA``: its ``gene_space`` or its init range.
+
+    A ``gene_space`` dict ``{"low": a, "high": b}`` (one for all genes, or one per gene)
+    bounds the genes; without one, PyGAD's ``init_range_low`` / ``init_range_high`` do,
+    as they bound the initial population.
+    """
+    space = getattr(ga_instance, "gene_space", None)
+    if isinstance(space, dict):
+        space = [space] * n_genes
+    if isinstance(space, list | tuple) and len(space) == n_genes:
+        if all(isinstance(s, dict) and "low" in s and "high" in s for s in space):
+            low = torch.tensor([float(s["low"]) for s in space], dtype=torch.float64)
+            high = torch.tensor([float(s["high"]) for s in space], dtype=torch.float64)
+            return low, high
+    if space is not None:
+        raise ValueError(
+            "pygad_mutation('maxmin'): the GA's gene_space gives no low/high for every "
+            "gene; pass low= and high= to pygad_mutation"
+        )
+    lo, hi = float(ga_instance.init_range_low), float(ga_instance.init_range_high)
+    # PyGAD allows init_range_low > init_range_high; the interval is the same
+    return torch.full((n_genes,), min(lo, hi), dtype=torch.float64), torch.full(
+        (n_genes,), max(lo, hi), dtype=torch.float64
+    )
+
+
+def _per_gene(value: Any, n_genes: int) -> Tensor:
+    return torch.as_tensor(np.asarray(value, dtype=np.float64)).expand(n_genes).clone()
+
+
 def pygad_mutation(
-    name: str = "add_noise", probability: float = 0.01, **kwargs: Any
+    name: str = "add_noise",
+    probability: float = 0.01,
+    *,
+    sigma: float = 0.05,
+    step: Any = None,
+    low: Any = None,
+    high: Any = None,
 ) -> Callable[..., Any]:
-    """Wrap ``add_noise`` (kw: ``sigma``, ``step``) or ``maxmin`` (kw: ``low``, ``high``).
+    """Wrap ``add_noise`` (``sigma``, ``step``) or ``maxmin`` (``low``, ``high``) for PyGAD.
+
+    PyGAD calls a custom mutation as ``fn(offspring, ga_instance)``, so bounds that are
+    not given here are read from the GA instance when it calls: its ``gene_space``
+    (``{"low": a, "high": b}``, for all genes or per gene), else its
+    ``init_range_low`` / ``init_range_high``.
+
+    Args:
+        name: ``"add_noise"`` or ``"maxmin"``.
+        probability: Per-gene mutation probability.
+        sigma: ``add_noise``'s relative (or, with ``step``, level-step) noise.
+        step: ``add_noise``'s per-gene level spacing (``None``: multiplicative noise).
+        low: ``maxmin``'s per-gene lower bound (scalar or ``(n_genes,)``).
+        high: ``maxmin``'s per-gene upper bound (scalar or ``(n_genes,)``).
 
     Returns:
         ``fn(offspring, ga_instance) -> mutated offspring``.
 
+    Raises:
+        ValueError: An unknown ``name``, or only one of ``low`` / ``high``.
+
     """
-    fns: dict[str, Callable[..., Tensor]] = {"add_noise": ops.add_noise, "maxmin": ops.maxmin}
-    fn = fns[name]
+    if name not in ("add_noise", "maxmin"):
+        raise ValueError(f"pygad_mutation: unknown mutation {name!r} (add_noise, maxmin)")
+    if (low is None) != (high is None):
+        raise ValueError("pygad_mutation('maxmin'): give both low and high, or neither")
+    step_t = None if step is None else torch.as_tensor(np.asarray(step, dtype=np.float64))
 
     def mutate(offspring: np.ndarray, ga_instance: Any) -> Any:
         pop = torch.as_tensor(np.asarray(offspring, dtype=np.float64))
+        gen = _torch_gen(ga_instance)
         if name == "add_noise":
-            out = fn(
-                pop,
-                probability,
-                kwargs.get("sigma", 0.05),
-                _torch_gen(ga_instance),
-                kwargs.get("step"),
-            )
+            out = ops.add_noise(pop, probability, sigma, gen, step_t)
         else:
-            out = fn(pop, probability, kwargs["low"], kwargs["high"], _torch_gen(ga_instance))
+            n = pop.shape[1]
+            if low is None:
+                lo, hi = _bounds_of(ga_instance, n)
+            else:
+                lo, hi = _per_gene(low, n), _per_gene(high, n)
+            out = ops.maxmin(pop, probability, lo, hi, gen)
         return out.numpy()
 
     return mutate
+
+
+class RemeasuringGA(pygad.GA):
+    """A ``pygad.GA`` that calls ``fitness_func`` for every member in every generation.
+
+    ``pygad.GA.cal_pop_fitness`` reuses a cached score for any member whose genes equal
+    a kept elite (``keep_elitism``), a previous parent (``keep_parents``, default ``-1``
+    = all of them, which also catches an unchanged child) or a saved solution
+    (``save_solutions``, ``save_best_solutions``).  For a deterministic fitness that
+    saves time.  A chip fitness is a noisy measurement (every evaluation draws new
+    programming and read noise), and a cached score freezes the luckiest draw: the
+    elite keeps its best-ever score, the reported best fitness can only climb, and
+    selection favours a lucky draw instead of a good member.  This subclass hides
+    those caches from ``cal_pop_fitness`` only, so elitism, kept parents and the
+    saved-solution history still work as configured, but every score is fresh.
+    """
+
+    # the attributes that gate PyGAD's fitness caches in cal_pop_fitness, and the value
+    # that turns each cache off
+    _CACHE_GATES = {
+        "save_solutions": False,
+        "save_best_solutions": False,
+        "keep_elitism": 0,
+        "keep_parents": 0,
+    }
+
+    def cal_pop_fitness(self) -> np.ndarray:
+        """Score every member of ``self.population`` anew (no cached value is reused)."""
+        kept = {attr: getattr(self, attr) for attr in self._CACHE_GATES}
+        try:
+            for attr, off in self._CACHE_GATES.items():
+                setattr(self, attr, off)
+            return super().cal_pop_fitness()
+        finally:
+            for attr, value in kept.items():
+                setattr(self, attr, value)

@@ -30,10 +30,16 @@ def test_mkdocs_build_strict(tmp_path):
         "results/index.html",
         "reference/api/index.html",
         "history/index.html",
+        "tutorials/index.html",
     ):
         assert (tmp_path / "site" / page).is_file(), page
     api = (tmp_path / "site" / "reference/api/index.html").read_text(encoding="utf-8")
     assert 'id="memsim.convert"' in api  # mkdocstrings rendered the docstrings
+    tutorial = (tmp_path / "site" / "tutorials/model-on-chip/index.html").read_text(
+        encoding="utf-8"
+    )
+    assert "--8&lt;--" not in tutorial and "--8<--" not in tutorial
+    assert "calibrate" in tutorial  # the script itself is on the page
 
 
 def test_results_blocks_of_the_docs_are_well_formed():
