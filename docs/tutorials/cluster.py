@@ -37,11 +37,13 @@ transfer_chip_seeds = []
 draws = 5
 support_draws = 1
 
+[fitness]
+finetune_steps = 2
+finetune_lr = 1e-3
+
 [ga]
 population_size = 4   # 4 members: 2 per worker
 generations = 1
-finetune_steps = 2
-finetune_lr = 1e-3
 init = "origin"
 mutation = "maxmin"
 weight_bits = 4

@@ -22,6 +22,7 @@ from ga import GAConfig, GATrainer, Genome
 from ga.pygad_bridge import RemeasuringGA, pygad_crossover, pygad_mutation, pygad_selection
 from ga.references import make_references, maxmin_bounds
 from lab.fitness.chip import ChipFitness, deployed_test_fn
+from lab.fitness.config import FitnessConfig
 from models.data import load_dataset, train_val_split
 from models.evaluate import evaluate_deployed
 
@@ -64,13 +65,21 @@ cfg = GAConfig(
     mutation_probability=0.05,
     init="origin",
     weight_bits=2,
-    finetune_steps=3,
-    finetune_lr=1e-2,
-    fitness_draws=1,
     seed=0,
     progress=False,
 )
-fitness = ChipFitness(model, genome, PROFILE, cfg, train=train, val=val, qat_sigma=0.05)
+# What one fitness evaluation does: a 3-step QAT fine-tune, then one programming draw.
+fit_cfg = FitnessConfig(finetune_steps=3, finetune_lr=1e-2, draws=1)
+fitness = ChipFitness(
+    model,
+    genome,
+    PROFILE,
+    fit_cfg,
+    weight_bits=cfg.weight_bits,
+    train=train,
+    val=val,
+    qat_sigma=0.05,
+)
 test_fn = deployed_test_fn(model, genome, test, PROFILE, draws=TEST_DRAWS, seed=TEST_SEED)
 result = GATrainer.from_model(cfg, fitness, model, test_fn=test_fn).run()
 for record in result.history:

@@ -42,13 +42,16 @@ qat_sigma = 0.03
 draws = 5          # fresh programming draws per score (5 at least)
 support_draws = 1
 
+[fitness]
+# the fine-tune every method shares: its length per fitness evaluation and learning rate
+finetune_steps = 5
+finetune_lr = 1e-3
+
 [ga]
 # The budget: every method gets population x (generations + 1) x finetune_steps
 # training steps, here 2 x 1 x 5 = 10.  ([ga] sets it even when the GA is not run.)
 population_size = 2
 generations = 0
-finetune_steps = 5
-finetune_lr = 1e-3
 weight_bits = 4
 seed = 0
 
