@@ -16,9 +16,12 @@ is refused by :func:`memsim.convert` unless kept digital.
 
 The rebuilt model computes what the source computes (up to float rounding), still
 digitally; :func:`memsim.convert` then maps its ``nn.Linear`` modules onto tiles.
-One difference remains on the digital side: an ``nn.TransformerEncoder`` in
-evaluation mode given a ``src_key_padding_mask`` returns zeros at padded positions
-(its nested-tensor path); the rebuilt stack returns what the layers compute there.
+``nn.TransformerEncoder`` gets the same treatment through torch's own per-instance
+switch: its nested-tensor path is turned off (``use_nested_tensor = False``).  One
+difference follows: in evaluation mode given a ``src_key_padding_mask`` the digital
+stack returns zeros at padded positions (its nested-tensor path); the rebuilt stack
+returns what the layers compute there (what the digital stack returns in training
+mode or with autograd on).
 """
 
 from __future__ import annotations
@@ -238,4 +241,10 @@ def restructure(model: nn.Module, digital: Sequence[str] = ()) -> nn.Module:
         else:
             out = new
         done.append(name)
+    for m in out.modules():
+        if isinstance(m, nn.TransformerEncoder) and isinstance(m.layers[0], _FeedForwardLayer):
+            # torch's own per-instance switch (enable_nested_tensor=False): in evaluation
+            # mode with a padding mask the stack would otherwise read the first layer's
+            # in_proj_weight and linear1.weight as tensors, which tiles do not have
+            m.use_nested_tensor = False
     return out
