@@ -355,3 +355,27 @@ def test_models_without_attention_are_not_copied_or_changed():
     x = torch.randn(2, 4, 5, 5)
     with torch.no_grad():
         assert _rel(chip(x), model(x)) <= 1e-5
+
+
+def test_vit_converts_matches_digital_and_round_trips_its_checkpoint(tmp_path):
+    from models.checkpoint import load_model, save_model
+    from models.vit import vit_cifar, vit_mnist
+
+    torch.manual_seed(11)
+    model = vit_mnist(depth=2).eval()
+    chip = memsim.convert(model, "ideal", seed=0)
+    names = [r.name for r in memsim.tile_report(chip).layers]
+    block = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
+             "linear1", "linear2"]
+    assert names == ["patch_embed", *(f"encoder.layers.{i}.{p}" for i in range(2)
+                                      for p in block), "head"]
+    x = torch.randn(4, 1, 28, 28)
+    with torch.no_grad():
+        assert _rel(chip(x), model(x)) <= 1e-5
+    save_model(tmp_path / "vit.pt", "vit", model, {"dataset": "mnist"}, {"depth": 2})
+    again = load_model(tmp_path / "vit.pt").eval()
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+    assert vit_cifar()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ValueError, match="not a multiple of patch_size"):
+        vit_mnist(patch_size=5)
