@@ -379,3 +379,32 @@ def test_vit_converts_matches_digital_and_round_trips_its_checkpoint(tmp_path):
     assert vit_cifar()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ValueError, match="not a multiple of patch_size"):
         vit_mnist(patch_size=5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_transformer_chips_run_on_cuda():
+    from models.vit import vit_mnist
+
+    torch.manual_seed(12)
+    dev = torch.device("cuda")
+    dec = nn.TransformerDecoderLayer(E, HEADS, 32, batch_first=True).eval()
+    dec.multihead_attn = nn.MultiheadAttention(
+        E, HEADS, batch_first=True, add_bias_kv=True, add_zero_attn=True
+    ).eval()
+    dec = dec.to(dev)
+    chip = memsim.convert(dec, "ideal", seed=0)
+    tgt, mem = torch.randn(N, L, E, device=dev), torch.randn(N, S, E, device=dev)
+    causal = nn.Transformer.generate_square_subsequent_mask(L, device=dev)
+    masks = {"tgt_mask": causal, "tgt_is_causal": True,
+             "memory_key_padding_mask": _padding(N, S).to(dev)}
+    with torch.no_grad():
+        # TF32 may be on for CUDA matmuls and convolutions: a looser bound than on CPU
+        assert _rel(chip(tgt, mem, **masks), dec(tgt, mem, **masks)) <= 1e-3
+    vit = vit_mnist().eval().to(dev)
+    chip = memsim.convert(vit, "rram_wan2022", seed=0)
+    x = torch.randn(8, 1, 28, 28, device=dev)
+    memsim.calibrate(chip, x)
+    with torch.no_grad():
+        out = chip(x)
+    assert out.device.type == "cuda" and torch.isfinite(out).all()
