@@ -207,6 +207,33 @@ def _rebuild(module: nn.Module, name: str, digital: Sequence[str]) -> nn.Module:
     )
 
 
+def tile_weights(model: nn.Module, digital: Sequence[str] = ()) -> dict[str, Tensor]:
+    """The weights a chip of ``model`` holds, keyed as :func:`memsim.program` takes them.
+
+    For a digital model, trained or fine-tuned after a chip was converted from it:
+    ``memsim.program(chip, tile_weights(model))`` programs its current weights, the
+    packed ``in_proj_weight`` of an attention split into ``q_proj``, ``k_proj`` and
+    ``v_proj`` as :func:`memsim.convert` splits it.  ``digital`` must be what the chip
+    was converted with.  The tensors are detached copies.
+    """
+    rebuilt = restructure(model, digital)
+    return {
+        (f"{name}.weight" if name else "weight"): m.weight.detach().clone()
+        for name, m in rebuilt.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv2d))
+        and not any(_matches(name, e) for e in digital)
+        and not _inside_digital_attention(rebuilt, name)
+    }
+
+
+def _inside_digital_attention(model: nn.Module, name: str) -> bool:
+    """Whether ``name`` is a projection of an attention or layer left as torch's class."""
+    parts = name.split(".")
+    return any(
+        type(model.get_submodule(".".join(parts[:i]))) in _SOURCES for i in range(len(parts))
+    )
+
+
 def restructure(model: nn.Module, digital: Sequence[str] = ()) -> nn.Module:
     """A deep copy of ``model`` with its attention and transformer layers rebuilt.
 

@@ -7,6 +7,7 @@ layers that the tile report, the cost model and the export see.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -408,3 +409,26 @@ def test_transformer_chips_run_on_cuda():
     with torch.no_grad():
         out = chip(x)
     assert out.device.type == "cuda" and torch.isfinite(out).all()
+
+
+def test_tile_weights_program_a_chip_with_a_tuned_digital_model():
+    from memsim.transformer import tile_weights
+
+    torch.manual_seed(13)
+    model = _Classifier().eval()
+    tuned = copy.deepcopy(model)  # new weights, as after fine-tuning (biases are digital)
+    with torch.no_grad():
+        for name, p in tuned.named_parameters():
+            if name.endswith("weight") and "norm" not in name:
+                p.mul_(1.0 + 0.5 * torch.randn_like(p))
+    chip = memsim.convert(model, "ideal", seed=0)
+    weights = tile_weights(tuned)
+    assert sorted(weights) == sorted(f"{n}.weight" for n, _ in memsim.analog_layers(chip))
+    x = torch.randn(N, L, E)
+    with torch.no_grad():
+        assert _rel(chip(x), tuned(x)) > 1e-3
+        memsim.program(chip, weights, seed=1)
+        assert _rel(chip(x), tuned(x)) <= 1e-5
+    chip = memsim.convert(model, "ideal", seed=0, digital=["enc.self_attn"])
+    weights = tile_weights(tuned, digital=["enc.self_attn"])
+    assert sorted(weights) == ["enc.linear1.weight", "enc.linear2.weight", "head.weight"]
