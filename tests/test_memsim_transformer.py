@@ -151,6 +151,25 @@ def test_encoder_layer_matches_digital(batch_first, norm_first, activation):
             assert _rel(chip(x, **masks), enc(x, **masks)) <= 1e-5, list(masks)
 
 
+@pytest.mark.parametrize(
+    "kw", [{"bias": False}, {"activation": nn.GELU()}, {"layer_norm_eps": 1e-3}],
+    ids=["no_bias", "gelu_module", "eps"],
+)
+def test_encoder_layer_options_and_dropout_in_training_mode(kw):
+    torch.manual_seed(14)
+    x = torch.randn(N, L, E)
+    enc = nn.TransformerEncoderLayer(E, HEADS, 32, dropout=0.2, batch_first=True, **kw).train()
+    chip = memsim.convert(enc, "ideal", seed=0)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        ref = enc(x)
+        torch.manual_seed(3)
+        assert _rel(chip(x), ref) <= 1e-5  # the same dropout draws
+        enc.eval(), chip.eval()
+        assert _rel(chip(x), enc(x)) <= 1e-5
+        assert _rel(chip(x), ref) > 1e-3
+
+
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_decoder_layer_matches_digital(batch_first, norm_first):
