@@ -28,7 +28,8 @@ step() {  # step NAME SECONDS COMMAND...
 if [ "${DEVICE}" != "cpu" ]; then
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version \
     --format=csv,noheader
-  step "GPU tests" 120 "${PY}" -m pytest -m gpu tests/test_device.py -q -rs
+  step "GPU tests" 120 "${PY}" -m pytest -m gpu tests/test_device.py \
+    tests/test_memsim_transformer.py -q -rs
 fi
 step "simulator speed on ${DEVICE}" 150 "${PY}" bench/simulator.py --device "${DEVICE}" --repeats 3
 step "MobileNetV2-CIFAR10 GA generation on ${DEVICE}" 240 \

@@ -28,6 +28,7 @@ from .api import (
     target_weights,
     tile_report,
 )
+from .attention import AnalogMultiheadAttention
 from .cost import CostModelError, CostReport, LayerCost, cost_report
 from .defects import DefectMap, defect_maps, defect_weight_map
 from .export import (
@@ -42,12 +43,16 @@ from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 from .readback import DefectEstimate, estimate_defects, read_back
 from .resources import ChipMemoryError, ChipTimeError
+from .transformer import AnalogTransformerDecoderLayer, AnalogTransformerEncoderLayer
 from .trim import clear_output_trim, output_trim, set_output_trim
 
 __all__ = [
     "AnalogConv2d",
     "AnalogLayer",
     "AnalogLinear",
+    "AnalogMultiheadAttention",
+    "AnalogTransformerDecoderLayer",
+    "AnalogTransformerEncoderLayer",
     "ChipMemoryError",
     "ChipTimeError",
     "CostModelError",

@@ -15,6 +15,7 @@ from .overrides import LayerProfiles, resolve_layer_profiles
 from .profiles import DeviceProfile, load_profile
 from .resources import check_memory, check_setup_time, layer_memory, module_layout
 from .sampling import NoiseSampler
+from .transformer import restructure
 
 
 def _fresh_seed() -> int:
@@ -32,8 +33,9 @@ _UNMAPPABLE: tuple[type[nn.Module], ...] = (
     nn.RNNBase,
     nn.RNNCellBase,
     nn.Bilinear,
+    # the exact classes are rebuilt (memsim.transformer); a subclass may have changed the
+    # forward, which reads in_proj_weight, linear1.weight etc. as tensors
     nn.MultiheadAttention,
-    # their forward reads linear1.weight etc. directly, which a tile layer does not have
     nn.TransformerEncoderLayer,
     nn.TransformerDecoderLayer,
 )
@@ -54,24 +56,27 @@ def _unmappable_reason(module: nn.Module) -> str | None:
     return None
 
 
-def _plan(model: nn.Module, digital: Iterable[str]) -> list[tuple[str, nn.Module]]:
-    """The modules to put on tiles; refuse unmappable ones the user did not keep digital."""
+def _entries(digital: Iterable[str]) -> list[str]:
     entries = [digital] if isinstance(digital, str) else list(digital)
     for entry in entries:
         if not isinstance(entry, str) or not entry:
             raise ValueError(
                 f"memsim.convert: digital entries must be non-empty module names, got {entry!r}"
             )
-    used: set[str] = set()
+    return entries
+
+
+def _plan(model: nn.Module, entries: list[str]) -> list[tuple[str, nn.Module]]:
+    """The modules to put on tiles; refuse unmappable ones the user did not keep digital."""
+    # an entry is valid if it names any module, also one inside a refused or digital one
+    used = {e for e in entries for n, _ in model.named_modules() if n and _matches(n, e)}
     skip: list[str] = []  # subtrees already decided (digital, unmappable or analog)
     targets: list[tuple[str, nn.Module]] = []
     refused: list[str] = []
     for name, module in model.named_modules():
         if any(_matches(name, s) for s in skip):
             continue
-        hits = [e for e in entries if _matches(name, e)]
-        if hits:
-            used.update(hits)
+        if any(_matches(name, e) for e in entries):
             skip.append(name)
             continue
         reason = _unmappable_reason(module)
@@ -121,11 +126,15 @@ def convert(
     """Return a deep copy of ``model`` with every Linear and Conv2d on analog tiles.
 
     The copy is programmed at once (time 0 after programming).  The original model is
-    untouched.  Layers that compute a matrix product memsim cannot map (Conv1d, Conv3d,
-    transposed convs, RNN/LSTM/GRU and their cells, Bilinear, MultiheadAttention,
-    Transformer encoder/decoder layers, Conv2d with non-zero or string padding) are
-    refused unless ``digital`` names them; :func:`tile_report` lists every layer with
-    parameters that stayed digital.
+    untouched.  ``nn.MultiheadAttention`` and ``nn.TransformerEncoderLayer`` /
+    ``nn.TransformerDecoderLayer`` are rebuilt first (:mod:`memsim.transformer`): their
+    query, key, value, output and feed-forward projections go onto tiles as
+    ``q_proj``, ``k_proj``, ``v_proj``, ``out_proj``, ``linear1``, ``linear2``, and the
+    products of activations (``Q K^T``, ``softmax(.) V``) stay digital.  Layers that
+    compute a matrix product memsim cannot map (Conv1d, Conv3d, transposed convs,
+    RNN/LSTM/GRU and their cells, Bilinear, subclasses of the attention and transformer
+    layers, Conv2d with non-zero or string padding) are refused unless ``digital`` names
+    them; :func:`tile_report` lists every layer with parameters that stayed digital.
 
     Args:
         model: Any module; its ``nn.Linear`` and ``nn.Conv2d`` become analog.
@@ -139,7 +148,8 @@ def convert(
         digital: Modules to keep digital, by name as in ``model.named_modules()``.  An
             entry matches the module of that name and everything under it
             (``"encoder"`` matches ``"encoder"`` and ``"encoder.0.fc"``, not
-            ``"encoder2"``).  An entry that matches no module is an error.
+            ``"encoder2"``); the projections of a rebuilt attention are named too
+            (``"enc.self_attn.q_proj"``).  An entry that matches no module is an error.
         layer_profiles: Per-layer profiles by module name, prefix or ``fnmatch`` pattern:
             a dict of fields derives from the profile (``{"features.0": {"adc": {"bits":
             8}}}``), a profile (object, name or path) replaces it; see
@@ -157,7 +167,10 @@ def convert(
     prof = load_profile(profile)
     seed = _fresh_seed() if seed is None else int(seed)
     chip_seed = seed if chip_seed is None else int(chip_seed)
-    planned = _plan(model, digital)
+    entries = _entries(digital)
+    # attention and transformer layers rebuilt around nn.Linear projections (a copy)
+    source = restructure(model, entries)
+    planned = _plan(source, entries)
     if not planned:
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto tiles")
     for name, module in planned:
@@ -172,7 +185,7 @@ def convert(
     device = planned[0][1].weight.device
     check_memory([layer_memory(n, lay, p) for n, lay, p in layouts], device)
     check_setup_time(layouts, device)
-    analog = copy.deepcopy(model)
+    analog = copy.deepcopy(model) if source is model else source
     targets = [(n, analog.get_submodule(n)) for n, _ in planned]
     for index, (name, module) in enumerate(targets):
         cls = AnalogLinear if isinstance(module, nn.Linear) else AnalogConv2d

@@ -19,6 +19,12 @@ applied (numbers from the profile's ``periphery`` section, :mod:`memsim.profile_
   ``cycles * t_read + t_adc * cols_per_adc`` when each column is converted once;
   a layer runs ``ceil(tiles / parallel_tiles)`` rounds of its MVMs; layers run one
   after the other.
+* **Digital attention** (one row per :class:`memsim.attention.AnalogMultiheadAttention`,
+  kind ``attn``): the products of activations ``Q K^T`` and ``softmax(.) V``, one MAC
+  per head, query, key and head channel each, at ``scale_energy_pJ +
+  accumulate_energy_pJ`` per MAC (a multiply on the digital multiplier that rescales
+  outputs, an addition on the partial-sum adder) of the profile of the attention's
+  first analog projection.  Its latency and area (and the softmax) are not modelled.
 * **Area**: every allocated tile: ``2 * rows * cols`` devices, ``rows`` DACs,
   ``ceil(cols / cols_per_adc)`` ADCs and its digital logic.
 
@@ -41,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .attention import AnalogMultiheadAttention
 from .layers import AnalogConv2d, AnalogLayer, analog_layers
 from .periphery import ADC, DAC
 from .profile_periphery import AdcConversion, AdcScaling, InputEncoding, UnusedCells
@@ -382,12 +389,42 @@ def _layer_cost(name: str, layer: AnalogLayer, meter: _Meter, n: int) -> LayerCo
     )
 
 
+def digital_mac_energy_J(profile: DeviceProfile) -> float:
+    """Energy of one digital multiply-accumulate of activations (J), e.g. of ``Q K^T``."""
+    p = profile.periphery
+    return (p.scale_energy_pJ + p.accumulate_energy_pJ) * 1e-12
+
+
+class _AttentionMeter:
+    """Accumulates the digital MACs of one attention over forward calls."""
+
+    def __init__(self) -> None:
+        self.macs = 0.0
+
+    def __call__(self, attention: AnalogMultiheadAttention, macs: float) -> None:
+        self.macs += macs
+
+
+def _attention_cost(
+    name: str, module: AnalogMultiheadAttention, meter: _AttentionMeter,
+    fallback: DeviceProfile, n: int,
+) -> LayerCost:
+    own = analog_layers(module)
+    prof = own[0][1].profile if own else fallback
+    macs = meter.macs / n
+    return LayerCost(
+        name=name, kind="attn", tiles=0, mvms=0.0, macs=macs, array_J=0.0, dac_J=0.0,
+        adc_J=0.0, digital_J=macs * digital_mac_energy_J(prof), latency_s=0.0, area_mm2=0.0,
+    )
+
+
 @torch.no_grad()
 def cost_report(chip: nn.Module, x: Tensor) -> CostReport:
     """Energy, latency and area of ``chip(x)``, per inference, layer by layer.
 
     Runs one forward pass of ``x`` (its first dimension is the batch of inferences)
-    and measures the DAC codes each analog layer applies.  Calibrate the chip first
+    and measures the DAC codes each analog layer applies and the digital MACs of each
+    converted attention (a row of kind ``attn``).  Calibrate the chip first
     if its converters are ``calibrated`` (see :func:`memsim.calibrate`).
 
     Raises:
@@ -402,13 +439,26 @@ def cost_report(chip: nn.Module, x: Tensor) -> CostReport:
         input_cycles(layer.profile)
         _adc_bits(layer.profile)
     meters = [_Meter() for _ in layers]
+    attentions = [
+        (name, m) for name, m in chip.named_modules() if isinstance(m, AnalogMultiheadAttention)
+    ]
+    attention_meters = [_AttentionMeter() for _ in attentions]
     for (_, layer), meter in zip(layers, meters):
         layer.cost_probe = meter
+    for (_, attention), a_meter in zip(attentions, attention_meters):
+        attention.cost_probe = a_meter
     try:
         chip(x)
     finally:
         for _, layer in layers:
             del layer.cost_probe  # back to the class default (None)
+        for _, attention in attentions:
+            del attention.cost_probe
     n = int(x.shape[0])
-    rows = [_layer_cost(name, layer, m, n) for (name, layer), m in zip(layers, meters)]
+    costs = {name: _layer_cost(name, layer, m, n) for (name, layer), m in zip(layers, meters)}
+    fallback = layers[0][1].profile
+    for (name, attention), a_meter in zip(attentions, attention_meters):
+        costs[name] = _attention_cost(name, attention, a_meter, fallback, n)
+    # rows in module order: an attention's row comes before those of its projections
+    rows = [costs[name] for name, _ in chip.named_modules() if name in costs]
     return CostReport(rows, n, layers[0][1].profile.name)

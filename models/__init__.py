@@ -4,7 +4,8 @@
   and ``train_val_split``.
 * :mod:`models.quant` - STE fake-quantization and weight-noise injection built on
   :mod:`memsim.quantization`; ``qat_forward`` and the generic ``qat_finetune`` loop.
-* :mod:`models.protonet`, :mod:`models.mobilenet`, :mod:`models.micronet` - the networks.
+* :mod:`models.protonet`, :mod:`models.mobilenet`, :mod:`models.micronet`,
+  :mod:`models.vit` - the networks.
 * :mod:`models.train` - classifier and episodic trainers.
 * :mod:`models.evaluate` - accuracy on simulated chips (``evaluate_deployed``).
 * :mod:`models.checkpoint` - the model registry (``register_architecture``) and
@@ -41,6 +42,7 @@ from models.mobilenet import MobileNetV2CIFAR, mobilenet_v2_cifar
 from models.protonet import ProtoNet, prototypical_loss, sample_episode
 from models.quant import fake_quant, perturbed_forward, perturbed_params, qat_finetune, qat_forward
 from models.train import ClassifierConfig, EpisodeConfig, train_classifier, train_protonet
+from models.vit import ViT, vit_cifar, vit_mnist
 
 _LAZY = {
     "evaluate_deployed": "models.evaluate",
@@ -68,6 +70,7 @@ __all__ = [
     "MicroNet",
     "MobileNetV2CIFAR",
     "ProtoNet",
+    "ViT",
     "accuracies",
     "build_model",
     "load_model",
@@ -92,4 +95,6 @@ __all__ = [
     "train_classifier",
     "train_protonet",
     "train_val_split",
+    "vit_cifar",
+    "vit_mnist",
 ]

@@ -2,7 +2,7 @@
 
 A checkpoint is ``torch.save`` of a plain dict::
 
-    {"format": 1, "arch": "protonet" | "mobilenet_v2_cifar" | "micronet" | "mlp" | ...,
+    {"format": 1, "arch": "protonet" | "mobilenet_v2_cifar" | "micronet" | "mlp" | "vit" | ...,
      "model_kwargs": {...}, "state_dict": {...}, "meta": {...}}
 
 ``meta`` holds only JSON-like values (task, bits, noise, seed, dataset sha256, scale,
@@ -31,6 +31,7 @@ from models.micronet import MicroNet
 from models.mobilenet import MobileNetV2CIFAR
 from models.protonet import ProtoNet
 from models.small import lenet5, mlp
+from models.vit import ViT
 
 CHECKPOINT_FORMAT = 1
 
@@ -40,6 +41,7 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "micronet": MicroNet,
     "mlp": mlp,
     "lenet5": lenet5,
+    "vit": ViT,
 }
 """Architecture name -> class or factory; it is called with ``**model_kwargs``."""
 

@@ -31,6 +31,7 @@ from ..profiles import (
 )
 from ..seeds import device_seed
 from ..tiling import make_layout
+from ..transformer import restructure
 from .aihwkit import (
     _STREAM_AIHWKIT_DRIFT,
     _STREAM_AIHWKIT_PROG,
@@ -247,7 +248,10 @@ def convert(
 
     The model is copied; its ``nn.Linear`` and ``nn.Conv2d`` layers become aihwkit analog
     layers (``convert_to_analog``), except grouped / depthwise convolutions, which stay
-    digital.  Digital weight quantization of the profile is applied to the copy first.
+    digital.  Attention and transformer layers are rebuilt first as in
+    :func:`memsim.convert` (:func:`memsim.transformer.restructure`), so that their
+    projections are analog on both sides.  Digital weight quantization of the profile is
+    applied to the copy first.
 
     Args:
         model: Trained PyTorch model.
@@ -264,7 +268,10 @@ def convert(
     """
     prof = load_profile(profile)
     base = translate(prof)
-    digital = copy.deepcopy(model).eval()
+    # attention rebuilt around nn.Linear projections, as memsim.convert does: aihwkit maps
+    # q/k/v/out, and no fused transformer fast path reads their weights as tensors
+    rebuilt = restructure(model)
+    digital = (copy.deepcopy(model) if rebuilt is model else rebuilt).eval()
     names = _mapped_names(digital)
     profiles = dict(zip(names, resolve_layer_profiles(prof, names, layer_profiles), strict=True))
     with torch.no_grad():

@@ -13,6 +13,10 @@ the profile restricted to what aihwkit can express, so that both codes model the
 physics.  ``align=False`` runs memsim with the full profile instead; the knob table then
 lists what aihwkit leaves out.
 
+``nn.MultiheadAttention`` and the transformer layers are rebuilt first for both sides
+(:func:`memsim.transformer.restructure`), so that aihwkit maps the same query, key, value
+and output projections that memsim does.
+
 Both sides also simulate the same layers: what aihwkit cannot map (grouped and depthwise
 convolutions, :func:`memsim.backends.aihwkit.aihwkit_digital_layers`) stays digital on
 memsim's side too, and the output says so first.  ``equal_layers=False`` (``memsim compare
@@ -39,6 +43,7 @@ from ..layers import analog_layers
 from ..overrides import LayerProfiles, resolve_layer_profiles
 from ..periphery import DAC
 from ..profiles import DeviceProfile, load_profile
+from ..transformer import restructure
 
 Accuracy = Callable[[nn.Module], float]
 """Accuracy in percent of a deployed (or the digital) model; default: top-1 on ``(x, y)``."""
@@ -141,8 +146,11 @@ def compare(
     """
     from . import aihwkit as ab
 
-    model = model.eval()
     name = name or type(model).__name__
+    # attention and transformer layers rebuilt around nn.Linear projections for both
+    # simulators: aihwkit then maps q/k/v/out like memsim does, and no fused fast path
+    # reads their weights as tensors (a copy; the caller's model is untouched)
+    model = restructure(model).eval()
     base = load_profile(profile)
     ms_profile, aligned = ab.aligned_profile(base) if align else (base, [])
     times = [float(t) for t in drift_times]
