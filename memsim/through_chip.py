@@ -43,7 +43,7 @@ class ThroughChip(torch.autograd.Function):
         ctx.layer = layer
         # saved, not referenced: reprogramming between forward and backward (which would
         # make this gradient refer to a state the output did not come from) is an error
-        ctx.save_for_backward(x, layer.w_eff)
+        ctx.save_for_backward(x, layer.tiles.w_eff)
         return y
 
     @staticmethod

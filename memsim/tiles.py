@@ -180,6 +180,15 @@ class TileArray(nn.Module):
         self.gain.copy_(gain.to(self.gain.device))
 
     @torch.no_grad()
+    def set_defects(self, fault: Tensor, gain: Tensor) -> None:
+        """Replace the chip's defect map (``(2, out, K)`` each); takes effect at programming.
+
+        For a twin of a chip built from a read-back estimate (:func:`memsim.read_back_twin`).
+        """
+        self.fault.copy_(fault.to(self.fault))
+        self.gain.copy_(gain.to(self.gain))
+
+    @torch.no_grad()
     def set_targets(self, weight: Tensor) -> None:
         """Replace the target weights (any shape with the layer's number of elements)."""
         self.target.copy_(weight.detach().reshape(self.target.shape))

@@ -99,9 +99,8 @@ def read_back_twin(chip: nn.Module, *, reads: int = 4, seed: int = 0) -> nn.Modu
     with torch.no_grad():
         for name, layer in analog_layers(twin):
             est = estimates[f"{name}.weight" if name else "weight"]
-            layer.fault.copy_(est.fault.to(layer.fault.device))
             # the estimate's gain is 0 where stuck; a stuck device ignores its gain
-            layer.gain.copy_(torch.where(est.fault == 0, est.gain, 1.0).to(layer.gain))
+            layer.set_defects(est.fault, torch.where(est.fault == 0, est.gain, 1.0))
             layer.program(layer.seed)
     return twin
 
