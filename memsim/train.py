@@ -14,9 +14,10 @@ trains the targets through the simulated chip.  The two regimes differ in what t
 forward pass reads:
 
 * :attr:`Regime.noise_in_the_loop`: the chip stands for the profile's physics.  Before
-  every step the current targets are programmed afresh (new programming noise and, with
-  ``fresh_chip=True``, a new chip instance: new stuck devices and device-to-device
-  gains), so the weights learn to tolerate the distribution of chips.
+  every step (every ``program_every`` steps) the current targets are programmed afresh
+  (new programming noise and, with ``fresh_chip=True``, a new chip instance: new stuck
+  devices and device-to-device gains), so the weights learn to tolerate the
+  distribution of chips.
 * :attr:`Regime.chip_in_the_loop`: one chip instance with fixed defects.  The step
   reads the programmed state; the optimizer updates the targets; every
   ``program_every`` steps :func:`memsim.program` writes them again (each write with its
@@ -116,8 +117,10 @@ class HardwareAwareTrainer:
         loss_fn: ``loss_fn(output, y)``; cross entropy by default.
         fresh_chip: Noise in the loop: draw a new chip instance (faults, device gains)
             for every step, not only new programming noise.
-        program_every: Chip in the loop: write the targets to the chip every this many
-            steps (1: after every step).
+        program_every: Program the targets every this many steps (1: every step).  Noise
+            in the loop draws a fresh programming (and chip) at steps 0, n, 2n, ...: a
+            larger n trades the fidelity of the noise draws for the time programming
+            takes; chip in the loop writes the updated targets at steps n, 2n, ...
         defects: Chip in the loop: ``"chip"`` (the chip's own defects) or
             ``"read_back"`` (train on :func:`read_back_twin`; program the chip itself
             with :meth:`deploy`).
@@ -162,13 +165,16 @@ class HardwareAwareTrainer:
 
     def _prepare(self) -> None:
         """Put the state the next forward pass reads on the chip (regime-dependent)."""
+        if self.steps % self.program_every:
+            return
         if self.regime == Regime.noise_in_the_loop:
             if self.fresh_chip:
                 chip_seed = self._draw_seed(_STREAM_TRAIN_CHIP)
                 for _, layer in analog_layers(self.model):
                     layer.make_chip(chip_seed)
             program(self.model, seed=self._draw_seed(_STREAM_TRAIN_PROG))
-        elif self.steps > 0 and self.steps % self.program_every == 0:
+        elif self.steps > 0:
+            # chip in the loop: step 0 reads the chip as it was handed in
             program(self.model, seed=self._draw_seed(_STREAM_TRAIN_PROG))
 
     def step(self, x: Tensor, y: Tensor) -> Tensor:
