@@ -305,3 +305,22 @@ def test_trainer_refuses_options_of_the_other_regime():
         memsim.HardwareAwareTrainer(chip, opt, "noise_in_the_loop", defects="read_back")
     with pytest.raises(ValueError):
         memsim.HardwareAwareTrainer(chip, opt, "digital")
+
+
+def test_noise_in_the_loop_program_every_and_to_double():
+    chip = _mlp_chip()
+    layer = memsim.analog_layers(chip)[0][1]
+    trainer = memsim.HardwareAwareTrainer(
+        chip, torch.optim.SGD(chip.parameters(), 0.1), "noise_in_the_loop", program_every=2
+    )
+    trainer.step(*_batch(0))
+    g0 = layer.tiles.g_prog.clone()
+    trainer.step(*_batch(1))  # step 1 reads the programming of step 0
+    assert torch.equal(layer.tiles.g_prog, g0)
+    trainer.step(*_batch(2))
+    assert not torch.equal(layer.tiles.g_prog, g0)
+    trainer.to(torch.float64)
+    trainer.optimizer = torch.optim.SGD(chip.parameters(), 0.1)  # built after the move
+    x, y = _batch(3)
+    assert trainer.step(x.double(), y).dtype == torch.float64
+    assert layer.target.grad.dtype == torch.float64
