@@ -324,3 +324,33 @@ def test_noise_in_the_loop_program_every_and_to_double():
     x, y = _batch(3)
     assert trainer.step(x.double(), y).dtype == torch.float64
     assert layer.target.grad.dtype == torch.float64
+
+
+def test_input_gradient_matches_finite_differences_on_a_faulty_drifted_chip():
+    """Noise-free, quantizer-free, but stuck devices, device gains and drift: the chip's
+    forward is still linear in its input, so d/dx through the chip must be exact."""
+    profile = memsim.load_profile(
+        {
+            "name": "ideal_faulty",
+            "extends": "ideal",
+            "faults": {"stuck_at_gmin_rate": 0.1, "stuck_at_gmax_rate": 0.1, "d2d_sigma": 0.2},
+            "drift": {"model": "power_law", "t0_s": 1.0, "nu_mean": 0.05, "nu_std": 0.02},
+        }
+    )
+    torch.manual_seed(5)
+    chip = memsim.convert(_grouped_net().double(), profile, seed=1).train()
+    memsim.drift(chip, 86400.0)
+    x = torch.randn(2, 2, 6, 6, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(2, 3, dtype=torch.float64)
+    (chip(x) * r).sum().backward()
+    eps = 1e-6
+    flat = x.detach().reshape(-1)
+    with torch.no_grad():
+        for i in range(0, flat.numel(), 7):
+            vals = []
+            for sign in (1.0, -1.0):
+                xp = flat.clone()
+                xp[i] += sign * eps
+                vals.append((chip(xp.view_as(x)) * r).sum().item())
+            numeric = (vals[0] - vals[1]) / (2 * eps)
+            assert numeric == pytest.approx(x.grad.reshape(-1)[i].item(), rel=1e-6, abs=1e-8)
