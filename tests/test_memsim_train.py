@@ -9,7 +9,7 @@ import torch
 from conftest import ROOT, SEED_OFFSET
 from digits_support import trained_digits_mlp
 from torch import nn
-from train_support import eval_outputs
+from train_support import IRDROP, eval_outputs
 
 import memsim
 from models.data import load_digits_dataset
@@ -31,14 +31,15 @@ def _grouped_net() -> nn.Module:
     )
 
 
-@pytest.mark.parametrize("profile", ["rram_1t1r_yao2020", "pcm_joshi2020", "rram_wan2022_irdrop"])
+@pytest.mark.parametrize(
+    "profile", ["rram_1t1r_yao2020", "pcm_joshi2020", IRDROP], ids=["yao", "pcm", "irdrop"]
+)
 def test_gradients_reach_every_analog_weight_and_bias(profile):
     torch.manual_seed(0)
-    # the IR-drop solve of conv tiles takes most of a minute: a Linear pair there
-    cases = [(nn.Sequential(nn.Linear(30, 20), nn.Tanh(), nn.Linear(20, 3)), torch.randn(4, 30))]
-    if "irdrop" not in profile:
-        cases = [(_grouped_net(), torch.randn(4, 2, 6, 6)), (lenet5(), torch.randn(4, 1, 28, 28))]
-    for model, x in cases:
+    for model, x in [
+        (_grouped_net(), torch.randn(4, 2, 6, 6)),
+        (lenet5(), torch.randn(4, 1, 28, 28)),
+    ]:
         chip = memsim.convert(model, profile, seed=1).train()
         x.requires_grad_(True)
         loss = nn.functional.cross_entropy(chip(x), torch.arange(4) % 3)
