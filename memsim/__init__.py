@@ -6,6 +6,7 @@ Public API::
     chip = memsim.convert(model, profile, seed=0, chip_seed=7)
     memsim.program(chip, new_weights, seed=1)   # same chip, fresh programming noise
     memsim.drift(chip, 3600.0)
+    trainer = memsim.HardwareAwareTrainer(chip, opt, "chip_in_the_loop")  # train through it
     memsim.effective_weights(chip); memsim.tile_report(chip)
     print(memsim.cost_report(chip, x))          # energy, latency, area per layer
     memsim.export_chip(chip, "chip.npz", csv_path="chip.csv")   # what to program, per tile
@@ -43,6 +44,7 @@ from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 from .readback import DefectEstimate, estimate_defects, read_back
 from .resources import ChipMemoryError, ChipTimeError
+from .train import HardwareAwareTrainer, Regime, read_back_twin
 from .transformer import AnalogTransformerDecoderLayer, AnalogTransformerEncoderLayer
 from .trim import clear_output_trim, output_trim, set_output_trim
 
@@ -63,9 +65,11 @@ __all__ = [
     "DefectMap",
     "DeviceProfile",
     "DigitalLayer",
+    "HardwareAwareTrainer",
     "LayerCost",
     "LayerTiles",
     "ProfileError",
+    "Regime",
     "TileReport",
     "analog_layers",
     "calibrate",
@@ -89,6 +93,7 @@ __all__ = [
     "laws",
     "read_conductance_map",
     "read_back",
+    "read_back_twin",
     "set_output_trim",
     "target_weights",
     "tile_report",

@@ -77,13 +77,31 @@ class AnalogConv2d(AnalogLayer):
     def _conv(self, x: Tensor, w: Tensor, groups: int) -> Tensor:
         return F.conv2d(x, w, None, self.stride, self.padding, self.dilation, groups)
 
-    @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """Convolve through the simulated tiles."""
         expected = f"(B, {self.in_channels}, H, W) or ({self.in_channels}, H, W)"
         x = self._as_input(x, expected)
         if x.dim() == 3:  # unbatched, as nn.Conv2d allows
             return self.forward(x.unsqueeze(0)).squeeze(0)
+        return self._forward(x)
+
+    def _out_dim(self, ndim: int) -> int:
+        return 1
+
+    def _linear_grads(
+        self, x: Tensor, w_eff: Tensor, grad: Tensor, need_x: bool, need_w: bool
+    ) -> tuple[Tensor | None, Tensor | None]:
+        w = w_eff.view(self.weight_shape)
+        args = (self.stride, self.padding, self.dilation, self.groups)
+        gx = torch.nn.grad.conv2d_input(x.shape, w, grad, *args) if need_x else None
+        gw = None
+        if need_w:
+            gw = torch.nn.grad.conv2d_weight(x, w.shape, grad, *args).reshape(w_eff.shape)
+        return gx, gw
+
+    @torch.no_grad()
+    def _chip_forward(self, x: Tensor) -> Tensor:
+        expected = f"(B, {self.in_channels}, H, W) or ({self.in_channels}, H, W)"
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"memsim layer {self._label()}: expected input of shape {expected}, "

@@ -27,7 +27,11 @@ The partial sums of all tiles of a layer come from one tensor op: a grouped
 ``F.conv2d`` whose groups are (layer group, row tile) pairs, or one ``bmm`` for
 ``Linear``.  Everything after it (noise, ADC, digital scaling and accumulation)
 runs in place on the partial sums.  There is no Python loop over tiles or devices.
-Analog layers are inference-only: their forward runs without autograd.
+In eval mode (and under ``torch.no_grad``) the forward pass runs without autograd.  In
+training mode with gradients enabled it is the same forward pass, wrapped in
+:class:`memsim.through_chip.ThroughChip`: the output is bit for bit the chip's, and the
+backward pass reaches the target weights, the bias and the input through
+straight-through estimators (see :mod:`memsim.train` for the training regimes).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from .periphery import ADC, DAC, Calibration, DacOut
 from .profiles import DeviceProfile
 from .sampling import NoiseSampler, standard_normal
 from .seeds import device_seed
+from .through_chip import ThroughChip
 from .tiles import STREAM_READ, TileArray, generator
 
 log = logging.getLogger("memsim")
@@ -331,6 +336,41 @@ class AnalogLayer(TileArray):
     def _needs_sx2(self) -> bool:
         return self.physics.read.active() or self.profile.output_noise.sigma > 0.0
 
+    # -- training through the chip ---------------------------------------------------
+    def _through_chip(self) -> bool:
+        """Whether this forward pass records straight-through gradients.
+
+        Only in training mode with autograd on, and never while calibrating (the
+        converters pass their inputs through then: that is not the chip's output).
+        """
+        return self.training and torch.is_grad_enabled() and not self.cal.calibrating
+
+    def _forward(self, x: Tensor) -> Tensor:
+        """The chip's forward pass, through :class:`ThroughChip` when training."""
+        if self._through_chip():
+            return ThroughChip.apply(x, self.target, self.bias, self)
+        return self._chip_forward(x)
+
+    def _chip_forward(self, x: Tensor) -> Tensor:
+        """The chip's forward pass on a validated input, without autograd."""
+        raise NotImplementedError
+
+    def _out_dim(self, ndim: int) -> int:
+        """The output-feature dimension of an output with ``ndim`` dimensions."""
+        raise NotImplementedError
+
+    def _out_view(self, ndim: int) -> tuple[int, ...]:
+        """Shape that broadcasts a per-output vector over an output of ``ndim`` dims."""
+        shape = [1] * ndim
+        shape[self._out_dim(ndim)] = -1
+        return tuple(shape)
+
+    def _linear_grads(
+        self, x: Tensor, w_eff: Tensor, grad: Tensor, need_x: bool, need_w: bool
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """``(dL/dx, dL/dW)`` of ``y = W_eff x`` for ``grad = dL/dy`` (``dW`` as ``(out, K)``)."""
+        raise NotImplementedError
+
 
 class AnalogLinear(AnalogLayer):
     """``nn.Linear`` on crossbar tiles."""
@@ -346,9 +386,24 @@ class AnalogLinear(AnalogLayer):
         w = F.pad(w, (0, pad)).view(lay.out, lay.row_tiles, lay.row_span)
         return w.permute(1, 2, 0).contiguous()  # (T, span, out)
 
-    @torch.no_grad()
     def forward(self, x: Tensor) -> Tensor:
         """Compute ``x W^T + b`` through the simulated tiles."""
+        return self._forward(self._as_input(x, f"(..., {self.in_features})"))
+
+    def _out_dim(self, ndim: int) -> int:
+        return ndim - 1
+
+    def _linear_grads(
+        self, x: Tensor, w_eff: Tensor, grad: Tensor, need_x: bool, need_w: bool
+    ) -> tuple[Tensor | None, Tensor | None]:
+        gx = grad @ w_eff if need_x else None
+        gw = None
+        if need_w:
+            gw = grad.reshape(-1, self.out_features).T @ x.reshape(-1, self.in_features)
+        return gx, gw
+
+    @torch.no_grad()
+    def _chip_forward(self, x: Tensor) -> Tensor:
         expected = f"(..., {self.in_features})"
         x = self._as_input(x, expected)
         if x.dim() == 0 or x.shape[-1] != self.in_features:

@@ -129,9 +129,10 @@ class TileArray(nn.Module):
             out, k, groups, profile.tile.rows, profile.tile.cols, kernel_elems
         )
         self.layer_index = layer_index
-        # targets are plain tensors today; a trainable layer can hold them as a Parameter
-        # (straight-through to the programmed state) without changing anything below
-        self.register_buffer("target", weight.detach().reshape(out, k).clone())
+        # the digital target weights are a Parameter: training through the chip
+        # (memsim.through_chip, memsim.train) updates them, and programming reads them;
+        # the state-dict key "target" is the one of the buffer it was before
+        self.target = nn.Parameter(weight.detach().reshape(out, k).clone())
         f32 = dict(dtype=weight.dtype, device=weight.device)
         self.register_buffer("scale", torch.ones(out, self.layout.row_tiles, **f32))
         self.register_buffer("comp_gain", torch.ones(out, self.layout.row_tiles, **f32))
@@ -177,6 +178,15 @@ class TileArray(nn.Module):
         fault, gain = draw_defects(tuple(self.g_prog.shape), self.profile, gen)
         self.fault.copy_(fault.to(self.fault.device))
         self.gain.copy_(gain.to(self.gain.device))
+
+    @torch.no_grad()
+    def set_defects(self, fault: Tensor, gain: Tensor) -> None:
+        """Replace the chip's defect map (``(2, out, K)`` each); takes effect at programming.
+
+        For a twin of a chip built from a read-back estimate (:func:`memsim.read_back_twin`).
+        """
+        self.fault.copy_(fault.to(self.fault))
+        self.gain.copy_(gain.to(self.gain))
 
     @torch.no_grad()
     def set_targets(self, weight: Tensor) -> None:
@@ -324,8 +334,8 @@ class TileView:
 
     @property
     def target(self) -> Tensor:
-        """Target weights ``(out, K)``."""
-        return self._t.target
+        """Target weights ``(out, K)`` (detached from the trainable parameter)."""
+        return self._t.target.detach()
 
     @property
     def g_prog(self) -> Tensor:
