@@ -23,6 +23,7 @@ The aihwkit rows need the ``aihwkit`` extra and are skipped without it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import io
 import json
@@ -35,6 +36,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -172,11 +174,52 @@ def main() -> None:
     ap.add_argument("--before", default=None, help="git ref to time as 'before' as well")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument(
+        "--record",
+        metavar="NAME",
+        default=None,
+        help="also write the printed tables, the command, commit, machine, threads and wall "
+        "time to results/NAME.json, from which docs/results.md is rendered",
+    )
+    ap.add_argument(
         "--physics",
         default="pcm_joshi2020,pcm_joshi2020_aihwkit,rram_cmo_aihwkit",
         help="profiles of the program/drift table, the first one native (empty: skip)",
     )
     args = ap.parse_args()
+    if args.record is None or args.json:
+        _report(args)
+        return
+    from lab.run_folder import environment
+    from lab.studies.published import record
+
+    started, t0, printed = environment(), time.perf_counter(), io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, printed)):
+        _report(args)
+    command = "python bench/simulator.py " + " ".join(sys.argv[1:])
+    results = {"kind": "bench", "text": printed.getvalue().rstrip("\n")}
+    wall = time.perf_counter() - t0
+    path = record(args.record, results, command=command, wall_time_s=wall, started=started)
+    print(f"recorded: {path}")
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy (what ``--record`` stores)."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def _report(args: argparse.Namespace) -> None:
+    """Time every case and print the tables (what ``main`` runs, recorded or not)."""
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     cases = _cases(args.cases)

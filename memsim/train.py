@@ -159,6 +159,13 @@ class HardwareAwareTrainer:
         self.steps = 0
         self.model = chip if self.defects == Defects.chip else read_back_twin(chip, seed=seed)
         """The module the forward pass runs on (the chip, or its read-back twin)."""
+        # fresh chips are drawn into the chip's own layers: keep its defects to put back
+        self._own_defects = (
+            [(layer.tiles.fault.clone(), layer.tiles.gain.clone()) for _, layer in
+             analog_layers(chip)]
+            if fresh_chip
+            else []
+        )  # fmt: skip
 
     def _draw_seed(self, stream: int) -> int:
         return device_seed(self.seed, stream, self.steps)
@@ -192,8 +199,11 @@ class HardwareAwareTrainer:
         """Program the chip itself with the current targets (seed ``seed``); the chip, in eval.
 
         After this the chip holds what was trained: evaluate, drift or calibrate it as
-        any converted model.
+        any converted model.  With ``fresh_chip`` the chip gets its own defects back
+        first (training drew other chip instances into its layers).
         """
+        for (_, layer), (fault, gain) in zip(analog_layers(self.chip), self._own_defects):
+            layer.set_defects(fault, gain)
         program(self.chip, seed=seed)
         return self.chip.eval()
 

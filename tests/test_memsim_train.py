@@ -228,6 +228,25 @@ def test_noise_in_the_loop_programs_afresh_every_step():
     assert not torch.equal(seen_fault[0], seen_fault[1])  # a new chip instance each step
 
 
+def test_deploy_after_fresh_chips_puts_the_chips_own_defects_back():
+    # training draws other chip instances into the chip's layers; the trained targets
+    # must go onto the chip handed in, with its own stuck devices and gains
+    chip = _mlp_chip()
+    own = [
+        (lay.tiles.fault.clone(), lay.tiles.gain.clone()) for _, lay in memsim.analog_layers(chip)
+    ]
+    trainer = memsim.HardwareAwareTrainer(
+        chip, torch.optim.SGD(chip.parameters(), 0.1), "noise_in_the_loop", fresh_chip=True
+    )
+    for i in range(2):
+        trainer.step(*_batch(i))
+    first = memsim.analog_layers(chip)[0][1]
+    assert not torch.equal(first.tiles.fault, own[0][0])  # a fresh instance while training
+    trainer.deploy(seed=5)
+    for (_, lay), (fault, gain) in zip(memsim.analog_layers(chip), own, strict=True):
+        assert torch.equal(lay.tiles.fault, fault) and torch.equal(lay.tiles.gain, gain)
+
+
 def test_chip_in_the_loop_keeps_the_chip_and_reprograms_every_n_steps():
     chip = _mlp_chip()
     layer = memsim.analog_layers(chip)[0][1]

@@ -73,3 +73,14 @@ def test_a_block_without_a_results_file_is_an_error(tmp_path):
 
     with pytest.raises(PublishedError, match="no such results file"):
         render_text("<!-- results:nope -->\nx\n<!-- /results:nope -->\n", tmp_path)
+
+
+def test_a_bench_record_renders_its_printed_tables_with_the_stamp(tmp_path):
+    from lab.studies.published import load, record, render_text
+
+    printed = "model  batch  memsim ms  /floor\nMLP      256       1.2   1.10x"
+    record("speed", {"kind": "bench", "text": printed}, command="python bench/x.py",
+           wall_time_s=3.0, folder=tmp_path)  # fmt: skip
+    text = render_text("<!-- results:speed -->\n<!-- /results:speed -->\n", tmp_path)
+    assert f"```text\n{printed}\n```" in text
+    assert "Measured with `python bench/x.py`" in text and load("speed", tmp_path)

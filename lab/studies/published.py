@@ -123,6 +123,8 @@ def render(data: dict[str, Any]) -> str:
     from lab.experiment.report import format_results
 
     r = data["results"]
+    if r.get("kind") == "bench":  # a bench script's printed tables (bench/*.py --record)
+        return f"```text\n{r['text']}\n```\n\n{_stamp(data)}\n"
     if "rows" in r:  # a Table 1 reproduction (lab.studies.table1): its own Markdown table
         from lab.studies.table1 import render_markdown
 
