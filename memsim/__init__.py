@@ -39,6 +39,7 @@ from .export import (
 )
 from .laws import register_device_law
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
+from .placement import clear_placement, placements, set_placement
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 from .readback import DefectEstimate, estimate_defects, read_back
 from .resources import ChipMemoryError
@@ -64,6 +65,7 @@ __all__ = [
     "analog_layers",
     "calibrate",
     "clear_output_trim",
+    "clear_placement",
     "conductances",
     "cost_report",
     "defect_maps",
@@ -76,6 +78,7 @@ __all__ = [
     "estimate_defects",
     "needs_calibration",
     "output_trim",
+    "placements",
     "list_profiles",
     "load_profile",
     "program",
@@ -84,6 +87,7 @@ __all__ = [
     "read_conductance_map",
     "read_back",
     "set_output_trim",
+    "set_placement",
     "target_weights",
     "tile_report",
     "validate_profile",
