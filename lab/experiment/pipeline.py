@@ -166,6 +166,7 @@ def _run_method(
     record: dict[str, Any] = {
         "genes": sol.genes.cpu(),
         "trim": sol.trim,
+        "placement": sol.placement,
         "info": {k: v for k, v in sol.info.items() if k != "estimated_faults"},
         "counters": counters.as_dict(),
         "wall_time_s": wall,
@@ -182,8 +183,8 @@ def _run_method(
 def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, Any]]) -> None:
     """``weights/<method>.pt``: each method's network as a ``memsim evaluate`` checkpoint.
 
-    A digital output trim (``ga_knobs``) is not part of a network checkpoint: its file
-    holds the weights only, and says so in its metadata.
+    A digital output trim (``ga_knobs``) or a placement (``ga_mapping``) is not part of a
+    network checkpoint: its file holds the weights only, and says so in its metadata.
     """
     from lab.fitness.finetune import with_genes
     from models.checkpoint import save_checkpoint
@@ -194,7 +195,12 @@ def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, 
         path = folder / f"{name}.pt"
         if path.exists():
             continue
-        meta = {**inputs.baseline_meta, "weights": name, "trim_not_included": bool(rec["trim"])}
+        meta = {
+            **inputs.baseline_meta,
+            "weights": name,
+            "trim_not_included": bool(rec["trim"]),
+            "placement_not_included": bool(rec.get("placement")),
+        }
         # written from the CPU, so that a checkpoint made on a GPU loads anywhere
         net = with_genes(inputs.baseline, inputs.genome, rec["genes"]).cpu()
         save_checkpoint(path, net, meta)
@@ -231,13 +237,13 @@ def _shared_baseline_score(exp: Experiment, inputs: Inputs, chip: int) -> Any:
 def score_models(
     exp: Experiment,
     inputs: Inputs,
-    models: dict[str, tuple[Tensor, Any]],
+    models: dict[str, tuple[Tensor, Any, Any]],
     snapshots: dict[int, Tensor],
 ) -> dict[str, Any]:
     """Paired test scores of every model on every chip (cached in ``scores.json``).
 
-    ``models`` maps a name to ``(genes, trim)``; ``snapshots`` are GA best-ever weights by
-    generation, scored on the fitness chip right after programming.  The baseline's
+    ``models`` maps a name to ``(genes, trim, placement)``; ``snapshots`` are GA best-ever
+    weights by generation, scored on the fitness chip right after programming.  The baseline's
     scores do not depend on the methods: they are shared across runs under
     ``<run_root>/baselines/scores/``.
     """
@@ -250,12 +256,12 @@ def score_models(
     chips = [cfg.chip.chip_seed, *cfg.chip.transfer_chip_seeds]
     drifts = tuple(ev.drift_times_s)
     jobs = [
-        (f"{name}@chip{chip}", genes, trim, chip, drifts)
+        (f"{name}@chip{chip}", genes, trim, placement, chip, drifts)
         for chip in chips
-        for name, (genes, trim) in models.items()
+        for name, (genes, trim, placement) in models.items()
     ]
     jobs += [
-        (f"ga_gen{g:04d}@chip{cfg.chip.chip_seed}", genes, None, cfg.chip.chip_seed, ())
+        (f"ga_gen{g:04d}@chip{cfg.chip.chip_seed}", genes, None, None, cfg.chip.chip_seed, ())
         for g, genes in sorted(snapshots.items())
     ]
     for key, *_, chip, _ in jobs:
@@ -265,10 +271,12 @@ def score_models(
                 cache[key] = read_json(shared)["scores"]
     todo = [j for j in jobs if j[0] not in cache]
     t0 = time.perf_counter()
-    for key, genes, trim, chip, times in tqdm(
+    for key, genes, trim, placement, chip, times in tqdm(
         todo, desc="test scoring", disable=not exp.ctx.progress
     ):
-        scores = inputs.score(genes, ev, chip_seed=chip, drift_times_s=times, trim=trim)
+        scores = inputs.score(
+            genes, ev, chip_seed=chip, drift_times_s=times, trim=trim, placement=placement
+        )
         cache[key] = {t: s.accuracies for t, s in scores.items()}
         write_json(path, cache)  # a kill while scoring loses at most one model
         if key.startswith("baseline@"):
@@ -446,12 +454,12 @@ def run_methods(exp: Experiment) -> dict[str, Any]:
     if cfg.evaluation.test_every and snap_dir.is_dir():
         for p in sorted(snap_dir.glob("gen-*.pt")):
             snapshots[int(p.stem.split("-")[1])] = torch.load(p, weights_only=True)
-    models: dict[str, tuple[Tensor, Any]] = {"baseline": (inputs.base_genes, None)}
-    models.update({n: (r["genes"], r["trim"]) for n, r in records.items()})
+    models: dict[str, tuple[Tensor, Any, Any]] = {"baseline": (inputs.base_genes, None, None)}
+    models.update({n: (r["genes"], r["trim"], r.get("placement")) for n, r in records.items()})
     cache = score_models(exp, inputs, models, snapshots)
 
     results = build_results(exp, inputs, records, cache, budget)
-    results["cost"] = cost_block(cfg, inputs, {n: g for n, (g, _) in models.items()})
+    results["cost"] = cost_block(cfg, inputs, {n: g for n, (g, *_) in models.items()})
     fitness_line = _baseline_fitness(exp, inputs) if snapshots else None
     write_plots(exp.run_dir, cfg, inputs, results, baseline_fitness=fitness_line)
     exp.stage_time("total", time.perf_counter() - t_start)

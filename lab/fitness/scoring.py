@@ -127,6 +127,7 @@ def score_on_chip(
     drift_times_s: Sequence[float] = (),
     calibration: Tensor | None = None,
     trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    placement: Mapping[str, tuple[Tensor, Tensor]] | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -148,6 +149,8 @@ def score_on_chip(
             them a calibrated chip would take its ranges from the first test batch.
         trim: Digital per-column output gain/offset to set on the chip
             (:func:`memsim.trim.set_output_trim`), e.g. a ``ga_knobs`` solution.
+        placement: Per-tile row/column permutations of the weights
+            (:func:`memsim.set_placement`), e.g. a ``ga_mapping`` solution.
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
@@ -155,11 +158,16 @@ def score_on_chip(
 
     """
 
-    def set_trim(chip: nn.Module) -> None:
-        # the trim survives programming; setting it again after each one is the same state
-        from memsim.trim import set_output_trim
+    def deploy(chip: nn.Module) -> None:
+        import memsim
 
-        set_output_trim(chip, trim)
+        if placement is not None:
+            # set once per chip (it then re-programs with the draw's seed); later draws
+            # program with it in place, and setting it again changes nothing
+            memsim.set_placement(chip, placement)
+        if trim is not None:
+            # the trim survives programming; setting it again after each one is the same state
+            memsim.set_output_trim(chip, trim)
 
     times: list[float | None] = [None, *sorted(drift_times_s)]
     out = draw_accuracies(
@@ -172,7 +180,7 @@ def score_on_chip(
         generator=lambda i, _t: support_generator(seed, i),
         times=times,
         calibration=calibration,
-        after_program=None if trim is None else set_trim,
+        after_program=None if trim is None and placement is None else deploy,
     )
     return {drift_key(t): Score(v) for t, v in out.items()}
 

@@ -69,10 +69,12 @@ class Counters:
 
 @dataclass
 class Solution:
-    """What a method deploys: weights, optional digital output trim, and notes."""
+    """What a method deploys: weights, optional digital output trim, placement, and notes."""
 
     genes: Tensor
     trim: dict[str, tuple[Tensor, Tensor]] | None = None
+    placement: dict[str, tuple[Tensor, Tensor]] | None = None
+    """Per-tile row/column permutations of each layer (:mod:`memsim.placement`)."""
     info: dict[str, Any] = field(default_factory=dict)
 
 

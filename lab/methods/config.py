@@ -78,6 +78,23 @@ class RecoverySection(BaseModel):
         "(measured on the digital network, calibration images).",
     )
 
+    mapping_population: int = Field(
+        32, ge=2, description="ga_mapping: members of the permutation GA (per tile)."
+    )
+    mapping_generations: int = Field(
+        100, ge=0, description="ga_mapping: generations of the permutation GA."
+    )
+    mapping_selection_tau: float = Field(
+        64.0,
+        gt=0.0,
+        description="ga_mapping: sharpness of its sigmoid roulette (centered at the mean share).",
+    )
+    mapping_activity: bool = Field(
+        True,
+        description="Remapping weighs each row's error by its mean |input| on training "
+        "images (false: uniform).",
+    )
+
     @model_validator(mode="after")
     def _reference_runs(self) -> RecoverySection:
         if self.reference is not None and self.reference not in ("baseline", *self.methods):
