@@ -86,3 +86,36 @@ def test_mapping_ga_is_deterministic_and_resumes_to_the_same_placement(tmp_path)
     assert torch.equal(resumed.rows, straight.rows) and torch.equal(resumed.cols, straight.cols)
     assert resumed.history == straight.history
     assert straight.history[-1] < straight.history[0]  # unseeded: it does search
+
+
+def test_mapping_methods_run_in_the_recovery_stage_and_deploy_their_placement(tmp_path):
+    from conftest import SEED_OFFSET
+    from recovery_support import recovery_config
+
+    from lab.experiment.context import RunContext
+    from lab.experiment.runner import run_experiment
+
+    methods = ["qat", "remap_greedy", "ga_mapping", "ga_mapping_readback"]
+    cfg = recovery_config(
+        methods,
+        ga={"generations": 1},
+        fitness={"finetune_steps": 2},
+        recovery={"mapping_generations": 4, "mapping_population": 6},
+    )
+    ctx = RunContext(run_root=tmp_path, progress=False, echo=lambda s: None)
+    results, run_dir = run_experiment(cfg, ctx)
+    rows = {r["method"]: r for r in results["methods"]}
+    for name in methods[1:]:
+        info = rows[name]["info"]
+        assert info["mapping_error_greedy"] < info["mapping_error_none"], name
+        assert rows[name]["counters"]["device_reads"] > 0
+        record = torch.load(run_dir / "recovery" / f"{name}.pt", weights_only=False)
+        assert sorted(record["placement"]) == [f"encoder.{i}.0.weight" for i in range(4)]
+    for name in ("ga_mapping", "ga_mapping_readback"):
+        info = rows[name]["info"]
+        assert info["mapping_error_ga"] <= info["mapping_error_greedy"]
+    assert "confusion" in rows["ga_mapping_readback"]["info"]
+    # the placement changes what the chip computes: remapped scores differ from qat's
+    chip = str(11 + SEED_OFFSET)
+    acc = {n: rows[n]["chips"][chip]["accuracies"] for n in ("qat", "ga_mapping")}
+    assert acc["qat"] != acc["ga_mapping"]

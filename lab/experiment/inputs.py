@@ -69,13 +69,15 @@ class Inputs:
         drift_times_s: tuple[float, ...] = (),
         trim: Any = None,
         placement: Any = None,
+        adapters: Any = None,
     ) -> dict[str, Score]:
         """Test scores of ``genes`` on chip ``chip_seed`` (``lab.fitness.scoring.score_on_chip``).
 
         ``profile`` defaults to the experiment's; the draws, support sets and seed are
         ``evaluation``'s, so scores of different weights are paired.  ``trim`` is a
         digital output trim to deploy with the weights (e.g. ``ga_knobs``'s), ``placement``
-        the weights' per-tile permutations (e.g. ``ga_mapping``'s).
+        the weights' per-tile permutations (e.g. ``ga_mapping``'s), ``adapters`` digital
+        branches beside the analog layers (``adapter_lora``'s).
         """
         return score_on_chip(
             self.baseline,
@@ -93,6 +95,7 @@ class Inputs:
             calibration=self.calibration,
             trim=trim,
             placement=placement,
+            adapters=adapters,
         )
 
 

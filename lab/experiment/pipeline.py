@@ -167,6 +167,7 @@ def _run_method(
         "genes": sol.genes.cpu(),
         "trim": sol.trim,
         "placement": sol.placement,
+        "adapters": sol.adapters,
         "info": {k: v for k, v in sol.info.items() if k != "estimated_faults"},
         "counters": counters.as_dict(),
         "wall_time_s": wall,
@@ -178,6 +179,11 @@ def _run_method(
     atomic_torch_save(record, path)
     exp.stage_time(name, wall)
     return record
+
+
+def deploy_of(record: dict[str, Any]) -> dict[str, Any]:
+    """What a method deploys beside its weights (the keyword arguments of ``Inputs.score``)."""
+    return {k: record.get(k) for k in ("trim", "placement", "adapters") if record.get(k)}
 
 
 def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, Any]]) -> None:
@@ -200,6 +206,7 @@ def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, 
             "weights": name,
             "trim_not_included": bool(rec["trim"]),
             "placement_not_included": bool(rec.get("placement")),
+            "adapters_not_included": bool(rec.get("adapters")),
         }
         # written from the CPU, so that a checkpoint made on a GPU loads anywhere
         net = with_genes(inputs.baseline, inputs.genome, rec["genes"]).cpu()
@@ -237,13 +244,15 @@ def _shared_baseline_score(exp: Experiment, inputs: Inputs, chip: int) -> Any:
 def score_models(
     exp: Experiment,
     inputs: Inputs,
-    models: dict[str, tuple[Tensor, Any, Any]],
+    models: dict[str, tuple[Tensor, dict[str, Any]]],
     snapshots: dict[int, Tensor],
 ) -> dict[str, Any]:
     """Paired test scores of every model on every chip (cached in ``scores.json``).
 
-    ``models`` maps a name to ``(genes, trim, placement)``; ``snapshots`` are GA best-ever
-    weights by generation, scored on the fitness chip right after programming.  The baseline's
+    ``models`` maps a name to ``(genes, deploy)``, ``deploy`` being the keyword arguments
+    of :meth:`Inputs.score` that deploy it with the weights (trim, placement, adapters);
+    ``snapshots`` are GA best-ever weights by generation, scored on the fitness chip right
+    after programming.  The baseline's
     scores do not depend on the methods: they are shared across runs under
     ``<run_root>/baselines/scores/``.
     """
@@ -256,12 +265,12 @@ def score_models(
     chips = [cfg.chip.chip_seed, *cfg.chip.transfer_chip_seeds]
     drifts = tuple(ev.drift_times_s)
     jobs = [
-        (f"{name}@chip{chip}", genes, trim, placement, chip, drifts)
+        (f"{name}@chip{chip}", genes, deploy, chip, drifts)
         for chip in chips
-        for name, (genes, trim, placement) in models.items()
+        for name, (genes, deploy) in models.items()
     ]
     jobs += [
-        (f"ga_gen{g:04d}@chip{cfg.chip.chip_seed}", genes, None, None, cfg.chip.chip_seed, ())
+        (f"ga_gen{g:04d}@chip{cfg.chip.chip_seed}", genes, {}, cfg.chip.chip_seed, ())
         for g, genes in sorted(snapshots.items())
     ]
     for key, *_, chip, _ in jobs:
@@ -271,12 +280,10 @@ def score_models(
                 cache[key] = read_json(shared)["scores"]
     todo = [j for j in jobs if j[0] not in cache]
     t0 = time.perf_counter()
-    for key, genes, trim, placement, chip, times in tqdm(
+    for key, genes, deploy, chip, times in tqdm(
         todo, desc="test scoring", disable=not exp.ctx.progress
     ):
-        scores = inputs.score(
-            genes, ev, chip_seed=chip, drift_times_s=times, trim=trim, placement=placement
-        )
+        scores = inputs.score(genes, ev, chip_seed=chip, drift_times_s=times, **deploy)
         cache[key] = {t: s.accuracies for t, s in scores.items()}
         write_json(path, cache)  # a kill while scoring loses at most one model
         if key.startswith("baseline@"):
@@ -454,8 +461,8 @@ def run_methods(exp: Experiment) -> dict[str, Any]:
     if cfg.evaluation.test_every and snap_dir.is_dir():
         for p in sorted(snap_dir.glob("gen-*.pt")):
             snapshots[int(p.stem.split("-")[1])] = torch.load(p, weights_only=True)
-    models: dict[str, tuple[Tensor, Any, Any]] = {"baseline": (inputs.base_genes, None, None)}
-    models.update({n: (r["genes"], r["trim"], r.get("placement")) for n, r in records.items()})
+    models: dict[str, tuple[Tensor, dict[str, Any]]] = {"baseline": (inputs.base_genes, {})}
+    models.update({n: (r["genes"], deploy_of(r)) for n, r in records.items()})
     cache = score_models(exp, inputs, models, snapshots)
 
     results = build_results(exp, inputs, records, cache, budget)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 import memsim
 from ga.genome import Genome
+from lab.fitness.digital import add_corrections
 from lab.fitness.finetune import with_genes
 from models.data import ImageDataset
 from models.evaluate import Score, draw_accuracies
@@ -128,6 +129,7 @@ def score_on_chip(
     calibration: Tensor | None = None,
     trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     placement: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    adapters: Mapping[str, nn.Module] | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -151,6 +153,8 @@ def score_on_chip(
             (:func:`memsim.trim.set_output_trim`), e.g. a ``ga_knobs`` solution.
         placement: Per-tile row/column permutations of the weights
             (:func:`memsim.set_placement`), e.g. a ``ga_mapping`` solution.
+        adapters: Digital branches added to the named analog layers' outputs
+            (:func:`lab.fitness.digital.corrected`), e.g. an ``adapter_lora`` solution.
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
@@ -159,8 +163,6 @@ def score_on_chip(
     """
 
     def deploy(chip: nn.Module) -> None:
-        import memsim
-
         if placement is not None:
             # set once per chip (it then re-programs with the draw's seed); later draws
             # program with it in place, and setting it again changes nothing
@@ -168,6 +170,10 @@ def score_on_chip(
         if trim is not None:
             # the trim survives programming; setting it again after each one is the same state
             memsim.set_output_trim(chip, trim)
+        if adapters and not getattr(chip, "_lab_adapters", False):
+            # a chip is converted once per chip seed and re-programmed: hook it once
+            add_corrections(chip, adapters=adapters)
+            chip._lab_adapters = True  # type: ignore[assignment]
 
     times: list[float | None] = [None, *sorted(drift_times_s)]
     out = draw_accuracies(
@@ -180,7 +186,7 @@ def score_on_chip(
         generator=lambda i, _t: support_generator(seed, i),
         times=times,
         calibration=calibration,
-        after_program=None if trim is None and placement is None else deploy,
+        after_program=None if trim is None and placement is None and not adapters else deploy,
     )
     return {drift_key(t): Score(v) for t, v in out.items()}
 

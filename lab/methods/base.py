@@ -75,6 +75,8 @@ class Solution:
     trim: dict[str, tuple[Tensor, Tensor]] | None = None
     placement: dict[str, tuple[Tensor, Tensor]] | None = None
     """Per-tile row/column permutations of each layer (:mod:`memsim.placement`)."""
+    adapters: dict[str, nn.Module] | None = None
+    """Digital branches added to each analog layer's output (:mod:`lab.fitness.digital`)."""
     info: dict[str, Any] = field(default_factory=dict)
 
 

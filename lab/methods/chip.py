@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 import memsim
+from lab.fitness.digital import corrected, layer_io
 from lab.fitness.task import TaskFitness
 from lab.methods.base import Access, Counters
 from memsim.readback import DefectEstimate, estimate_defects
@@ -161,3 +162,23 @@ class Chip:
         """The simulator's true defect map (``true_defects``: an upper reference only)."""
         self._require(Access.true_defects)
         return memsim.defect_weight_map(self._fitness.chip)
+
+    # ---------------------------------------------------------------- corrected outputs
+    def layer_io(
+        self,
+        x: Tensor,
+        keys: Sequence[str],
+        *,
+        trim: dict[str, tuple[Tensor, Tensor]] | None = None,
+        adapters: dict[str, nn.Module] | None = None,
+    ) -> dict[str, tuple[Tensor, Tensor]]:
+        """Input and output of the ``keys`` layers of the programmed chip for a batch ``x``.
+
+        ``trim`` / ``adapters`` are digital corrections applied on their layers while the
+        batch runs (:mod:`lab.fitness.digital`); the analog state is not changed.
+        """
+        self._require(Access.layer_outputs)
+        self.counters.chip_batches += 1
+        chip = self._fitness.chip
+        with corrected(chip, trim, adapters):
+            return layer_io(chip, list(keys), x)

@@ -95,6 +95,15 @@ class RecoverySection(BaseModel):
         "images (false: uniform).",
     )
 
+    correction_fraction: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="trim_grad / adapter_lora: share of the step budget that fits the digital "
+        "corrections on measured outputs (the rest is the blind QAT of the weights).",
+    )
+    adapter_rank: int = Field(4, ge=1, description="adapter_lora: rank of each digital adapter.")
+
     @model_validator(mode="after")
     def _reference_runs(self) -> RecoverySection:
         if self.reference is not None and self.reference not in ("baseline", *self.methods):

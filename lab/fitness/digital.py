@@ -1,0 +1,86 @@
+"""Digital corrections on a chip's analog layers at run time: output trims and adapters.
+
+A correction is a forward hook on an analog layer: a per-column trim ``gain * y + offset``
+(before the digital bias, as :mod:`memsim.trim` applies it) or an additive digital branch
+``y + adapter(x)`` on the layer's input.  The analog state is never touched: the hooks
+only change what the digital side does with the layer's output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+
+def apply_trim(y: Tensor, gain: Tensor, offset: Tensor, bias: Tensor | None) -> Tensor:
+    """The layer's output with its trim: ``gain * (y - bias) + offset + bias`` per column."""
+    shape = (1, -1) + (1,) * (y.dim() - 2)
+    b = 0.0 if bias is None else bias.reshape(shape)
+    return gain.reshape(shape) * (y - b) + offset.reshape(shape) + b
+
+
+def add_corrections(
+    model: nn.Module,
+    trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    adapters: Mapping[str, nn.Module] | None = None,
+) -> list[RemovableHandle]:
+    """Hook digital trims / adapters onto the named layers of ``model``; return the handles."""
+    hooks = []
+    for key, (gain, offset) in (trim or {}).items():
+        mod = model.get_submodule(key.removesuffix(".weight"))
+
+        def trim_hook(m: nn.Module, _i: Any, out: Tensor, g: Tensor = gain, o: Tensor = offset):
+            return apply_trim(out, g, o, m.bias)
+
+        hooks.append(mod.register_forward_hook(trim_hook))
+    for key, adapter in (adapters or {}).items():
+        mod = model.get_submodule(key.removesuffix(".weight"))
+
+        def adapter_hook(_m: nn.Module, inp: tuple[Tensor, ...], out: Tensor, a=adapter):
+            return out + a(inp[0])
+
+        hooks.append(mod.register_forward_hook(adapter_hook))
+    return hooks
+
+
+@contextmanager
+def corrected(
+    model: nn.Module,
+    trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    adapters: Mapping[str, nn.Module] | None = None,
+) -> Iterator[None]:
+    """Run ``model`` (a chip) with digital trims / adapters on its named layers."""
+    hooks = add_corrections(model, trim, adapters)
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def layer_io(net: nn.Module, keys: list[str], x: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+    """Inputs and outputs of the named layers of ``net`` for the batch ``x``."""
+    seen: dict[str, tuple[Tensor, Tensor]] = {}
+    hooks = []
+    for key in keys:
+        mod = net.get_submodule(key.removesuffix(".weight"))
+
+        def hook(_m: nn.Module, inp: tuple[Tensor, ...], out: Tensor, key: str = key) -> None:
+            seen[key] = (inp[0].detach(), out.detach())
+
+        hooks.append(mod.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+__all__ = ["add_corrections", "apply_trim", "corrected", "layer_io"]
