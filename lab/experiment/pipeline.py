@@ -435,6 +435,7 @@ def build_results(
 def run_methods(exp: Experiment) -> dict[str, Any]:
     """Run or resume every stage of ``exp``; write ``results.json`` and plots; return it."""
     from lab.experiment.inputs import prepare_inputs
+    from lab.experiment.price import add_prices
     from lab.experiment.report import cost_block, write_plots
 
     t_start = time.perf_counter()
@@ -467,6 +468,7 @@ def run_methods(exp: Experiment) -> dict[str, Any]:
 
     results = build_results(exp, inputs, records, cache, budget)
     results["cost"] = cost_block(cfg, inputs, {n: g for n, (g, *_) in models.items()})
+    add_prices(results, inputs.profile.periphery.scale_energy_pJ)
     fitness_line = _baseline_fitness(exp, inputs) if snapshots else None
     write_plots(exp.run_dir, cfg, inputs, results, baseline_fitness=fitness_line)
     exp.stage_time("total", time.perf_counter() - t_start)
