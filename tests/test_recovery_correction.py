@@ -56,7 +56,7 @@ def test_correction_methods_spend_the_budget_and_report_their_digital_cost(tmp_p
     from lab.experiment.context import RunContext
     from lab.experiment.runner import run_experiment
 
-    methods = ["qat", "trim_grad", "adapter_lora"]
+    methods = ["qat", "trim_grad", "adapter_lora", "committee"]
     cfg = recovery_config(methods, ga={"generations": 1}, fitness={"finetune_steps": 4})
     ctx = RunContext(run_root=tmp_path, progress=False, echo=lambda s: None)
     results, run_dir = run_experiment(cfg, ctx)
@@ -64,9 +64,36 @@ def test_correction_methods_spend_the_budget_and_report_their_digital_cost(tmp_p
     budget = results["budget"]["steps"]
     for name in methods[1:]:
         assert rows[name]["counters"]["steps"] == budget
+        if name == "committee":
+            continue
         assert rows[name]["counters"]["chip_batches"] > 0
         assert rows[name]["info"]["digital_params"] > 0
+        price = rows[name]["price"]
+        assert price["digital_macs"] == rows[name]["info"]["digital_macs"] > 0
+        analog = 1e9 * results["cost"]["models"][name]["energy_J"]
+        assert abs(price["energy_nJ"] - analog - price["digital_energy_nJ"]) < 1e-9
+    # the committee: the qat weights on 3 sets of arrays (3 x the area)
+    committee = torch.load(run_dir / "recovery" / "committee.pt", weights_only=False)
+    qat = torch.load(run_dir / "recovery" / "qat.pt", weights_only=False)
+    assert torch.equal(committee["genes"], qat["genes"])
+    assert rows["committee"]["price"]["arrays"] == 3
+    area = rows["qat"]["price"]["area_mm2"]
+    assert abs(rows["committee"]["price"]["area_mm2"] - 3 * area) < 1e-12
     record = torch.load(run_dir / "recovery" / "adapter_lora.pt", weights_only=False)
     assert sorted(record["adapters"]) == [f"encoder.{i}.0.weight" for i in range(4)]
     assert record["trim"] is None
     assert torch.load(run_dir / "recovery" / "trim_grad.pt", weights_only=False)["trim"]
+
+
+def test_price_counts_arrays_and_digital_macs():
+    from lab.experiment.price import method_price
+
+    cost = {"available": True, "energy_J": 2e-9, "area_mm2": 0.5, "latency_s": 3e-6}
+    plain = method_price(cost, {}, 3.1)
+    assert plain is not None
+    assert plain["energy_nJ"] == 2.0 and plain["area_mm2"] == 0.5 and plain["arrays"] == 1
+    three = method_price(cost, {"arrays": 3, "digital_macs": 1000, "digital_params": 7}, 3.1)
+    assert three is not None
+    assert abs(three["energy_nJ"] - (6.0 + 1000 * 3.1e-3)) < 1e-9
+    assert three["area_mm2"] == 1.5 and three["latency_us"] == plain["latency_us"] == 3.0
+    assert method_price({"available": False, "reason": "ideal"}, {}, 3.1) is None

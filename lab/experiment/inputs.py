@@ -70,6 +70,7 @@ class Inputs:
         trim: Any = None,
         placement: Any = None,
         adapters: Any = None,
+        committee: int | None = None,
     ) -> dict[str, Score]:
         """Test scores of ``genes`` on chip ``chip_seed`` (``lab.fitness.scoring.score_on_chip``).
 
@@ -77,7 +78,8 @@ class Inputs:
         ``evaluation``'s, so scores of different weights are paired.  ``trim`` is a
         digital output trim to deploy with the weights (e.g. ``ga_knobs``'s), ``placement``
         the weights' per-tile permutations (e.g. ``ga_mapping``'s), ``adapters`` digital
-        branches beside the analog layers (``adapter_lora``'s).
+        branches beside the analog layers (``adapter_lora``'s), ``committee`` a number of
+        network copies on independent arrays whose outputs are averaged (``committee``'s).
         """
         return score_on_chip(
             self.baseline,
@@ -96,6 +98,7 @@ class Inputs:
             trim=trim,
             placement=placement,
             adapters=adapters,
+            committee=committee,
         )
 
 

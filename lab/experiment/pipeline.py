@@ -168,6 +168,7 @@ def _run_method(
         "trim": sol.trim,
         "placement": sol.placement,
         "adapters": sol.adapters,
+        "committee": sol.committee,
         "info": {k: v for k, v in sol.info.items() if k != "estimated_faults"},
         "counters": counters.as_dict(),
         "wall_time_s": wall,
@@ -183,7 +184,8 @@ def _run_method(
 
 def deploy_of(record: dict[str, Any]) -> dict[str, Any]:
     """What a method deploys beside its weights (the keyword arguments of ``Inputs.score``)."""
-    return {k: record.get(k) for k in ("trim", "placement", "adapters") if record.get(k)}
+    keys = ("trim", "placement", "adapters", "committee")
+    return {k: record.get(k) for k in keys if record.get(k)}
 
 
 def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, Any]]) -> None:
@@ -207,6 +209,7 @@ def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, 
             "trim_not_included": bool(rec["trim"]),
             "placement_not_included": bool(rec.get("placement")),
             "adapters_not_included": bool(rec.get("adapters")),
+            "committee_not_included": bool(rec.get("committee")),
         }
         # written from the CPU, so that a checkpoint made on a GPU loads anywhere
         net = with_genes(inputs.baseline, inputs.genome, rec["genes"]).cpu()

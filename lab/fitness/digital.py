@@ -8,6 +8,7 @@ only change what the digital side does with the layer's output.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -83,4 +84,28 @@ def layer_io(net: nn.Module, keys: list[str], x: Tensor) -> dict[str, tuple[Tens
     return seen
 
 
-__all__ = ["add_corrections", "apply_trim", "corrected", "layer_io"]
+class Committee(nn.Module):
+    """``k`` copies of a network whose outputs are averaged (a committee of arrays).
+
+    Converted with :func:`memsim.convert`, every copy's layers are analog layers of
+    their own (their own layer indices), so each copy sits on arrays with independent
+    stuck devices and gains, programming and read noise: ``k`` chips' worth of arrays
+    computing the same weights.  ``k = 1`` is the network itself on the same arrays.
+    """
+
+    def __init__(self, net: nn.Module, k: int) -> None:
+        """``k`` deep copies of ``net``."""
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"a committee needs k >= 1 members, got {k}")
+        self.members = nn.ModuleList(copy.deepcopy(net) for _ in range(k))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Mean of the members' outputs."""
+        out = self.members[0](x)
+        for m in self.members[1:]:
+            out = out + m(x)
+        return out / len(self.members)
+
+
+__all__ = ["Committee", "add_corrections", "apply_trim", "corrected", "layer_io"]

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 import memsim
 from ga.genome import Genome
-from lab.fitness.digital import add_corrections
+from lab.fitness.digital import Committee, add_corrections
 from lab.fitness.finetune import with_genes
 from models.data import ImageDataset
 from models.evaluate import Score, draw_accuracies
@@ -130,6 +130,7 @@ def score_on_chip(
     trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     placement: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     adapters: Mapping[str, nn.Module] | None = None,
+    committee: int | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -155,6 +156,8 @@ def score_on_chip(
             (:func:`memsim.set_placement`), e.g. a ``ga_mapping`` solution.
         adapters: Digital branches added to the named analog layers' outputs
             (:func:`lab.fitness.digital.corrected`), e.g. an ``adapter_lora`` solution.
+        committee: Deploy ``committee`` copies of the network on independent arrays and
+            average their outputs (:class:`lab.fitness.digital.Committee`); ``None``: one.
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
@@ -176,8 +179,13 @@ def score_on_chip(
             chip._lab_adapters = True  # type: ignore[assignment]
 
     times: list[float | None] = [None, *sorted(drift_times_s)]
+    net = with_genes(model, genome, genes)
+    if committee is not None:
+        if adapters or trim or placement:
+            raise ValueError("a committee deploys plain weights (no trim, placement, adapters)")
+        net = Committee(net, committee)
     out = draw_accuracies(
-        with_genes(model, genome, genes),
+        net,
         profile,
         lambda chip, gen: task.accuracies(chip, test, support, gen, support_draws),
         draws=draws,

@@ -77,6 +77,8 @@ class Solution:
     """Per-tile row/column permutations of each layer (:mod:`memsim.placement`)."""
     adapters: dict[str, nn.Module] | None = None
     """Digital branches added to each analog layer's output (:mod:`lab.fitness.digital`)."""
+    committee: int | None = None
+    """Copies of the network on independent arrays, outputs averaged (``None``: one)."""
     info: dict[str, Any] = field(default_factory=dict)
 
 

@@ -103,6 +103,9 @@ class RecoverySection(BaseModel):
         "corrections on measured outputs (the rest is the blind QAT of the weights).",
     )
     adapter_rank: int = Field(4, ge=1, description="adapter_lora: rank of each digital adapter.")
+    committee_size: int = Field(
+        3, ge=1, le=16, description="committee: copies of the network whose outputs are averaged."
+    )
 
     @model_validator(mode="after")
     def _reference_runs(self) -> RecoverySection:
