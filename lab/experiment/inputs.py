@@ -71,6 +71,7 @@ class Inputs:
         placement: Any = None,
         adapters: Any = None,
         committee: int | None = None,
+        ensemble: Any = None,
     ) -> dict[str, Score]:
         """Test scores of ``genes`` on chip ``chip_seed`` (``lab.fitness.scoring.score_on_chip``).
 
@@ -79,7 +80,8 @@ class Inputs:
         digital output trim to deploy with the weights (e.g. ``ga_knobs``'s), ``placement``
         the weights' per-tile permutations (e.g. ``ga_mapping``'s), ``adapters`` digital
         branches beside the analog layers (``adapter_lora``'s), ``committee`` a number of
-        network copies on independent arrays whose outputs are averaged (``committee``'s).
+        network copies on independent arrays whose outputs are averaged (``committee``'s),
+        ``ensemble`` per-layer copies mixed per column (``layer_ensemble``'s).
         """
         return score_on_chip(
             self.baseline,
@@ -99,6 +101,7 @@ class Inputs:
             placement=placement,
             adapters=adapters,
             committee=committee,
+            ensemble=ensemble,
         )
 
 

@@ -169,6 +169,7 @@ def _run_method(
         "placement": sol.placement,
         "adapters": sol.adapters,
         "committee": sol.committee,
+        "ensemble": sol.ensemble,
         "info": {k: v for k, v in sol.info.items() if k != "estimated_faults"},
         "counters": counters.as_dict(),
         "wall_time_s": wall,
@@ -184,7 +185,7 @@ def _run_method(
 
 def deploy_of(record: dict[str, Any]) -> dict[str, Any]:
     """What a method deploys beside its weights (the keyword arguments of ``Inputs.score``)."""
-    keys = ("trim", "placement", "adapters", "committee")
+    keys = ("trim", "placement", "adapters", "committee", "ensemble")
     return {k: record.get(k) for k in keys if record.get(k)}
 
 
@@ -209,7 +210,7 @@ def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, 
             "trim_not_included": bool(rec["trim"]),
             "placement_not_included": bool(rec.get("placement")),
             "adapters_not_included": bool(rec.get("adapters")),
-            "committee_not_included": bool(rec.get("committee")),
+            "committee_not_included": bool(rec.get("committee") or rec.get("ensemble")),
         }
         # written from the CPU, so that a checkpoint made on a GPU loads anywhere
         net = with_genes(inputs.baseline, inputs.genome, rec["genes"]).cpu()

@@ -108,4 +108,52 @@ class Committee(nn.Module):
         return out / len(self.members)
 
 
-__all__ = ["Committee", "add_corrections", "apply_trim", "corrected", "layer_io"]
+class LayerEnsemble(nn.Module):
+    """``k`` copies of one layer on their own arrays, mixed per output column.
+
+    Output column ``j`` is ``sum_c mix[c, j] * y_c[j]`` over the copies ``c`` (each
+    column's weights sum to 1): a copy whose column is damaged can be left out of that
+    column only.
+    """
+
+    def __init__(self, layer: nn.Module, k: int, mix: Tensor | None = None) -> None:
+        """``k`` deep copies of ``layer``; ``mix`` ``(k, out)`` defaults to the mean."""
+        super().__init__()
+        self.copies = nn.ModuleList(copy.deepcopy(layer) for _ in range(k))
+        out = layer.weight.shape[0]
+        self.register_buffer("mix", torch.full((k, out), 1.0 / k) if mix is None else mix)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The mixed output."""
+        outs = torch.stack([c(x) for c in self.copies])
+        shape = (outs.shape[0], 1, -1) + (1,) * (outs.dim() - 3)
+        return (outs * self.mix.to(outs).reshape(shape)).sum(0)
+
+
+def ensemble_network(
+    net: nn.Module, keys: list[str], k: int, mixes: Mapping[str, Tensor] | None = None
+) -> nn.Module:
+    """A copy of ``net`` whose ``keys`` layers are :class:`LayerEnsemble` of ``k`` copies."""
+    out = copy.deepcopy(net)
+    for key in keys:
+        name = key.removesuffix(".weight")
+        mix = None if mixes is None else mixes[key]
+        out.set_submodule(name, LayerEnsemble(out.get_submodule(name), k, mix))
+    return out
+
+
+def copy_key(key: str, c: int) -> str:
+    """The weight name of copy ``c`` of layer ``key`` in an :func:`ensemble_network`."""
+    return f"{key.removesuffix('.weight')}.copies.{c}.weight"
+
+
+__all__ = [
+    "Committee",
+    "LayerEnsemble",
+    "add_corrections",
+    "apply_trim",
+    "copy_key",
+    "corrected",
+    "ensemble_network",
+    "layer_io",
+]

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 import memsim
 from ga.genome import Genome
-from lab.fitness.digital import Committee, add_corrections
+from lab.fitness.digital import Committee, add_corrections, ensemble_network
 from lab.fitness.finetune import with_genes
 from models.data import ImageDataset
 from models.evaluate import Score, draw_accuracies
@@ -131,6 +131,7 @@ def score_on_chip(
     placement: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     adapters: Mapping[str, nn.Module] | None = None,
     committee: int | None = None,
+    ensemble: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -158,6 +159,8 @@ def score_on_chip(
             (:func:`lab.fitness.digital.corrected`), e.g. an ``adapter_lora`` solution.
         committee: Deploy ``committee`` copies of the network on independent arrays and
             average their outputs (:class:`lab.fitness.digital.Committee`); ``None``: one.
+        ensemble: ``{layer: mix (k, out)}``: ``k`` copies of each named layer on their own
+            arrays, mixed per column (:func:`lab.fitness.digital.ensemble_network`).
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
@@ -180,10 +183,14 @@ def score_on_chip(
 
     times: list[float | None] = [None, *sorted(drift_times_s)]
     net = with_genes(model, genome, genes)
-    if committee is not None:
+    if committee is not None or ensemble:
         if adapters or trim or placement:
-            raise ValueError("a committee deploys plain weights (no trim, placement, adapters)")
+            raise ValueError("copies of arrays deploy plain weights (no trim, placement, adapters)")
+    if committee is not None:
         net = Committee(net, committee)
+    if ensemble:
+        k = next(iter(ensemble.values())).shape[0]
+        net = ensemble_network(net, list(ensemble), k, ensemble)
     out = draw_accuracies(
         net,
         profile,

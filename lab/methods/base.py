@@ -79,6 +79,8 @@ class Solution:
     """Digital branches added to each analog layer's output (:mod:`lab.fitness.digital`)."""
     committee: int | None = None
     """Copies of the network on independent arrays, outputs averaged (``None``: one)."""
+    ensemble: dict[str, Tensor] | None = None
+    """``{layer: mix (k, out)}``: k copies of each layer's arrays, mixed per column."""
     info: dict[str, Any] = field(default_factory=dict)
 
 

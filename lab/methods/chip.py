@@ -157,6 +157,25 @@ class Chip:
         self.counters.device_reads += 2 * reads * devices
         return est
 
+    def estimate_defects_of(
+        self, net: nn.Module, *, reads: int, seed: int, threshold: float
+    ) -> dict[str, DefectEstimate]:
+        """Read-back (as :meth:`estimate_defects`) of ``net`` placed on arrays of this chip.
+
+        For a deployment that takes more arrays than the digital network has layers (a
+        :func:`lab.fitness.digital.ensemble_network`): ``net`` is converted on this chip's
+        profile and chip instance, and every one of its devices is read back.
+        """
+        self._require(Access.readback)
+        chip = self._fitness.chip
+        placed = memsim.convert(
+            net, chip.memsim_profile, seed=int(seed), chip_seed=chip.memsim_chip_seed
+        )
+        est = estimate_defects(placed, reads=reads, seed=seed, threshold=threshold)
+        devices = sum(int(e.fault.numel()) for e in est.values())
+        self.counters.device_reads += 2 * reads * devices
+        return est
+
     # ---------------------------------------------------------------- truth
     def true_defect_map(self) -> WeightMap:
         """The simulator's true defect map (``true_defects``: an upper reference only)."""

@@ -103,6 +103,15 @@ class RecoverySection(BaseModel):
         "corrections on measured outputs (the rest is the blind QAT of the weights).",
     )
     adapter_rank: int = Field(4, ge=1, description="adapter_lora: rank of each digital adapter.")
+    ensemble_size: int = Field(
+        3, ge=1, le=16, description="layer_ensemble: copies of every layer's arrays."
+    )
+    ensemble_tolerance: float = Field(
+        1.5,
+        ge=1.0,
+        description="layer_ensemble: a copy's column counts as healthy when its estimated "
+        "error is at most this times the best copy's.",
+    )
     committee_size: int = Field(
         3, ge=1, le=16, description="committee: copies of the network whose outputs are averaged."
     )

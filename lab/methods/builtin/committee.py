@@ -9,7 +9,7 @@ from lab.methods.chip import Chip
 from lab.methods.training import counted_qat
 
 
-class Committee(RecoveryMethod):
+class CommitteeRecovery(RecoveryMethod):
     """Blind QAT weights deployed ``recovery.committee_size`` times, outputs averaged.
 
     Each copy sits on arrays with their own stuck devices, gains and noise
