@@ -104,13 +104,20 @@ def fit_layerwise(
         layer = digital.get_submodule(key.removesuffix(".weight"))
         measured = [chip.layer_io(x, [key], trim=trims, adapters=adapters)[key] for x in batches]
         bias = None if layer.bias is None else layer.bias.detach()
+        # each column's error in units of its digital output std: every column counts,
+        # and a trim's offset moves in those units (an Adam step is about lr in size)
+        ref = torch.cat(
+            [t[key][1].transpose(0, 1).reshape(layer.weight.shape[0], -1) for t in targets], dim=1
+        )
+        std = ref.std(dim=1).clamp(min=1e-6)
+        shape = (1, -1) + (1,) * (targets[0][key][1].dim() - 2)
         if kind == "trim":
             out = layer.weight.shape[0]
-            gain, offset = torch.ones(out, requires_grad=True), torch.zeros(out, requires_grad=True)
-            params: list[Tensor] = [gain, offset]
+            a, c = torch.zeros(out, requires_grad=True), torch.zeros(out, requires_grad=True)
+            params: list[Tensor] = [a, c]
 
-            def correct(x: Tensor, y: Tensor, g=gain, o=offset, b=bias) -> Tensor:
-                return apply_trim(y, g, o, b)
+            def correct(x: Tensor, y: Tensor, a=a, c=c, s=std, b=bias) -> Tensor:
+                return apply_trim(y, 1.0 + a, c * s, b)
         elif kind == "adapter":
             adapter = Adapter(layer, rank, gen)
             params = list(adapter.parameters())
@@ -123,13 +130,14 @@ def fit_layerwise(
         for step in range(n_steps):
             i = step % len(batches)
             x_chip, y_chip = measured[i]
-            loss = torch.nn.functional.mse_loss(correct(x_chip, y_chip), targets[i][key][1])
+            err = (correct(x_chip, y_chip) - targets[i][key][1]) / std.reshape(shape)
+            loss = err.square().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             chip.counters.steps += 1
         if kind == "trim":
-            trims[key] = (gain.detach().clone(), offset.detach().clone())
+            trims[key] = ((1.0 + a).detach().clone(), (c * std).detach().clone())
         else:
             adapters[key] = copy.deepcopy(adapter).requires_grad_(False)
     return {"trim": trims} if kind == "trim" else {"adapters": adapters}
