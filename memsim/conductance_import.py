@@ -312,25 +312,16 @@ def _file_placement(
     """The map's placement of a layer (the chip's own when the map has none)."""
     if "row_perm" not in fields or "col_perm" not in fields:
         return tuple(p.cpu() for p in layer.tiles.placement)  # type: ignore[return-value]
-    placed = (
-        torch.from_numpy(np.asarray(fields["row_perm"], dtype=np.int64)),
-        torch.from_numpy(np.asarray(fields["col_perm"], dtype=np.int64)),
-    )
+    rows, cols = (torch.from_numpy(fields[k].astype(np.int64)) for k in ("row_perm", "col_perm"))
     try:
-        device_index(layer.layout, placed)
+        device_index(layer.layout, (rows, cols))
     except ValueError as err:
-        raise ConductanceMapError(
-            f"{origin}: layer '{name}': fields row_perm/col_perm: {err}"
-        ) from err
-    return placed
+        raise ConductanceMapError(f"{origin}: layer '{name}': row_perm/col_perm: {err}") from err
+    return rows, cols
 
 
 def _check_fields(
-    origin: str,
-    name: str,
-    layer: AnalogLayer,
-    fields: dict[str, np.ndarray],
-    placement: Placement | None = None,
+    origin: str, name: str, layer: AnalogLayer, fields: dict[str, np.ndarray], placement: Placement
 ) -> None:
     lay = layer.layout
     if "layout" in fields:
