@@ -41,6 +41,7 @@ from .export import (
 )
 from .laws import register_device_law
 from .layers import AnalogConv2d, AnalogLayer, AnalogLinear, analog_layers
+from .placement import clear_placement, placements, set_placement
 from .profiles import DeviceProfile, ProfileError, list_profiles, load_profile, validate_profile
 from .readback import DefectEstimate, estimate_defects, read_back
 from .resources import ChipMemoryError, ChipTimeError
@@ -74,6 +75,7 @@ __all__ = [
     "analog_layers",
     "calibrate",
     "clear_output_trim",
+    "clear_placement",
     "conductances",
     "cost_report",
     "defect_maps",
@@ -86,6 +88,7 @@ __all__ = [
     "estimate_defects",
     "needs_calibration",
     "output_trim",
+    "placements",
     "list_profiles",
     "load_profile",
     "program",
@@ -95,6 +98,7 @@ __all__ = [
     "read_back",
     "read_back_twin",
     "set_output_trim",
+    "set_placement",
     "target_weights",
     "tile_report",
     "validate_profile",

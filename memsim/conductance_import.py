@@ -33,6 +33,7 @@ from .export import (
     _scale_physical,
 )
 from .layers import AnalogLayer, analog_layers
+from .placement import Placement, device_index, identity_placement
 from .resources import IMPORT_BYTES_PER_CELL, check_map_time, check_tile_arrays
 
 # -- reading ------------------------------------------------------------------------
@@ -305,8 +306,22 @@ def _physical_from_cells(
     return gp.reshape(shape), gm.reshape(shape)
 
 
-def _check_fields(
+def _file_placement(
     origin: str, name: str, layer: AnalogLayer, fields: dict[str, np.ndarray]
+) -> Placement:
+    """The map's placement of a layer (the chip's own when the map has none)."""
+    if "row_perm" not in fields or "col_perm" not in fields:
+        return tuple(p.cpu() for p in layer.tiles.placement)  # type: ignore[return-value]
+    rows, cols = (torch.from_numpy(fields[k].astype(np.int64)) for k in ("row_perm", "col_perm"))
+    try:
+        device_index(layer.layout, (rows, cols))
+    except ValueError as err:
+        raise ConductanceMapError(f"{origin}: layer '{name}': row_perm/col_perm: {err}") from err
+    return rows, cols
+
+
+def _check_fields(
+    origin: str, name: str, layer: AnalogLayer, fields: dict[str, np.ndarray], placement: Placement
 ) -> None:
     lay = layer.layout
     if "layout" in fields:
@@ -323,7 +338,7 @@ def _check_fields(
             )
     if "weight_scale" in fields:
         ws = fields["weight_scale"]
-        want_ws = _scale_physical(layer)
+        want_ws = _scale_physical(layer, placement)
         if ws.shape != want_ws.shape:
             raise ConductanceMapError(
                 f"{origin}: layer '{name}': field 'weight_scale' has shape {ws.shape}, the "
@@ -362,12 +377,25 @@ def _check_fields(
                 )
 
 
+def _device_map(
+    layer: AnalogLayer, fields: dict[str, Any], ident: Placement, kind: str, dtype: type
+) -> torch.Tensor | None:
+    """``(2, out, K)`` of the file's ``<kind>_plus`` / ``<kind>_minus`` maps, if it has both."""
+    keys = (f"{kind}_plus", f"{kind}_minus")
+    if not all(k in fields for k in keys):
+        return None
+    return torch.from_numpy(
+        np.stack([_from_physical(layer, fields[k], ident) for k in keys]).astype(dtype)
+    )
+
+
 @dataclass
 class _Staged:
     layer: AnalogLayer
     g: torch.Tensor
     fault: torch.Tensor | None
     gain: torch.Tensor | None
+    placement: Placement
 
 
 def import_conductances(
@@ -452,27 +480,22 @@ def import_conductances(
             gp, gm = np.asarray(lm.g_plus), np.asarray(lm.g_minus)
             _check_shape(origin, name, layer, gp, "g_plus_uS")
             _check_shape(origin, name, layer, gm, "g_minus_uS")
-        _check_fields(origin, name, layer, lm.fields)
+        placed = _file_placement(origin, name, layer, lm.fields)
+        ident = identity_placement(lay)
+        _check_fields(origin, name, layer, lm.fields, placed)
         used = np.zeros(lay.n_tiles * lay.rows * lay.cols, dtype=bool)
         used[_flat_index(layer)[0]] = True
         used = used.reshape(gp.shape)
         g = np.stack([gp, gm]).astype(np.float32)
         _check_values(origin, name, g, used, layer.profile.device.g_max_uS)
-        logical = np.stack([_from_physical(layer, g[0]), _from_physical(layer, g[1])])
+        # conductances are read at each weight's placed cell, defects at each device's own
+        logical = np.stack([_from_physical(layer, g[i], placed) for i in (0, 1)])
         fault = gain = None
-        if defects == "file" and "fault_plus" in lm.fields and "fault_minus" in lm.fields:
-            fault = torch.from_numpy(
-                np.stack(
-                    [_from_physical(layer, lm.fields[k]) for k in ("fault_plus", "fault_minus")]
-                ).astype(np.int8)
-            )
-        if defects == "file" and "gain_plus" in lm.fields and "gain_minus" in lm.fields:
-            gain = torch.from_numpy(
-                np.stack(
-                    [_from_physical(layer, lm.fields[k]) for k in ("gain_plus", "gain_minus")]
-                ).astype(np.float32)
-            )
-        staged.append(_Staged(layer, torch.from_numpy(logical), fault, gain))
+        if defects == "file":  # defects sit at each device's own cell (no placement)
+            fault = _device_map(layer, lm.fields, ident, "fault", np.int8)
+            gain = _device_map(layer, lm.fields, ident, "gain", np.float32)
+        staged.append(_Staged(layer, torch.from_numpy(logical), fault, gain, placed))
     for s in staged:
+        s.layer.set_placement(*s.placement)
         s.layer.load_measured(s.g, fault=s.fault, gain=s.gain)
     return chip

@@ -285,8 +285,10 @@ class CostReport:
             w.writerow([r[c] for c in cols])
         t = self.totals()
         tiles = sum(r.tiles for r in self.layers)
-        w.writerow(["total", "", tiles, "", t["macs"], *(t[c] for c in _TERMS), t["energy_J"]]
-                   + [t["latency_s"], t["area_mm2"], t["tops_per_w"]])
+        w.writerow(
+            ["total", "", tiles, "", t["macs"], *(t[c] for c in _TERMS), t["energy_J"]]
+            + [t["latency_s"], t["area_mm2"], t["tops_per_w"]]
+        )
         return buf.getvalue()
 
     def __str__(self) -> str:
@@ -301,8 +303,16 @@ class CostReport:
             head,
         ]
 
-        def fmt(name: str, kind: str, tiles: Any, macs: float, terms: list[float],
-                lat: float, area: float, topsw: float) -> str:
+        def fmt(
+            name: str,
+            kind: str,
+            tiles: Any,
+            macs: float,
+            terms: list[float],
+            lat: float,
+            area: float,
+            topsw: float,
+        ) -> str:
             e = "".join(f" {v * 1e9:>10.4g}" for v in terms)
             return (
                 f"{name:<24} {kind:<6} {tiles:>5} {macs:>10.4g}{e} {sum(terms) * 1e9:>10.4g} "
@@ -311,11 +321,31 @@ class CostReport:
 
         for r in self.layers:
             terms = [getattr(r, t) for t in _TERMS]
-            lines.append(fmt(r.name[:24], r.kind, r.tiles, r.macs, terms, r.latency_s,
-                             r.area_mm2, r.tops_per_w))
+            lines.append(
+                fmt(
+                    r.name[:24],
+                    r.kind,
+                    r.tiles,
+                    r.macs,
+                    terms,
+                    r.latency_s,
+                    r.area_mm2,
+                    r.tops_per_w,
+                )
+            )
         t = self.totals()
-        lines.append(fmt("total", "", sum(r.tiles for r in self.layers), t["macs"],
-                         [t[c] for c in _TERMS], t["latency_s"], t["area_mm2"], t["tops_per_w"]))
+        lines.append(
+            fmt(
+                "total",
+                "",
+                sum(r.tiles for r in self.layers),
+                t["macs"],
+                [t[c] for c in _TERMS],
+                t["latency_s"],
+                t["area_mm2"],
+                t["tops_per_w"],
+            )
+        )
         lines.append(
             f"energy/inference {self.energy_J * 1e9:.4g} nJ, TOPS/W {self.tops_per_w:.4g}, "
             f"TOPS/mm2 {self.tops_per_mm2:.4g}, latency {self.latency_s * 1e6:.4g} us, "
@@ -345,8 +375,7 @@ class _Meter:
             a = _batch_sum(input_activity(codes, layer.profile), keepdim=True)
             lay = layer.layout
             w = s.view(lay.groups, -1, *layer.kernel_size)
-            per_loc = F.conv2d(a, w, None, layer.stride, layer.padding, layer.dilation,
-                               lay.groups)
+            per_loc = F.conv2d(a, w, None, layer.stride, layer.padding, layer.dilation, lay.groups)
             self.activity_uS += float(per_loc.sum())
             self.mvms += codes.shape[0] * per_loc.shape[-2] * per_loc.shape[-1]
         else:

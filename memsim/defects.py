@@ -55,8 +55,10 @@ class DefectMap:
 
     @classmethod
     def of(cls, layer: AnalogLayer) -> DefectMap:
-        """Read the defects of ``layer`` (its ``fault`` and ``gain`` buffers)."""
-        fault, gain = layer.tiles.fault, layer.tiles.gain.float()
+        """Read the defects of ``layer`` (its ``fault`` and ``gain`` buffers, placed)."""
+        view = layer.tiles
+        # the defects under each weight: a placement moves weights onto other devices
+        fault, gain = view.placed(view.fault), view.placed(view.gain).float()
         working = (fault == 0).to(gain.dtype)
         high = (fault == STUCK_AT_GMAX).to(gain.dtype)
         return cls(

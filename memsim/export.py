@@ -31,6 +31,7 @@ import numpy as np
 from torch import nn
 
 from .layers import AnalogLayer, analog_layers
+from .placement import Placement, identity_placement
 from .resources import EXPORT_BYTES_PER_CELL, check_map_time, check_tile_arrays
 
 SCHEMA = "memsim.conductance_map"
@@ -73,6 +74,8 @@ NPZ_LAYER_FIELDS = {
     "pos_tile": "int32 (out, K): tile of each logical weight (out x inputs per group)",
     "pos_row": "int32 (out, K): row of each logical weight",
     "pos_col": "int32 (out, K): column of each logical weight",
+    "row_perm": "int64 (tiles, rows): physical row of each logical tile row (memsim.placement)",
+    "col_perm": "int64 (tiles, cols): physical column of each logical tile column",
 }
 """Per-layer arrays of the ``.npz``, stored as ``layer<i>.<field>`` with ``i`` the
 index in ``layer_names``."""
@@ -134,25 +137,43 @@ def _chip_layers(chip: nn.Module) -> list[tuple[str, AnalogLayer]]:
     return [(_layer_name(n), m) for n, m in layers]
 
 
-def _flat_index(layer: AnalogLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flat physical index of each logical weight, and its (tile, row, col)."""
+def _flat_index(
+    layer: AnalogLayer, placement: Placement | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flat physical index of each logical weight, and its (tile, row, col).
+
+    ``placement`` (default: the layer's own, :mod:`memsim.placement`) says which cell a
+    weight sits on; the identity placement gives the cell of the device that a per-device
+    buffer (``fault``, ``gain``) is indexed by.
+    """
     lay = layer.layout
-    tile, row, col = (t.numpy() for t in lay.positions("cpu"))
+    rows, cols = (p.cpu() for p in (placement or layer.tiles.placement))
+    tile, row, col = (t.reshape(-1) for t in lay.positions("cpu"))
+    row, col = rows[tile, row], cols[tile, col]
+    tile, row, col = (t.reshape(lay.out, lay.k).numpy() for t in (tile, row, col))
     idx = (tile.astype(np.int64) * lay.rows + row) * lay.cols + col
     return idx.reshape(-1), tile, row, col
 
 
-def _to_physical(layer: AnalogLayer, logical: np.ndarray, fill: Any) -> np.ndarray:
+def _identity(layer: AnalogLayer) -> Placement:
+    return identity_placement(layer.layout)
+
+
+def _to_physical(
+    layer: AnalogLayer, logical: np.ndarray, fill: Any, placement: Placement | None = None
+) -> np.ndarray:
     lay = layer.layout
-    idx, _, _, _ = _flat_index(layer)
+    idx, _, _, _ = _flat_index(layer, placement)
     out = np.full(lay.n_tiles * lay.rows * lay.cols, fill, dtype=logical.dtype)
     out[idx] = logical.reshape(-1)
     return out.reshape(lay.n_tiles, lay.rows, lay.cols)
 
 
-def _from_physical(layer: AnalogLayer, physical: np.ndarray) -> np.ndarray:
+def _from_physical(
+    layer: AnalogLayer, physical: np.ndarray, placement: Placement | None = None
+) -> np.ndarray:
     lay = layer.layout
-    idx, _, _, _ = _flat_index(layer)
+    idx, _, _, _ = _flat_index(layer, placement)
     return physical.reshape(-1)[idx].reshape(lay.out, lay.k)
 
 
@@ -164,10 +185,10 @@ def _levels(layer: AnalogLayer, g: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), 0, d.levels - 1).astype(np.int32)
 
 
-def _scale_physical(layer: AnalogLayer) -> np.ndarray:
+def _scale_physical(layer: AnalogLayer, placement: Placement | None = None) -> np.ndarray:
     """Per-(tile, column) weight scale ``(tiles, cols)`` (0 for columns without weights)."""
     lay = layer.layout
-    _, _, _, col = _flat_index(layer)
+    _, _, _, col = _flat_index(layer, placement)
     starts = np.arange(lay.row_tiles) * lay.row_span
     tiles = layer.tiles.tile_of_partial.cpu().numpy()
     cols = col[:, starts]
@@ -203,7 +224,9 @@ def layer_arrays(layer: AnalogLayer, quantity: str = "target") -> dict[str, np.n
     _, tile, row, col = _flat_index(layer)
     fault = layer.tiles.fault.cpu().numpy().astype(np.int8)
     gain = layer.tiles.gain.cpu().float().numpy()
-    used = _to_physical(layer, np.ones((lay.out, lay.k), dtype=bool), False)
+    # the defects are per device: written at the device's own cell, not the placed weight's
+    ident = _identity(layer)
+    used = _to_physical(layer, np.ones((lay.out, lay.k), dtype=bool), False, ident)
     gp, gm = _to_physical(layer, g[0], g_min), _to_physical(layer, g[1], g_min)
     adc, dac = _ranges(layer)
     bias = layer.bias
@@ -213,10 +236,10 @@ def layer_arrays(layer: AnalogLayer, quantity: str = "target") -> dict[str, np.n
         "level_plus": np.where(used, _levels(layer, gp), _levels(layer, np.full_like(gp, g_min))),
         "level_minus": np.where(used, _levels(layer, gm), _levels(layer, np.full_like(gm, g_min))),
         "used": used,
-        "fault_plus": _to_physical(layer, fault[0], np.int8(0)),
-        "fault_minus": _to_physical(layer, fault[1], np.int8(0)),
-        "gain_plus": _to_physical(layer, gain[0], np.float32(1.0)),
-        "gain_minus": _to_physical(layer, gain[1], np.float32(1.0)),
+        "fault_plus": _to_physical(layer, fault[0], np.int8(0), ident),
+        "fault_minus": _to_physical(layer, fault[1], np.int8(0), ident),
+        "gain_plus": _to_physical(layer, gain[0], np.float32(1.0), ident),
+        "gain_minus": _to_physical(layer, gain[1], np.float32(1.0), ident),
         "weight_scale": _scale_physical(layer),
         "bias": (
             np.zeros(0, dtype=np.float32) if bias is None else bias.detach().cpu().float().numpy()
@@ -228,6 +251,8 @@ def layer_arrays(layer: AnalogLayer, quantity: str = "target") -> dict[str, np.n
         "pos_tile": tile.astype(np.int32),
         "pos_row": row.astype(np.int32),
         "pos_col": col.astype(np.int32),
+        "row_perm": layer.tiles.placement[0].cpu().numpy().astype(np.int64),
+        "col_perm": layer.tiles.placement[1].cpu().numpy().astype(np.int64),
     }
 
 

@@ -71,4 +71,3 @@ def to_conductances(w_norm: Tensor, profile: DeviceProfile) -> Tensor:
 def to_normalized(g: Tensor, profile: DeviceProfile) -> Tensor:
     """Normalized weights ``(G+ - G-) / (g_max - g_min)`` from conductances ``(2, ...)``."""
     return (g[0] - g[1]) / profile.g_range_uS
-

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from . import irdrop, mapping
 from .physics import DeviceModel, device_model
+from .placement import device_index, identity_placement, is_identity
 from .profiles import DeviceProfile, DriftCompensation
 from .seeds import device_seed
 from .tiling import TileLayout, make_layout
@@ -151,6 +152,10 @@ class TileArray(nn.Module):
         self.register_buffer("dac_range", torch.ones((), **f32))
         self.register_buffer("tile_of_partial", self.layout.tile_of_partial(weight.device))
         self.register_buffer("g_now", torch.zeros(2, out, k, **f32), persistent=False)
+        # where each tile's logical rows and columns sit physically (memsim.placement)
+        rows, cols = identity_placement(self.layout, weight.device)
+        self.register_buffer("row_perm", rows)
+        self.register_buffer("col_perm", cols)
         self._has_drift = False
         self.measured = False
         self.t_s = 0.0
@@ -236,9 +241,38 @@ class TileArray(nn.Module):
         return target_conductances(self.target, self.layout, self.profile)[0]
 
     def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
-        return apply_defects(
-            g, self.fault, self.gain, self.physics.g_min, self.physics.g_max, with_gain
-        )
+        fault, gain = self.placed(self.fault), self.placed(self.gain)
+        return apply_defects(g, fault, gain, self.physics.g_min, self.physics.g_max, with_gain)
+
+    def placed(self, per_device: Tensor) -> Tensor:
+        """A ``(2, out, K)`` per-device tensor as seen by each weight under the placement."""
+        placement = (self.row_perm, self.col_perm)
+        if is_identity(placement):
+            return per_device
+        idx = device_index(self.layout, placement)
+        return per_device.reshape(2, -1)[:, idx].reshape(per_device.shape)
+
+    @torch.no_grad()
+    def set_placement(self, row_perm: Tensor, col_perm: Tensor) -> bool:
+        """Set the placement (:mod:`memsim.placement`) for the next programming.
+
+        Returns:
+            Whether it changed (the caller programs again to apply it now).
+
+        """
+        device_index(self.layout, (row_perm.cpu(), col_perm.cpu()))  # validates
+        rows, cols = row_perm.to(self.row_perm), col_perm.to(self.col_perm)
+        changed = not (torch.equal(rows, self.row_perm) and torch.equal(cols, self.col_perm))
+        self.row_perm.copy_(rows)
+        self.col_perm.copy_(cols)
+        return changed
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        # a state saved before placements existed holds the identity placement
+        rows, cols = identity_placement(self.layout, self.row_perm.device)
+        state_dict.setdefault(prefix + "row_perm", rows)
+        state_dict.setdefault(prefix + "col_perm", cols)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     @torch.no_grad()
     def drift_to(self, t_s: float) -> None:
@@ -407,5 +441,17 @@ class TileView:
         return self._t.target_conductances()
 
     def apply_defects(self, g: Tensor, with_gain: bool = True) -> Tensor:
-        """``g`` (µS) with this chip's gains (if ``with_gain``) and stuck devices."""
+        """``g`` (µS) with this chip's gains (if ``with_gain``) and stuck devices.
+
+        Under a placement, each weight's entry sees the device it is placed on.
+        """
         return self._t._apply_chip(g, with_gain)
+
+    @property
+    def placement(self) -> tuple[Tensor, Tensor]:
+        """``(row_perm, col_perm)`` of every tile (:mod:`memsim.placement`)."""
+        return self._t.row_perm, self._t.col_perm
+
+    def placed(self, per_device: Tensor) -> Tensor:
+        """``(2, out, K)`` per-device values (``fault``, ``gain``) under each weight."""
+        return self._t.placed(per_device)

@@ -68,12 +68,20 @@ class Inputs:
         profile: Any = None,
         drift_times_s: tuple[float, ...] = (),
         trim: Any = None,
+        placement: Any = None,
+        adapters: Any = None,
+        committee: int | None = None,
+        ensemble: Any = None,
     ) -> dict[str, Score]:
         """Test scores of ``genes`` on chip ``chip_seed`` (``lab.fitness.scoring.score_on_chip``).
 
         ``profile`` defaults to the experiment's; the draws, support sets and seed are
         ``evaluation``'s, so scores of different weights are paired.  ``trim`` is a
-        digital output trim to deploy with the weights (e.g. ``ga_knobs``'s).
+        digital output trim to deploy with the weights (e.g. ``ga_knobs``'s), ``placement``
+        the weights' per-tile permutations (e.g. ``ga_mapping``'s), ``adapters`` digital
+        branches beside the analog layers (``adapter_lora``'s), ``committee`` a number of
+        network copies on independent arrays whose outputs are averaged (``committee``'s),
+        ``ensemble`` per-layer copies mixed per column (``layer_ensemble``'s).
         """
         return score_on_chip(
             self.baseline,
@@ -90,6 +98,10 @@ class Inputs:
             drift_times_s=drift_times_s,
             calibration=self.calibration,
             trim=trim,
+            placement=placement,
+            adapters=adapters,
+            committee=committee,
+            ensemble=ensemble,
         )
 
 

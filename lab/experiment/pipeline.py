@@ -166,6 +166,10 @@ def _run_method(
     record: dict[str, Any] = {
         "genes": sol.genes.cpu(),
         "trim": sol.trim,
+        "placement": sol.placement,
+        "adapters": sol.adapters,
+        "committee": sol.committee,
+        "ensemble": sol.ensemble,
         "info": {k: v for k, v in sol.info.items() if k != "estimated_faults"},
         "counters": counters.as_dict(),
         "wall_time_s": wall,
@@ -179,11 +183,17 @@ def _run_method(
     return record
 
 
+def deploy_of(record: dict[str, Any]) -> dict[str, Any]:
+    """What a method deploys beside its weights (the keyword arguments of ``Inputs.score``)."""
+    keys = ("trim", "placement", "adapters", "committee", "ensemble")
+    return {k: record.get(k) for k in keys if record.get(k)}
+
+
 def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, Any]]) -> None:
     """``weights/<method>.pt``: each method's network as a ``memsim evaluate`` checkpoint.
 
-    A digital output trim (``ga_knobs``) is not part of a network checkpoint: its file
-    holds the weights only, and says so in its metadata.
+    A digital output trim (``ga_knobs``) or a placement (``ga_mapping``) is not part of a
+    network checkpoint: its file holds the weights only, and says so in its metadata.
     """
     from lab.fitness.finetune import with_genes
     from models.checkpoint import save_checkpoint
@@ -194,7 +204,14 @@ def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, 
         path = folder / f"{name}.pt"
         if path.exists():
             continue
-        meta = {**inputs.baseline_meta, "weights": name, "trim_not_included": bool(rec["trim"])}
+        meta = {
+            **inputs.baseline_meta,
+            "weights": name,
+            "trim_not_included": bool(rec["trim"]),
+            "placement_not_included": bool(rec.get("placement")),
+            "adapters_not_included": bool(rec.get("adapters")),
+            "committee_not_included": bool(rec.get("committee") or rec.get("ensemble")),
+        }
         # written from the CPU, so that a checkpoint made on a GPU loads anywhere
         net = with_genes(inputs.baseline, inputs.genome, rec["genes"]).cpu()
         save_checkpoint(path, net, meta)
@@ -231,13 +248,15 @@ def _shared_baseline_score(exp: Experiment, inputs: Inputs, chip: int) -> Any:
 def score_models(
     exp: Experiment,
     inputs: Inputs,
-    models: dict[str, tuple[Tensor, Any]],
+    models: dict[str, tuple[Tensor, dict[str, Any]]],
     snapshots: dict[int, Tensor],
 ) -> dict[str, Any]:
     """Paired test scores of every model on every chip (cached in ``scores.json``).
 
-    ``models`` maps a name to ``(genes, trim)``; ``snapshots`` are GA best-ever weights by
-    generation, scored on the fitness chip right after programming.  The baseline's
+    ``models`` maps a name to ``(genes, deploy)``, ``deploy`` being the keyword arguments
+    of :meth:`Inputs.score` that deploy it with the weights (trim, placement, adapters);
+    ``snapshots`` are GA best-ever weights by generation, scored on the fitness chip right
+    after programming.  The baseline's
     scores do not depend on the methods: they are shared across runs under
     ``<run_root>/baselines/scores/``.
     """
@@ -250,12 +269,12 @@ def score_models(
     chips = [cfg.chip.chip_seed, *cfg.chip.transfer_chip_seeds]
     drifts = tuple(ev.drift_times_s)
     jobs = [
-        (f"{name}@chip{chip}", genes, trim, chip, drifts)
+        (f"{name}@chip{chip}", genes, deploy, chip, drifts)
         for chip in chips
-        for name, (genes, trim) in models.items()
+        for name, (genes, deploy) in models.items()
     ]
     jobs += [
-        (f"ga_gen{g:04d}@chip{cfg.chip.chip_seed}", genes, None, cfg.chip.chip_seed, ())
+        (f"ga_gen{g:04d}@chip{cfg.chip.chip_seed}", genes, {}, cfg.chip.chip_seed, ())
         for g, genes in sorted(snapshots.items())
     ]
     for key, *_, chip, _ in jobs:
@@ -265,10 +284,10 @@ def score_models(
                 cache[key] = read_json(shared)["scores"]
     todo = [j for j in jobs if j[0] not in cache]
     t0 = time.perf_counter()
-    for key, genes, trim, chip, times in tqdm(
+    for key, genes, deploy, chip, times in tqdm(
         todo, desc="test scoring", disable=not exp.ctx.progress
     ):
-        scores = inputs.score(genes, ev, chip_seed=chip, drift_times_s=times, trim=trim)
+        scores = inputs.score(genes, ev, chip_seed=chip, drift_times_s=times, **deploy)
         cache[key] = {t: s.accuracies for t, s in scores.items()}
         write_json(path, cache)  # a kill while scoring loses at most one model
         if key.startswith("baseline@"):
@@ -420,6 +439,7 @@ def build_results(
 def run_methods(exp: Experiment) -> dict[str, Any]:
     """Run or resume every stage of ``exp``; write ``results.json`` and plots; return it."""
     from lab.experiment.inputs import prepare_inputs
+    from lab.experiment.price import add_prices
     from lab.experiment.report import cost_block, write_plots
 
     t_start = time.perf_counter()
@@ -446,12 +466,13 @@ def run_methods(exp: Experiment) -> dict[str, Any]:
     if cfg.evaluation.test_every and snap_dir.is_dir():
         for p in sorted(snap_dir.glob("gen-*.pt")):
             snapshots[int(p.stem.split("-")[1])] = torch.load(p, weights_only=True)
-    models: dict[str, tuple[Tensor, Any]] = {"baseline": (inputs.base_genes, None)}
-    models.update({n: (r["genes"], r["trim"]) for n, r in records.items()})
+    models: dict[str, tuple[Tensor, dict[str, Any]]] = {"baseline": (inputs.base_genes, {})}
+    models.update({n: (r["genes"], deploy_of(r)) for n, r in records.items()})
     cache = score_models(exp, inputs, models, snapshots)
 
     results = build_results(exp, inputs, records, cache, budget)
-    results["cost"] = cost_block(cfg, inputs, {n: g for n, (g, _) in models.items()})
+    results["cost"] = cost_block(cfg, inputs, {n: g for n, (g, *_) in models.items()})
+    add_prices(results, inputs.profile.periphery.scale_energy_pJ)
     fitness_line = _baseline_fitness(exp, inputs) if snapshots else None
     write_plots(exp.run_dir, cfg, inputs, results, baseline_fitness=fitness_line)
     exp.stage_time("total", time.perf_counter() - t_start)

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.experiment.price import PRICE_HEAD, price_columns
+
+PRICE_NOTE = (
+    "  price per inference on the fitness chip (lab.experiment.price): energy (analog x "
+    "arrays + digital corrections' MACs), area (analog x arrays), latency (analog)"
+)
+
 
 def _pm(mean: float, spread: float) -> str:
     return f"{mean:6.2f} ± {spread:4.2f}"
@@ -50,7 +57,7 @@ def format_recovery(results: dict[str, Any]) -> str:
         head += f" {'chip ' + c + ' (%)':>15}"
     for c in chips:
         head += f" {'vs ' + ref + ' ' + c + ' (pp)':>18}"
-    head += f" {'wall (s)':>9}  needs"
+    head += f" {'wall (s)':>9}" + PRICE_HEAD + "  needs"
     lines.append(head)
     for row in results["methods"]:
         line = f"  {row['method']:<22}"
@@ -60,11 +67,12 @@ def format_recovery(results: dict[str, Any]) -> str:
         for c in chips:
             d = row["chips"][c].get("paired_vs_reference")
             line += f" {(_pm(d['mean_pp'], d['sem_pp']) if d else '-'):>18}"
-        line += f" {row['wall_time_s']:9.1f}  {row['needs']}"
+        line += f" {row['wall_time_s']:9.1f}" + price_columns(row) + f"  {row['needs']}"
         if row["label"]:
             line += f" ({row['label']})"
         lines.append(line)
     lines += confusion_lines(results["methods"])
+    lines.append(PRICE_NOTE)
     return "\n".join(lines)
 
 
@@ -99,7 +107,7 @@ def format_study(results: dict[str, Any]) -> str:
     head = f"  {'method':<22}"
     for c in columns:
         head += f" {'chip ' + c + ' (%)':>12} {'vs ' + ref + ' ' + c + ' (pp)':>27}"
-    head += "  needs"
+    head += PRICE_HEAD + "  needs"
     lines.append(head)
     for row in results["methods"]:
         line = f"  {row['method']:<22}"
@@ -107,6 +115,7 @@ def format_study(results: dict[str, Any]) -> str:
             e = row["chips"][c]
             v = e.get("vs_reference")
             line += f" {e['mean_pct']:12.2f} {(_ci(v) if v else '-'):>27}"
+        line += price_columns(row)
         line += f"  {row['needs']}" + (f" ({row['label']})" if row["label"] else "")
         lines.append(line)
     verdict = results["significant_on_fitness_chip"]
@@ -118,4 +127,5 @@ def format_study(results: dict[str, Any]) -> str:
         f"  significantly below {ref} on chip {columns[0]}: "
         + (", ".join(verdict["below"]) or "none")
     )
+    lines.append(PRICE_NOTE)
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 import memsim
 from ga.genome import Genome
+from lab.fitness.digital import Committee, add_corrections, ensemble_network
 from lab.fitness.finetune import with_genes
 from models.data import ImageDataset
 from models.evaluate import Score, draw_accuracies
@@ -127,6 +128,10 @@ def score_on_chip(
     drift_times_s: Sequence[float] = (),
     calibration: Tensor | None = None,
     trim: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    placement: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    adapters: Mapping[str, nn.Module] | None = None,
+    committee: int | None = None,
+    ensemble: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Score]:
     """Test accuracy of ``genes`` on chip ``chip_seed`` over ``draws`` programmings.
 
@@ -148,6 +153,14 @@ def score_on_chip(
             them a calibrated chip would take its ranges from the first test batch.
         trim: Digital per-column output gain/offset to set on the chip
             (:func:`memsim.trim.set_output_trim`), e.g. a ``ga_knobs`` solution.
+        placement: Per-tile row/column permutations of the weights
+            (:func:`memsim.set_placement`), e.g. a ``ga_mapping`` solution.
+        adapters: Digital branches added to the named analog layers' outputs
+            (:func:`lab.fitness.digital.corrected`), e.g. an ``adapter_lora`` solution.
+        committee: Deploy ``committee`` copies of the network on independent arrays and
+            average their outputs (:class:`lab.fitness.digital.Committee`); ``None``: one.
+        ensemble: ``{layer: mix (k, out)}``: ``k`` copies of each named layer on their own
+            arrays, mixed per column (:func:`lab.fitness.digital.ensemble_network`).
 
     Returns:
         ``{"t0": Score, "<t>s": Score, ...}``; a ProtoNet score has
@@ -155,15 +168,31 @@ def score_on_chip(
 
     """
 
-    def set_trim(chip: nn.Module) -> None:
-        # the trim survives programming; setting it again after each one is the same state
-        from memsim.trim import set_output_trim
-
-        set_output_trim(chip, trim)
+    def deploy(chip: nn.Module) -> None:
+        if placement is not None:
+            # set once per chip (it then re-programs with the draw's seed); later draws
+            # program with it in place, and setting it again changes nothing
+            memsim.set_placement(chip, placement)
+        if trim is not None:
+            # the trim survives programming; setting it again after each one is the same state
+            memsim.set_output_trim(chip, trim)
+        if adapters and not getattr(chip, "_lab_adapters", False):
+            # a chip is converted once per chip seed and re-programmed: hook it once
+            add_corrections(chip, adapters=adapters)
+            chip._lab_adapters = True  # type: ignore[assignment]
 
     times: list[float | None] = [None, *sorted(drift_times_s)]
+    net = with_genes(model, genome, genes)
+    if committee is not None or ensemble:
+        if adapters or trim or placement:
+            raise ValueError("copies of arrays deploy plain weights (no trim, placement, adapters)")
+    if committee is not None:
+        net = Committee(net, committee)
+    if ensemble:
+        k = next(iter(ensemble.values())).shape[0]
+        net = ensemble_network(net, list(ensemble), k, ensemble)
     out = draw_accuracies(
-        with_genes(model, genome, genes),
+        net,
         profile,
         lambda chip, gen: task.accuracies(chip, test, support, gen, support_draws),
         draws=draws,
@@ -172,7 +201,7 @@ def score_on_chip(
         generator=lambda i, _t: support_generator(seed, i),
         times=times,
         calibration=calibration,
-        after_program=None if trim is None else set_trim,
+        after_program=None if trim is None and placement is None and not adapters else deploy,
     )
     return {drift_key(t): Score(v) for t, v in out.items()}
 

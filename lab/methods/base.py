@@ -69,10 +69,18 @@ class Counters:
 
 @dataclass
 class Solution:
-    """What a method deploys: weights, optional digital output trim, and notes."""
+    """What a method deploys: weights, optional digital output trim, placement, and notes."""
 
     genes: Tensor
     trim: dict[str, tuple[Tensor, Tensor]] | None = None
+    placement: dict[str, tuple[Tensor, Tensor]] | None = None
+    """Per-tile row/column permutations of each layer (:mod:`memsim.placement`)."""
+    adapters: dict[str, nn.Module] | None = None
+    """Digital branches added to each analog layer's output (:mod:`lab.fitness.digital`)."""
+    committee: int | None = None
+    """Copies of the network on independent arrays, outputs averaged (``None``: one)."""
+    ensemble: dict[str, Tensor] | None = None
+    """``{layer: mix (k, out)}``: k copies of each layer's arrays, mixed per column."""
     info: dict[str, Any] = field(default_factory=dict)
 
 

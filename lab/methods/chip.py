@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 import memsim
+from lab.fitness.digital import corrected, layer_io
 from lab.fitness.task import TaskFitness
 from lab.methods.base import Access, Counters
 from memsim.readback import DefectEstimate, estimate_defects
@@ -156,8 +157,47 @@ class Chip:
         self.counters.device_reads += 2 * reads * devices
         return est
 
+    def estimate_defects_of(
+        self, net: nn.Module, *, reads: int, seed: int, threshold: float
+    ) -> dict[str, DefectEstimate]:
+        """Read-back (as :meth:`estimate_defects`) of ``net`` placed on arrays of this chip.
+
+        For a deployment that takes more arrays than the digital network has layers (a
+        :func:`lab.fitness.digital.ensemble_network`): ``net`` is converted on this chip's
+        profile and chip instance, and every one of its devices is read back.
+        """
+        self._require(Access.readback)
+        chip = self._fitness.chip
+        placed = memsim.convert(
+            net, chip.memsim_profile, seed=int(seed), chip_seed=chip.memsim_chip_seed
+        )
+        est = estimate_defects(placed, reads=reads, seed=seed, threshold=threshold)
+        devices = sum(int(e.fault.numel()) for e in est.values())
+        self.counters.device_reads += 2 * reads * devices
+        return est
+
     # ---------------------------------------------------------------- truth
     def true_defect_map(self) -> WeightMap:
         """The simulator's true defect map (``true_defects``: an upper reference only)."""
         self._require(Access.true_defects)
         return memsim.defect_weight_map(self._fitness.chip)
+
+    # ---------------------------------------------------------------- corrected outputs
+    def layer_io(
+        self,
+        x: Tensor,
+        keys: Sequence[str],
+        *,
+        trim: dict[str, tuple[Tensor, Tensor]] | None = None,
+        adapters: dict[str, nn.Module] | None = None,
+    ) -> dict[str, tuple[Tensor, Tensor]]:
+        """Input and output of the ``keys`` layers of the programmed chip for a batch ``x``.
+
+        ``trim`` / ``adapters`` are digital corrections applied on their layers while the
+        batch runs (:mod:`lab.fitness.digital`); the analog state is not changed.
+        """
+        self._require(Access.layer_outputs)
+        self.counters.chip_batches += 1
+        chip = self._fitness.chip
+        with corrected(chip, trim, adapters):
+            return layer_io(chip, list(keys), x)

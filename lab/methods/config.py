@@ -78,6 +78,44 @@ class RecoverySection(BaseModel):
         "(measured on the digital network, calibration images).",
     )
 
+    mapping_population: int = Field(
+        32, ge=2, description="ga_mapping: members of the permutation GA (per tile)."
+    )
+    mapping_generations: int = Field(
+        100, ge=0, description="ga_mapping: generations of the permutation GA."
+    )
+    mapping_selection_tau: float = Field(
+        64.0,
+        gt=0.0,
+        description="ga_mapping: sharpness of its sigmoid roulette (centered at the mean share).",
+    )
+    mapping_activity: bool = Field(
+        True,
+        description="Remapping weighs each row's error by its mean |input| on training "
+        "images (false: uniform).",
+    )
+
+    correction_fraction: float = Field(
+        0.25,
+        gt=0.0,
+        le=1.0,
+        description="trim_grad / adapter_lora: share of the step budget that fits the digital "
+        "corrections on measured outputs (the rest is the blind QAT of the weights).",
+    )
+    adapter_rank: int = Field(4, ge=1, description="adapter_lora: rank of each digital adapter.")
+    ensemble_size: int = Field(
+        3, ge=1, le=16, description="layer_ensemble: copies of every layer's arrays."
+    )
+    ensemble_tolerance: float = Field(
+        1.5,
+        ge=1.0,
+        description="layer_ensemble: a copy's column counts as healthy when its estimated "
+        "error is at most this times the best copy's.",
+    )
+    committee_size: int = Field(
+        3, ge=1, le=16, description="committee: copies of the network whose outputs are averaged."
+    )
+
     @model_validator(mode="after")
     def _reference_runs(self) -> RecoverySection:
         if self.reference is not None and self.reference not in ("baseline", *self.methods):

@@ -25,6 +25,7 @@ from typing import Any
 
 from lab.experiment.config import ExperimentConfig
 from lab.experiment.context import RunContext, replicate_config, shift_seeds
+from lab.experiment.price import mean_price
 from lab.experiment.runner import (
     RESULTS_JSON,
     ExperimentError,
@@ -108,6 +109,7 @@ def aggregate(runs: list[dict[str, Any]], study: dict[str, Any]) -> dict[str, An
                 "label": row["label"],
                 "wall_time_s": statistics.fmean(p["wall_time_s"] for p in per_run),
                 "info": row["info"] if len(runs) == 1 else {},
+                "price": mean_price([p.get("price") for p in per_run]),
                 "chips": chips,
             }
         )
