@@ -57,7 +57,9 @@ def format_recovery(results: dict[str, Any]) -> str:
         head += f" {'chip ' + c + ' (%)':>15}"
     for c in chips:
         head += f" {'vs ' + ref + ' ' + c + ' (pp)':>18}"
-    head += f" {'wall (s)':>9}" + PRICE_HEAD + "  needs"
+    # results files written before methods had a price show no price columns
+    priced = any(r.get("price") for r in results["methods"])
+    head += f" {'wall (s)':>9}" + (PRICE_HEAD if priced else "") + "  needs"
     lines.append(head)
     for row in results["methods"]:
         line = f"  {row['method']:<22}"
@@ -67,12 +69,13 @@ def format_recovery(results: dict[str, Any]) -> str:
         for c in chips:
             d = row["chips"][c].get("paired_vs_reference")
             line += f" {(_pm(d['mean_pp'], d['sem_pp']) if d else '-'):>18}"
-        line += f" {row['wall_time_s']:9.1f}" + price_columns(row) + f"  {row['needs']}"
+        line += f" {row['wall_time_s']:9.1f}" + (price_columns(row) if priced else "")
+        line += f"  {row['needs']}"
         if row["label"]:
             line += f" ({row['label']})"
         lines.append(line)
     lines += confusion_lines(results["methods"])
-    lines.append(PRICE_NOTE)
+    lines += [PRICE_NOTE] if priced else []
     return "\n".join(lines)
 
 
@@ -107,7 +110,8 @@ def format_study(results: dict[str, Any]) -> str:
     head = f"  {'method':<22}"
     for c in columns:
         head += f" {'chip ' + c + ' (%)':>12} {'vs ' + ref + ' ' + c + ' (pp)':>27}"
-    head += PRICE_HEAD + "  needs"
+    priced = any(r.get("price") for r in results["methods"])  # none in older results files
+    head += (PRICE_HEAD if priced else "") + "  needs"
     lines.append(head)
     for row in results["methods"]:
         line = f"  {row['method']:<22}"
@@ -115,7 +119,7 @@ def format_study(results: dict[str, Any]) -> str:
             e = row["chips"][c]
             v = e.get("vs_reference")
             line += f" {e['mean_pct']:12.2f} {(_ci(v) if v else '-'):>27}"
-        line += price_columns(row)
+        line += price_columns(row) if priced else ""
         line += f"  {row['needs']}" + (f" ({row['label']})" if row["label"] else "")
         lines.append(line)
     verdict = results["significant_on_fitness_chip"]
@@ -127,5 +131,5 @@ def format_study(results: dict[str, Any]) -> str:
         f"  significantly below {ref} on chip {columns[0]}: "
         + (", ".join(verdict["below"]) or "none")
     )
-    lines.append(PRICE_NOTE)
+    lines += [PRICE_NOTE] if priced else []
     return "\n".join(lines)
