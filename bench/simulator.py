@@ -29,6 +29,7 @@ import io
 import json
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -195,7 +196,7 @@ def main() -> None:
     started, t0, printed = environment(), time.perf_counter(), io.StringIO()
     with contextlib.redirect_stdout(_Tee(sys.stdout, printed)):
         _report(args)
-    command = "python bench/simulator.py " + " ".join(sys.argv[1:])
+    command = "python bench/simulator.py " + shlex.join(sys.argv[1:])
     results = {"kind": "bench", "text": printed.getvalue().rstrip("\n")}
     wall = time.perf_counter() - t0
     path = record(args.record, results, command=command, wall_time_s=wall, started=started)
