@@ -150,8 +150,16 @@ def _make(target: str, recipe_end: str) -> Callable[[Workspace], None]:
         if shutil.which("make") is None:
             pytest.skip("make is not installed")
         # -n prints the recipe without running it: the venv setup, then the command
+        # as a user runs it: not as a sub-make of `make test` (whose MAKEFLAGS/MAKELEVEL
+        # make a nested make print "Entering directory" lines)
+        env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
         proc = subprocess.run(
-            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
+            ["make", "--no-print-directory", "-n", target],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip().splitlines()[-1] == recipe_end, proc.stdout
