@@ -13,6 +13,7 @@ folders go to ``./runs``.
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 from lab.cli import main
 
@@ -54,8 +55,8 @@ methods = ["ga"]
 """
 
 
-def run(options: list[str]) -> dict[str, dict]:
-    """Run the tiny experiment with these executor options; return its methods' results."""
+def run(options: list[str]) -> dict[str, Any]:
+    """Run the tiny experiment with these executor options; its fitness chip and methods."""
     # one run root for all three runs: the baseline is trained once, then reused
     before = set(Path("runs/ga").glob("tutorial-cluster-*"))
     argv = ["--threads", "1", "--no-progress", "ga", "tiny.toml", "--run-root", "runs"]
@@ -65,9 +66,11 @@ def run(options: list[str]) -> dict[str, dict]:
     (folder,) = set(Path("runs/ga").glob("tutorial-cluster-*")) - before
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     # everything a method reports except its wall time, which depends on the machine
-    return {
+    methods = {
         m["method"]: {k: v for k, v in m.items() if k != "wall_time_s"} for m in results["methods"]
     }
+    # the chip's key: its seed (chip_seed, shifted by $MEMSIM_SEED_OFFSET if set)
+    return {"chip": str(results["fitness_chip"]), "methods": methods}
 
 
 def tutorial() -> None:
@@ -83,8 +86,8 @@ def tutorial() -> None:
     scores = {options[1]: run(options) for options in executors}
 
     # Every method's test scores (each draw's accuracy included) are the same everywhere.
-    for name, methods in scores.items():
-        chip = methods["ga"]["chips"]["11"]
+    for name, run_scores in scores.items():
+        chip = run_scores["methods"]["ga"]["chips"][run_scores["chip"]]
         draws = [round(a, 4) for a in chip["accuracies"]]
         print(f"{name:>7}: ga {chip['mean_pct']:.2f} %, test draws {draws}")
     same = all(s == scores["serial"] for s in scores.values())
