@@ -194,3 +194,33 @@ def test_every_figure_is_saved_through_style() -> None:
     drawing = [p for p in sources if "subplots(" in p.read_text(encoding="utf-8")]
     assert len(drawing) >= 5
     assert all("style.save(" in p.read_text(encoding="utf-8") for p in drawing)
+
+
+def _priced_study(with_price: bool = True) -> dict[str, Any]:
+    def row(name: str, energy: float, gain: float | None) -> dict[str, Any]:
+        vs = None if gain is None else {
+            "mean_pp": gain, "ci95_low_pp": gain - 2.0, "ci95_high_pp": gain + 3.0,
+            "significant": gain - 2.0 > 0,
+        }  # fmt: skip
+        price = {"energy_nJ": energy, "area_mm2": 0.1, "latency_us": 1.0}
+        return {"method": name, "price": price if with_price else None,
+                "chips": {"11": {"mean_pct": 80.0, "vs_reference": vs}}}  # fmt: skip
+
+    return {"name": "s", "reference": "qat", "fitness_chip": 11, "replicates": 5,
+            "methods": [row("qat", 420.0, None), row("ga_mapping", 420.0, 10.0),
+                        row("committee", 1260.0, 7.0)]}  # fmt: skip
+
+
+def test_the_price_plot_puts_each_methods_gain_at_its_energy(figures, tmp_path):
+    assert plots.plot_price(_priced_study(), tmp_path / "price.png").is_file()
+    ax = figures[-1].axes[0]
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    points = sorted((float(c.lines[0].get_xdata()[0]), float(c.lines[0].get_ydata()[0]))
+                    for c in bars)  # fmt: skip
+    assert points == [(420.0, 0.0), (420.0, 10.0), (1260.0, 7.0)]
+    gain = next(c for c in bars if float(c.lines[0].get_ydata()[0]) == 10.0)
+    ((_, low), (_, high)) = gain.lines[2][0].get_segments()[0]
+    assert sorted([low, high]) == [8.0, 13.0]  # the 95 % interval, asymmetric, not a std
+    assert "energy per inference" in ax.get_xlabel()
+    assert plots.plot_price(_priced_study(with_price=False), tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

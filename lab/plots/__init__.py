@@ -23,6 +23,7 @@ __all__ = [
     "plot_bars",
     "plot_drift",
     "plot_gains",
+    "plot_price",
     "plot_heatmap",
     "plot_history",
     "plot_line",
@@ -342,4 +343,43 @@ def plot_gains(results: Mapping[str, Any], path: str | Path) -> Path:
     )
     ax.legend(fontsize=style.LEGEND_SIZE, loc="best")
     ax.grid(axis="y", alpha=style.GRID_ALPHA)
+    return style.save(fig, path)
+
+
+def plot_price(results: Mapping[str, Any], path: str | Path) -> Path | None:
+    """Gain over the reference on the fitness chip against energy per inference, per method.
+
+    What each method wins back and what it costs in one picture: the point is the mean of
+    the replicates' paired gains with its 95 % interval (filled = significant), at the
+    method's energy per inference (:mod:`lab.experiment.price`: the arrays it programs and
+    its digital work).  ``None`` (nothing drawn) when the results carry no price.
+    """
+    rows = [r for r in results["methods"] if r.get("price")]
+    if not rows:
+        return None
+    ref, chip = results["reference"], str(results["fitness_chip"])
+    fig, ax = plt.subplots(figsize=style.SMALL)
+    for i, row in enumerate(rows):
+        v = row["chips"][chip].get("vs_reference")
+        x = row["price"]["energy_nJ"]
+        mean = v["mean_pp"] if v else 0.0
+        lo = v["ci95_low_pp"] if v and v["ci95_low_pp"] is not None else mean
+        hi = v["ci95_high_pp"] if v and v["ci95_high_pp"] is not None else mean
+        color = style.color_for(row["method"], i)
+        ax.errorbar([x], [mean], yerr=[[mean - lo], [hi - mean]], color=color, capsize=3)
+        filled = bool(v and v["significant"])
+        ax.scatter([x], [mean], s=36, zorder=3, edgecolors=color,
+                   facecolors=color if filled else "white")  # fmt: skip
+        ax.annotate(row["method"], (x, mean), textcoords="offset points", xytext=(5, 3),
+                    fontsize=7)  # fmt: skip
+    ax.axhline(0.0, **style.REFERENCE, label=ref)
+    ax.set_xlabel("energy per inference on the fitness chip (nJ)")
+    ax.set_ylabel(f"test accuracy gain over {ref} (pp)")
+    ax.set_title(
+        f"{results['name']}: chip {chip}, {results['replicates']} replicates\n"
+        "mean and 95 % interval; filled = significant",
+        fontsize=9,
+    )
+    ax.grid(alpha=style.GRID_ALPHA)
+    ax.legend(fontsize=style.LEGEND_SIZE, loc="best")
     return style.save(fig, path)

@@ -37,6 +37,8 @@ from lab.run_folder import environment, new_run_dir, read_json, update_run_json,
 
 STUDY_JSON = "study.json"
 GAIN_PNG = "gain.png"
+PRICE_PNG = "price.png"
+"""Gain over the reference against energy per inference (:func:`lab.plots.plot_price`)."""
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -285,9 +287,10 @@ def run_study(
     results = aggregate(runs, study)
     results["wall_time_s"] = time.perf_counter() - t0
     write_json(study_dir / RESULTS_JSON, results)
-    from lab.plots import plot_gains
+    from lab.plots import plot_gains, plot_price
 
     plot_gains(results, study_dir / GAIN_PNG)
+    plot_price(results, study_dir / PRICE_PNG)  # methods with a price only
     update_run_json(study_dir, status="complete", results_file=RESULTS_JSON)
     return results, study_dir
 
