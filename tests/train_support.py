@@ -1,11 +1,9 @@
 """Cases of the eval-mode identity test of training through the chip (imported, not collected).
 
 :func:`eval_outputs` computes chip outputs in eval and train mode on a few architectures
-and profiles.  ``tests/data/eval_outputs_before_i25.pt`` holds them as computed by the
-code before the analog layers became trainable (commit ae663fd), regenerated with::
-
-    git archive ae663fd | tar -x -C /tmp/old
-    PYTHONPATH=/tmp/old python tests/train_support.py tests/data/eval_outputs_before_i25.pt
+and profiles; ``python tests/train_support.py OUT.pt`` saves them.  The identity test runs
+it twice, with the memsim of commit ae663fd (before the analog layers became trainable,
+exported with ``git archive``) and with the current one, and compares the two.
 """
 
 from __future__ import annotations
