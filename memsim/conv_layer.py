@@ -26,13 +26,14 @@ def _box_sum(
 ) -> Tensor:
     """Sum of ``sq`` over every ``kernel`` window (a convolution with ones), by running sums."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
-    p = F.pad(sq, (pw, pw, ph, ph)) if ph or pw else sq
-    c = p.cumsum(2)
-    rows = torch.cat([c[:, :, kh - 1 : kh], c[:, :, kh:] - c[:, :, :-kh]], 2)
+    # one zero row above and one zero column left of the padded input: the running sums
+    # start at zero, so every window's sum is one difference (no concatenation)
+    c = F.pad(sq, (pw + 1, pw, ph + 1, ph)).cumsum(2)
+    rows = c[:, :, kh:] - c[:, :, :-kh]
     if sh > 1:
         rows = rows[:, :, ::sh]
     c = rows.cumsum(3)
-    out = torch.cat([c[..., kw - 1 : kw], c[..., kw:] - c[..., :-kw]], 3)
+    out = c[..., kw:] - c[..., :-kw]
     return out[..., ::sw] if sw > 1 else out
 
 
@@ -119,6 +120,8 @@ class AnalogConv2d(AnalogLayer):
             self.cost_probe(self, codes)
         lay = self.layout
         b = x.shape[0]
+        shape = (b, lay.groups * lay.row_tiles, lay.out_per_group, h_out * w_out)
+        noise = self._start_noise(shape, codes, noise_scale)
         if lay.aligned:
             g, rt, c_t, pad = self._geometry()
             if pad:
@@ -133,7 +136,8 @@ class AnalogConv2d(AnalogLayer):
                 sx2 = self._sum_sq(codes, g * rt, c_t, integer)
         else:
             pc, sx2 = self._unaligned_partials(codes)
-        y = self._epilogue(pc, sx2, u, bound, noise_scale).view(b, lay.out, h_out, w_out)
+        y = self._epilogue(pc, sx2, u, bound, noise_scale, noise)
+        y = y.view(b, lay.out, h_out, w_out)
         self._end_forward()
         if self.bias is not None:
             y.add_(self.bias.view(1, -1, 1, 1))

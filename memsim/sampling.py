@@ -12,10 +12,20 @@ numbers may reappear *at other positions* (other samples/columns).  Means and
 variances over many draws are unbiased, but draws are not independent across calls
 in the strict sense.  Use it for throughput (GA fitness, sweeps), and ``exact`` for
 noise statistics.
+
+On a CPU with more than one intra-op thread, :func:`draw_later` draws the ``exact``
+numbers on a background thread while the layer computes its partial sums: the draw is
+single-threaded, so otherwise one core idles through it.  The numbers are the same
+ones, from the same generator, in the same order (``MEMSIM_OVERLAP_NOISE=0`` turns it
+off).
 """
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
 import torch
@@ -68,3 +78,47 @@ def standard_normal(
     if out is not None:
         return torch.randn(shape, generator=gen, dtype=dtype, device=device, out=out)
     return torch.randn(shape, generator=gen, dtype=dtype, device=device)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    # a forked child inherits the executor but not its thread: it would queue forever
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def overlap_enabled(device: torch.device, sampler: NoiseSampler) -> bool:
+    """Whether :func:`draw_later` draws on the background thread."""
+    return (
+        sampler == NoiseSampler.exact
+        and device.type == "cpu"
+        and torch.get_num_threads() > 1
+        and os.environ.get("MEMSIM_OVERLAP_NOISE", "1") != "0"
+    )
+
+
+def draw_later(
+    shape: torch.Size | tuple[int, ...],
+    gen: torch.Generator,
+    sampler: NoiseSampler,
+    device: torch.device,
+    dtype: torch.dtype,
+    out: Tensor | None = None,
+) -> Callable[[], Tensor]:
+    """Start :func:`standard_normal`; return a function that waits for its numbers.
+
+    Nothing else may use ``gen`` or ``out`` until the returned function has been called.
+    Without overlap (see :func:`overlap_enabled`) the numbers are drawn when it is called.
+    """
+    draw = functools.partial(standard_normal, shape, gen, sampler, device, dtype, out)
+    if not overlap_enabled(device, sampler):
+        return draw
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(1, thread_name_prefix="memsim-noise")
+    return _pool.submit(draw).result
