@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/simulator.py [--repeats N] [--threads T] [--device cpu|cuda]``
 
-Prints, per model, the median over repeats of the digital and simulated time and
+Prints, per model, the median over interleaved repeats of the digital and simulated time and
 their ratio, with the ``rram_1t1r_yao2020`` profile (8-bit DAC/ADC, read noise,
 faults, drift compensation), and the peak resident memory of the process.  The floor is
 the digital time plus drawing one standard normal per partial sum (the read noise an
@@ -53,15 +53,37 @@ def _sync() -> None:
 
 
 def _time(fn, repeats: int) -> float:
-    fn()  # warm-up (and ADC calibration on the first batch)
-    _sync()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    return _time_interleaved([fn], repeats)[0]
+
+
+def _time_interleaved(fns, repeats: int, min_seconds: float = 1.0) -> list[float]:
+    """Median time of each of ``fns``, timed in turn within every repeat.
+
+    Interleaving gives every function the same machine load; a fast case is repeated
+    until the round of all functions has run ``min_seconds`` (at most 200 rounds), since
+    seven samples of a 3 ms call leave its median at the mercy of one busy moment.
+    """
+    samples: list[list[float]] = [[] for _ in fns]
+
+    def one_round() -> float:
+        total = 0.0
+        for fn, out in zip(fns, samples):
+            t0 = time.perf_counter()
+            fn()
+            _sync()
+            out.append(time.perf_counter() - t0)
+            total += out[-1]
+        return total
+
+    for fn in fns:  # warm-up (and ADC calibration on the first batch)
         fn()
         _sync()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
+    rounds = max(repeats, min(200, int(min_seconds / max(one_round(), 1e-9)) + 1))
+    for out in samples:
+        out.clear()
+    for _ in range(rounds):
+        one_round()
+    return [statistics.median(out) for out in samples]
 
 
 def _physics_table(cases, names: list[str], repeats: int, dev: torch.device) -> None:
@@ -124,9 +146,9 @@ def _measure(name, make, shape, profile, sampler: str, repeats: int, dev) -> dic
         for h in hooks:
             h.remove()
         n = sum(partials)
-        t_dig = _time(lambda: model(x), repeats)
-        t_sim = _time(lambda: analog(x), repeats)
-        t_rng = _time(lambda: torch.randn(n, device=dev), repeats)
+        t_dig, t_sim, t_rng = _time_interleaved(
+            [lambda: model(x), lambda: analog(x), lambda: torch.randn(n, device=dev)], repeats
+        )
     return {"digital": t_dig, "memsim": t_sim, "floor": t_dig + t_rng}
 
 
@@ -236,7 +258,8 @@ def _report(args: argparse.Namespace) -> None:
     print(
         f"profile {profile.name}: tiles {profile.tile.rows}x{profile.tile.cols}, "
         f"DAC {profile.dac.bits} bit, ADC {profile.adc.bits} bit; "
-        f"threads {args.threads}; device {dev}; median of {args.repeats}"
+        f"threads {args.threads}; device {dev}; median of at least {args.repeats} "
+        "interleaved repeats (more for fast cases: 1 s of rounds)"
         + (f"; before = {args.before}" if args.before else "")
     )
     head = f"{'model':<22} {'batch':>5} {'noise':>6} {'digital ms':>11} {'floor ms':>9}"

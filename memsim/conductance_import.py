@@ -195,10 +195,8 @@ def read_conductance_map(path: str | os.PathLike[str]) -> ConductanceMap:
     return _read_npz(path)
 
 
-# -- importing into a chip ----------------------------------------------------------
-
-
 def _first_cell(mask: np.ndarray) -> tuple[int, int, int]:
+    # importing into a chip: the first offending cell, for the message
     t, r, c = np.unravel_index(int(np.flatnonzero(mask)[0]), mask.shape)
     return int(t), int(r), int(c)
 
