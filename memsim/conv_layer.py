@@ -156,9 +156,17 @@ class AnalogConv2d(AnalogLayer):
         sq = torch.mul(codes, codes, out=self._buf("sq", codes.shape, codes))
         if c_t > 1:
             sq = sq.view(b, n_groups, c_t, h, w).sum(2)
-        if integer and self.dilation == (1, 1) and _box_sum_exact(self.dac, c_t, h, w, self):
+        few_maps = n_groups < 8 and self.stride == (1, 1)
+        if (
+            few_maps
+            and integer
+            and self.dilation == (1, 1)
+            and _box_sum_exact(self.dac, c_t, h, w, self)
+        ):
             # integer codes: every partial sum is exact, so a summed-area box filter gives
-            # the convolution with ones bit for bit, at a fraction of its cost
+            # the convolution with ones bit for bit, at a fraction of its cost for a few
+            # full-resolution maps (measured: 0.46 against 1.72 ms for LeNet-5's first
+            # layer); for many maps (depthwise) or a stride the convolution is faster
             s = _box_sum(sq, self.kernel_size, self.stride, self.padding)
             return s.reshape(b, n_groups, 1, -1)
         ones = torch.ones(n_groups, 1, *self.kernel_size, dtype=sq.dtype, device=sq.device)
