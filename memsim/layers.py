@@ -36,6 +36,7 @@ straight-through estimators (see :mod:`memsim.train` for the training regimes).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from torch import Tensor, nn
 
 from .periphery import ADC, DAC, Calibration, DacOut
 from .profiles import DeviceProfile
-from .sampling import NoiseSampler, draw_later
+from .sampling import NoiseSampler, draw_later, overlap_enabled, standard_normal
 from .seeds import device_seed
 from .through_chip import ThroughChip
 from .tiles import STREAM_READ, TileArray, generator
@@ -251,9 +252,12 @@ class AnalogLayer(TileArray):
         k_read, s_out = self._read_noise_scales(noise_scale)
         if not (k_read > 0 or s_out > 0):
             return None
-        gen = self._read_gen(like.device)
+        dev, sampler = like.device, self.noise_sampler
         out = self._buf("noise", shape, like)
-        return draw_later(shape, gen, self.noise_sampler, like.device, like.dtype, out)
+        draw = functools.partial(
+            standard_normal, shape, self._read_gen(dev), sampler, dev, like.dtype, out
+        )
+        return draw_later(draw, overlap_enabled(dev, sampler))
 
     def _epilogue(
         self,

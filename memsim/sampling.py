@@ -22,7 +22,6 @@ off).
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -102,21 +101,14 @@ def overlap_enabled(device: torch.device, sampler: NoiseSampler) -> bool:
     )
 
 
-def draw_later(
-    shape: torch.Size | tuple[int, ...],
-    gen: torch.Generator,
-    sampler: NoiseSampler,
-    device: torch.device,
-    dtype: torch.dtype,
-    out: Tensor | None = None,
-) -> Callable[[], Tensor]:
-    """Start :func:`standard_normal`; return a function that waits for its numbers.
+def draw_later(draw: Callable[[], Tensor], overlap: bool) -> Callable[[], Tensor]:
+    """Start ``draw`` (a :func:`standard_normal` call); return what waits for its numbers.
 
-    Nothing else may use ``gen`` or ``out`` until the returned function has been called.
-    Without overlap (see :func:`overlap_enabled`) the numbers are drawn when it is called.
+    With ``overlap`` (see :func:`overlap_enabled`) it runs on the background thread now,
+    and nothing else may use its generator or ``out`` tensor until the returned function
+    has been called; without, it runs when the returned function is called.
     """
-    draw = functools.partial(standard_normal, shape, gen, sampler, device, dtype, out)
-    if not overlap_enabled(device, sampler):
+    if not overlap:
         return draw
     global _pool
     if _pool is None:
