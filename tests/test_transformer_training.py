@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 from conftest import ROOT, SEED_OFFSET
@@ -120,3 +121,15 @@ def test_qat_and_the_ga_run_on_the_vit_with_a_gene_per_projection_weight(tmp_pat
     got = memsim.target_weights(memsim.convert(net, "ideal", seed=0))
     genes = torch.cat([got[k].reshape(-1) for k in expected])
     torch.testing.assert_close(genes, ga["best_solution"].float())
+
+
+def test_a_genome_refuses_a_packed_attention_and_covers_the_rebuilt_one():
+    from ga.genome import Genome
+
+    vit = _vit(0)
+    with pytest.raises(ValueError, match="restructure"):
+        Genome.from_model(vit)  # in_proj_weight would silently be left out
+    genome = Genome.from_model(restructure(vit))
+    chip = memsim.convert(vit, "ideal", seed=0)
+    assert genome.keys == [f"{n}.weight" for n, _ in memsim.analog_layers(chip)]
+    assert len(genome) == sum(layer.target.numel() for _, layer in memsim.analog_layers(chip))
