@@ -78,7 +78,24 @@ class Genome:
     def from_model(
         cls, model: nn.Module, layer_types: tuple[type[nn.Module], ...] = DEFAULT_LAYER_TYPES
     ) -> Genome:
-        """Return the genome of every ``layer_types`` module's ``weight`` in ``model``."""
+        """Return the genome of every ``layer_types`` module's ``weight`` in ``model``.
+
+        Raises:
+            ValueError: ``model`` has no such layer, or holds an ``nn.MultiheadAttention``
+                (its packed ``in_proj_weight`` is no layer's ``weight``, so the query, key
+                and value weights would silently be left out): rebuild it first with
+                ``memsim.transformer.restructure``, which splits them into ``nn.Linear``
+                modules as the chip holds them.
+
+        """
+        packed = [n for n, m in model.named_modules() if type(m) is nn.MultiheadAttention]
+        if packed:
+            raise ValueError(
+                f"model holds nn.MultiheadAttention ({', '.join(packed[:3])}"
+                f"{', ...' if len(packed) > 3 else ''}): its q/k/v weights are packed in "
+                "in_proj_weight, not a layer's weight; rebuild the model with "
+                "memsim.transformer.restructure(model) first"
+            )
         layers = []
         for name, m in model.named_modules():
             w = getattr(m, "weight", None)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import Tensor, nn
 
 from .attention import AnalogMultiheadAttention
@@ -75,7 +76,9 @@ def _self_attention(
     is_causal: bool,
 ) -> Tensor:
     out = attn(
-        x, x, x,
+        x,
+        x,
+        x,
         attn_mask=attn_mask,
         key_padding_mask=key_padding_mask,
         need_weights=False,
@@ -118,11 +121,21 @@ class AnalogTransformerEncoderLayer(_FeedForwardLayer):
         )
         x = src
         if self.norm_first:
-            x = x + _self_attention(self.self_attn, self.dropout1, self.norm1(x), src_mask,
-                                    src_key_padding_mask, is_causal)
+            x = x + _self_attention(
+                self.self_attn,
+                self.dropout1,
+                self.norm1(x),
+                src_mask,
+                src_key_padding_mask,
+                is_causal,
+            )
             return x + self._ff_block(self.norm2(x), self.dropout2)
-        x = self.norm1(x + _self_attention(self.self_attn, self.dropout1, x, src_mask,
-                                           src_key_padding_mask, is_causal))
+        x = self.norm1(
+            x
+            + _self_attention(
+                self.self_attn, self.dropout1, x, src_mask, src_key_padding_mask, is_causal
+            )
+        )
         return self.norm2(x + self._ff_block(x, self.dropout2))
 
 
@@ -144,7 +157,9 @@ class AnalogTransformerDecoderLayer(_FeedForwardLayer):
         is_causal: bool,
     ) -> Tensor:
         out = self.multihead_attn(
-            x, mem, mem,
+            x,
+            mem,
+            mem,
             attn_mask=attn_mask,
             key_padding_mask=key_padding_mask,
             is_causal=is_causal,
@@ -166,15 +181,27 @@ class AnalogTransformerDecoderLayer(_FeedForwardLayer):
         """Decode ``tgt`` against ``memory`` as ``nn.TransformerDecoderLayer.forward`` does."""
         x = tgt
         if self.norm_first:
-            x = x + _self_attention(self.self_attn, self.dropout1, self.norm1(x), tgt_mask,
-                                    tgt_key_padding_mask, tgt_is_causal)
-            x = x + self._mha_block(self.norm2(x), memory, memory_mask,
-                                    memory_key_padding_mask, memory_is_causal)
+            x = x + _self_attention(
+                self.self_attn,
+                self.dropout1,
+                self.norm1(x),
+                tgt_mask,
+                tgt_key_padding_mask,
+                tgt_is_causal,
+            )
+            x = x + self._mha_block(
+                self.norm2(x), memory, memory_mask, memory_key_padding_mask, memory_is_causal
+            )
             return x + self._ff_block(self.norm3(x), self.dropout3)
-        x = self.norm1(x + _self_attention(self.self_attn, self.dropout1, x, tgt_mask,
-                                           tgt_key_padding_mask, tgt_is_causal))
-        x = self.norm2(x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask,
-                                           memory_is_causal))
+        x = self.norm1(
+            x
+            + _self_attention(
+                self.self_attn, self.dropout1, x, tgt_mask, tgt_key_padding_mask, tgt_is_causal
+            )
+        )
+        x = self.norm2(
+            x + self._mha_block(x, memory, memory_mask, memory_key_padding_mask, memory_is_causal)
+        )
         return self.norm3(x + self._ff_block(x, self.dropout3))
 
 
@@ -224,6 +251,33 @@ def tile_weights(model: nn.Module, digital: Sequence[str] = ()) -> dict[str, Ten
         and not any(_matches(name, e) for e in digital)
         and not _inside_digital_attention(rebuilt, name)
     }
+
+
+def source_state_dict(rebuilt: nn.Module) -> dict[str, Tensor]:
+    """The state dict of a model :func:`restructure` rebuilt, in its source's layout.
+
+    The inverse of the split :class:`AnalogMultiheadAttention` makes: every attention's
+    ``q_proj``, ``k_proj`` and ``v_proj`` weights (and biases) are packed back into
+    ``in_proj_weight`` (``in_proj_bias``), or into ``q/k/v_proj_weight`` where
+    ``kdim``/``vdim`` differ from ``embed_dim``, as ``nn.MultiheadAttention`` holds them;
+    every other entry is kept.  So weights trained or searched on the rebuilt model load
+    into the source architecture (``source.load_state_dict(source_state_dict(rebuilt))``).
+    For digital models only: a converted chip holds targets, not weights.
+    """
+    state = dict(rebuilt.state_dict())
+    for name, m in rebuilt.named_modules():
+        if not isinstance(m, AnalogMultiheadAttention):
+            continue
+        p = f"{name}." if name else ""
+        weights = [state.pop(f"{p}{x}_proj.weight") for x in "qkv"]
+        if m.kdim == m.embed_dim and m.vdim == m.embed_dim:
+            state[f"{p}in_proj_weight"] = torch.cat(weights)
+        else:
+            state.update({f"{p}{x}_proj_weight": w for x, w in zip("qkv", weights)})
+        biases = [state.pop(f"{p}{x}_proj.bias", None) for x in "qkv"]
+        if all(b is not None for b in biases):
+            state[f"{p}in_proj_bias"] = torch.cat(biases)  # type: ignore[arg-type]
+    return state
 
 
 def _inside_digital_attention(model: nn.Module, name: str) -> bool:

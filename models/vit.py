@@ -52,18 +52,38 @@ class ViT(nn.Module):
             raise ValueError(f"ViT: dim {dim} is not a multiple of heads {heads}")
         n_patches = (image_size // patch_size) ** 2
         self.image_size, self.in_channels = image_size, in_channels
+        self._init_kwargs: dict[str, int | float] = {
+            "image_size": image_size,
+            "patch_size": patch_size,
+            "in_channels": in_channels,
+            "classes": classes,
+            "dim": dim,
+            "depth": depth,
+            "heads": heads,
+            "mlp_dim": mlp_dim,
+            "dropout": dropout,
+        }
         # a strided convolution: one MVM of the same weights per patch, zero padding
         self.patch_embed = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, dim) * 0.02)
         block = nn.TransformerEncoderLayer(
-            dim, heads, mlp_dim, dropout=dropout, activation="gelu", batch_first=True,
+            dim,
+            heads,
+            mlp_dim,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
             norm_first=True,
         )
         # nested tensors need post-norm layers; saying so avoids torch's warning
         self.encoder = nn.TransformerEncoder(block, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, classes)
+
+    def init_kwargs(self) -> dict[str, int | float]:
+        """Return the constructor arguments that rebuild this architecture (checkpoints)."""
+        return dict(self._init_kwargs)
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits of images ``(N, C, H, W)``."""

@@ -128,9 +128,7 @@ def test_drift_plot_without_t0_has_one_log_axis(tmp_path: Path, figures: list[An
 
 
 def test_history_generation_ticks_are_integers(tmp_path: Path, figures: list[Any]) -> None:
-    history = [
-        {"generation": g, "best": 0.8, "mean": 0.7, "best_ever": 0.8} for g in range(3)
-    ]
+    history = [{"generation": g, "best": 0.8, "mean": 0.7, "best_ever": 0.8} for g in range(3)]
     plots.plot_history(history, tmp_path / "h.png", test_curve=[(0, 80.0, 1.0), (2, 81.0, 1.0)])
     for ax in figures[0].axes:
         ticks = [v for v in ax.get_xticks() if ax.get_xlim()[0] <= v <= ax.get_xlim()[1]]
@@ -224,3 +222,28 @@ def test_the_price_plot_puts_each_methods_gain_at_its_energy(figures, tmp_path):
     assert "energy per inference" in ax.get_xlabel()
     assert plots.plot_price(_priced_study(with_price=False), tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_energy_per_token_plot_splits_a_vits_energy_by_part_and_term(figures, tmp_path):
+    from lab.plots.cost import plot_energy_per_token
+    from lab.studies.vit_cifar10 import energy
+    from models.vit import ViT
+
+    torch.manual_seed(0)
+    vit = ViT(image_size=8, patch_size=4, in_channels=1, dim=16, depth=1, heads=2, mlp_dim=32)
+    e = energy(vit.eval(), torch.rand(4, 1, 8, 8), tokens=5)
+    terms = e["terms_per_image_J"]
+    parts = e["parts_per_image_J"]
+    assert terms["attention_J"] > 0 and parts["attention QK/AV (digital)"] == terms["attention_J"]
+    assert set(parts) >= {"patch embedding", "q/k/v projections", "out projection", "MLP", "head"}
+    split = sum(terms[k] for k in ("array_J", "dac_J", "adc_J", "digital_periphery_J",
+                                   "attention_J"))  # fmt: skip
+    assert math.isclose(split, e["per_image_J"], rel_tol=1e-9)
+    assert math.isclose(sum(parts.values()), e["per_image_J"], rel_tol=1e-9)
+    assert plot_energy_per_token(e, tmp_path / "energy.png").is_file()
+    left, right = figures[-1].axes
+    widths = [p.get_width() for p in left.patches]
+    assert widths == pytest.approx([v * 1e9 for v in parts.values()])  # nJ per image
+    top = max(p.get_y() + p.get_height() for p in right.patches)
+    assert top == pytest.approx(e["per_image_J"] / 5 * 1e12)  # pJ per token, stacked
+    assert "per token" in right.get_ylabel() and "per image" in left.get_xlabel()

@@ -150,6 +150,7 @@ def test_recipes_match_the_paper_table() -> None:
         "mobilenetv2-cifar10": ("cifar10", 2, 0.05),
         "micronet-cifar100": ("cifar100", TERNARY, 0.05),
         "protonet-digits": ("digits", 2, 0.05),
+        "vit-digits": ("digits", 4, 0.05),
     }
     assert set(TASKS) == set(expected)
     for task, (dataset, bits, sigma) in expected.items():

@@ -1,7 +1,10 @@
 """The inputs of an experiment: data, baseline, profile, task and genome, prepared once.
 
 :func:`prepare_inputs` loads the data and the profile first (so a missing dataset fails
-early), then loads or trains the baseline (:mod:`lab.experiment.baseline`).
+early), then loads or trains the baseline (:mod:`lab.experiment.baseline`).  A baseline
+with torch attention or transformer layers is rebuilt by
+:func:`memsim.transformer.restructure` (same outputs), so that the genome holds the
+split ``q_proj``, ``k_proj`` and ``v_proj`` weights the chip holds.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from lab.experiment.baseline import load_or_train
 from lab.experiment.config import ConfigError, EvaluationSection, ExperimentConfig
 from lab.experiment.context import RunContext
 from lab.fitness.scoring import Score, score_on_chip, scoring_seed
+from memsim.transformer import restructure
 from models.data import (
     ImageDataset,
     calibration_images,
@@ -137,6 +141,10 @@ def prepare_inputs(cfg: ExperimentConfig, ctx: RunContext) -> Inputs:
         test = stratified_subset(test, cfg.data.test_size, subset_seed)
     profile = resolve_profile(cfg, recipe)
     baseline, meta, path = load_or_train(cfg, run_root, root, train, echo, device=device)
+    # attention and transformer layers rebuilt so that every projection is an nn.Linear
+    # (the packed in_proj_weight split into q/k/v_proj, as memsim.convert maps it): the
+    # genome, the fine-tunes and the chips then cover every weight on a tile
+    baseline = restructure(baseline)
     f = cfg.fitness
     task = make_task(
         baseline, batch_size=f.batch_size, n_way=f.n_way, k_shot=f.k_shot, n_query=f.n_query

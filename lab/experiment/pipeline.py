@@ -196,10 +196,12 @@ def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, 
     network checkpoint: its file holds the weights only, and says so in its metadata.
     """
     from lab.fitness.finetune import with_genes
-    from models.checkpoint import save_checkpoint
+    from memsim.transformer import needs_restructure, source_state_dict
+    from models.checkpoint import load_checkpoint, save_checkpoint
 
     folder = exp.run_dir / "weights"
     folder.mkdir(exist_ok=True)
+    source, _ = load_checkpoint(inputs.baseline_path)  # the architecture as trained
     for name, rec in records.items():
         path = folder / f"{name}.pt"
         if path.exists():
@@ -214,6 +216,11 @@ def _save_weights(exp: Experiment, inputs: Inputs, records: dict[str, dict[str, 
         }
         # written from the CPU, so that a checkpoint made on a GPU loads anywhere
         net = with_genes(inputs.baseline, inputs.genome, rec["genes"]).cpu()
+        if needs_restructure(source):
+            # the lab split the attention's packed in_proj_weight into q/k/v_proj (see
+            # lab.experiment.inputs): pack it back, so the file loads as its architecture
+            source.load_state_dict(source_state_dict(net))
+            net = source
         save_checkpoint(path, net, meta)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -39,8 +40,12 @@ def plot_energy_breakdown(report: CostReport, path: str | Path, title: str | Non
     ax.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0, ha="right")
     ax.set_ylabel("energy per inference (nJ)")
     ax.set_xlabel("layer")
-    ax.set_title(title or f"{report.profile}: {report.energy_J * 1e9:.3g} nJ/inference, "
-                 f"{report.tops_per_w:.3g} TOPS/W", fontsize=9)
+    ax.set_title(
+        title
+        or f"{report.profile}: {report.energy_J * 1e9:.3g} nJ/inference, "
+        f"{report.tops_per_w:.3g} TOPS/W",
+        fontsize=9,
+    )
     ax.legend(fontsize=style.LEGEND_SIZE)
     return style.save(fig, path)
 
@@ -62,4 +67,57 @@ def plot_accuracy_vs_energy(
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=style.GRID_ALPHA)
+    return style.save(fig, path)
+
+
+ENERGY_TERMS = (
+    ("array_J", "array"),
+    ("dac_J", "DAC"),
+    ("adc_J", "ADC"),
+    ("digital_periphery_J", "digital periphery"),
+    ("attention_J", "attention QK/AV (digital)"),
+)
+"""Terms of :func:`plot_energy_per_token`'s right panel, in stacking order."""
+
+
+def plot_energy_per_token(energy: dict[str, Any], path: str | Path) -> Path:
+    """Where a transformer's energy goes: per image by part, per token by term.
+
+    Args:
+        energy: ``per_image_J``, ``tokens``, ``profile``, ``parts_per_image_J`` (energy per
+            image of each part of the network) and ``terms_per_image_J`` (the keys of
+            :data:`ENERGY_TERMS`), as :func:`lab.studies.vit_cifar10.energy` returns.
+        path: PNG file to write (parent folders are created).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    """
+    tokens = int(energy["tokens"])
+    fig, (left, right) = plt.subplots(1, 2, figsize=style.WIDE)
+    parts = energy["parts_per_image_J"]
+    names = list(parts)
+    left.barh(range(len(names)), [parts[n] * 1e9 for n in names], color="tab:blue")
+    left.set_yticks(range(len(names)), names, fontsize=style.TICK_SIZE)
+    left.invert_yaxis()
+    left.set_xlabel("energy per image (nJ)")
+    left.set_title(f"per image: {energy['per_image_J'] * 1e9:.3g} nJ", fontsize=9)
+    left.grid(axis="x", alpha=style.GRID_ALPHA)
+    terms = energy["terms_per_image_J"]
+    bottom = 0.0
+    for key, label in ENERGY_TERMS:
+        v = terms[key] / tokens * 1e12
+        right.bar(
+            [0],
+            [v],
+            bottom=bottom,
+            label=f"{label} ({100 * terms[key] / energy['per_image_J']:.0f} %)",
+        )
+        bottom += v
+    right.set_xticks([0], [f"one token (of {tokens})"])
+    right.set_ylabel("energy per token (pJ)")
+    right.set_xlim(-1, 2.5)
+    right.set_title(f"per token: {energy['per_image_J'] / tokens * 1e12:.3g} pJ", fontsize=9)
+    right.legend(fontsize=style.LEGEND_SIZE, loc="upper right")
+    fig.suptitle(f"where the energy goes on {energy['profile']}", fontsize=10)
     return style.save(fig, path)
