@@ -228,8 +228,9 @@ class PCMJoshi2020Drift(DriftLaw):
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor:
         """State-dependent nu (aihwkit ``generate_drift_coefficients``)."""
         ghat = (g_target / self.g_max).abs().clamp(min=1e-7)
-        mu = (-0.0155 * torch.log(ghat) + 0.0244).clamp(0.049, 0.1)
-        sig = (-0.0125 * torch.log(ghat) - 0.0059).clamp(0.008, 0.045)
+        log_g = torch.log(ghat)
+        mu = (-0.0155 * log_g + 0.0244).clamp(0.049, 0.1)
+        sig = (-0.0125 * log_g - 0.0059).clamp(0.008, 0.045)
         return (mu + sig * _randn(ghat, gen)).abs()
 
     def drift(self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator) -> Tensor:

@@ -190,3 +190,29 @@ def test_chip_in_the_loop_recovers_a_chip_with_stuck_devices_over_replicates(tmp
     print("defect_aware_oracle:chip vs baseline:", v)  # the figures behind MARGIN_PP
     assert v["n_replicates"] == 3
     assert min(v["replicate_pp"]) > MARGIN_PP, v
+
+
+def test_a_study_pairs_each_methods_chip_kind_with_its_software_kind():
+    from lab.experiment.table import kind_lines
+    from lab.studies.replicates import kind_pairs
+
+    def row(name, means):
+        return {"method": name, "chips": {"11": {"replicate_means_pct": means}}}
+
+    rows = [
+        row("baseline", [70.0, 71.0, 72.0]),
+        row("qat", [80.0, 81.0, 82.0]),
+        row("qat:chip", [82.0, 83.5, 85.0]),
+        row("progressive:chip", [90.0, 90.0, 90.0]),  # no software row: no pair
+    ]
+    pairs = kind_pairs(rows, ["11"])
+    assert [(p["method"], p["software"]) for p in pairs] == [("qat", "qat")]
+    v = pairs[0]["chips"]["11"]
+    assert v["replicate_pp"] == [2.0, 2.5, 3.0] and v["mean_pp"] == 2.5
+    assert v["significant"] and 0 < v["ci95_low_pp"] < 2.5 < v["ci95_high_pp"]
+    # an explicit software entry wins over the plain name (the run's default kind)
+    rows.append(row("qat:software", [80.0, 80.0, 80.0]))
+    assert kind_pairs(rows, ["11"])[0]["chips"]["11"]["replicate_pp"] == [2.0, 3.5, 5.0]
+    text = kind_lines({"methods": rows, "chip_vs_software": pairs}, ["11"])
+    assert len(text) == 2 and text[1].lstrip().startswith("qat:chip - qat")
+    assert kind_lines({"methods": rows}, ["11"]) == []  # older results: nothing printed
