@@ -154,8 +154,9 @@ def kind_lines(results: dict[str, Any], columns: list[str]) -> list[str]:
         "  fine-tune through the chip minus the software fine-tune, same method: mean of the "
         "replicates' paired differences (pp) [95 % t-interval], * = significant"
     ]
-    w = _width(results)
-    for p in pairs:
+    labels = [f"{p['method']}:chip - {p['software']}" for p in pairs]
+    w = max(len(label) for label in labels)
+    for label, p in zip(labels, pairs, strict=True):
         cells = "".join(f"  chip {c}: {_ci(p['chips'][c]):>27}" for c in columns)
-        lines.append(f"  {p['method'] + ':chip - ' + p['software']:<{w + 12}}{cells}")
+        lines.append(f"  {label:<{w}}{cells}".rstrip())
     return lines
