@@ -85,8 +85,11 @@ def apply_defects(
     """``g`` with the per-device gains (if ``with_gain``) and the stuck devices applied."""
     if with_gain:
         g = g_min + (g - g_min) * gain
-    g = torch.where(fault == 1, torch.full_like(g, g_min), g)
-    return torch.where(fault == 2, torch.full_like(g, g_max), g)
+    if not bool(fault.any()):
+        return g  # no stuck device (a profile without faults): nothing to write
+    # the values of torch.where(fault == code, full_like(g, level), g), without the full
+    g = g.masked_fill(fault == 1, g_min)
+    return g.masked_fill(fault == 2, g_max)
 
 
 def normalized_weights(g: Tensor, layout: TileLayout, profile: DeviceProfile) -> Tensor:
