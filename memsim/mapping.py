@@ -63,8 +63,8 @@ def to_conductances(w_norm: Tensor, profile: DeviceProfile) -> Tensor:
     if d.levels is not None:
         mag = torch.round(mag * (d.levels - 1)) / (d.levels - 1)
     window = d.g_max_uS - d.g_min_uS
-    pos = torch.where(w_norm > 0, mag, torch.zeros_like(mag))
-    neg = torch.where(w_norm < 0, mag, torch.zeros_like(mag))
+    pos = torch.where(w_norm > 0, mag, 0.0)
+    neg = torch.where(w_norm < 0, mag, 0.0)
     return d.g_min_uS + torch.stack([pos, neg]) * window
 
 

@@ -121,9 +121,12 @@ class PolynomialProgramming(ProgrammingLaw):
     def sigma(self, g_target: Tensor) -> Tensor:
         """The polynomial, clipped at 0, scaled by ``g_max / coeffs_g_max_ref_uS``."""
         ghat = g_target / self.g_max
-        sig = torch.zeros_like(g_target)
-        for power, coeff in enumerate(self.section.coeffs_uS):
-            sig = sig + coeff * ghat**power
+        coeffs = list(self.section.coeffs_uS)
+        # the terms of powers 0 and 1 without pow: ghat**0 is exactly 1 and ghat**1 exactly
+        # ghat, so the sum has the values of sum(coeff * ghat**power) started at zeros
+        sig = torch.full_like(g_target, 0.0 + coeffs[0]) if coeffs else torch.zeros_like(g_target)
+        for power, coeff in enumerate(coeffs[1:], start=1):
+            sig = sig + coeff * (ghat if power == 1 else ghat**power)
         # A polynomial fit can go negative outside its range; a std cannot.
         return sig.clamp(min=0.0) * (self.g_max / self._ref())
 
