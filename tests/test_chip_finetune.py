@@ -55,8 +55,10 @@ def test_a_method_without_a_chip_finetune_is_refused():
 
 @pytest.fixture(scope="module")
 def both_kinds(tmp_path_factory):
+    """The run, and the straight-through forward passes each method made (by method)."""
     from lab.experiment.context import RunContext
     from lab.experiment.runner import run_experiment
+    from memsim.through_chip import ThroughChip
 
     torch.set_num_threads(1)
     methods = [m for name in CHIP_METHODS for m in (name, f"{name}:chip")]
@@ -66,12 +68,29 @@ def both_kinds(tmp_path_factory):
         fitness={"finetune_steps": 2},
         chip={"transfer_chip_seeds": []},
     )
-    ctx = RunContext(run_root=run_root(tmp_path_factory), progress=False, echo=lambda s: None)
-    return run_experiment(cfg, ctx)
+    current, calls = [""], dict.fromkeys(methods, 0)
+
+    def echo(line: str) -> None:  # the pipeline echoes "<method> (needs ...)" as it starts one
+        name = line.split(" (needs ")[0]
+        if name in calls:
+            current[0] = name
+
+    real = ThroughChip.forward
+
+    def spy(ctx, x, target, bias, layer):
+        if current[0]:
+            calls[current[0]] += 1
+        return real(ctx, x, target, bias, layer)
+
+    ctx = RunContext(run_root=run_root(tmp_path_factory), progress=False, echo=echo)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ThroughChip, "forward", staticmethod(spy))
+        results, run_dir = run_experiment(cfg, ctx)
+    return results, run_dir, calls
 
 
 def test_every_method_spends_the_budget_with_either_kind(both_kinds):
-    results, _ = both_kinds
+    results, _, _ = both_kinds
     # 4 members x (1 + 1) generations x 2 fine-tune steps, and x 1 fitness draw
     assert results["budget"] == {"steps": 16, "chip_evaluations": 8}
     rows = {r["method"]: r for r in results["methods"]}
@@ -84,8 +103,16 @@ def test_every_method_spends_the_budget_with_either_kind(both_kinds):
     assert rows["progressive:chip"]["counters"]["chip_batches"] > 0
 
 
+def test_only_the_chip_kind_trains_through_the_chip_forward(both_kinds):
+    _, _, calls = both_kinds
+    for name in CHIP_METHODS:
+        assert calls[name] == 0, name  # the software fine-tune never runs the chip's STE
+        # every one of the 16 steps runs the chip forward of at least one analog layer
+        assert calls[f"{name}:chip"] >= 16, (name, calls)
+
+
 def test_the_chip_kind_gives_other_genes_than_the_software_kind(both_kinds):
-    _, run_dir = both_kinds
+    _, run_dir, _ = both_kinds
     genes = {p.stem: torch.load(p, weights_only=False)["genes"]
              for p in (run_dir / "recovery").glob("*.pt")}  # fmt: skip
     for name in CHIP_METHODS:
