@@ -142,7 +142,8 @@ class ProgrammingLaw(DeviceLaw):
         sig = self.sigma(g_target)
         if isinstance(sig, float) and sig == 0.0:
             return g_target.clone()
-        return (g_target + sig * randn_like(g_target, gen)).clamp(min=0.0)
+        # N sig + g, clipped at 0, in place on the fresh normals (the same values)
+        return randn_like(g_target, gen).mul_(sig).add_(g_target).clamp_(min=0.0)
 
 
 class DriftLaw(DeviceLaw):

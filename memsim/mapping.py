@@ -28,11 +28,14 @@ def digital_quantize(w: Tensor, profile: DeviceProfile) -> Tensor:
     return w
 
 
-def weight_scales(w: Tensor, layout: TileLayout, scaling: WeightScaling) -> Tensor:
+def weight_scales(
+    w: Tensor, layout: TileLayout, scaling: WeightScaling, tiles: Tensor | None = None
+) -> Tensor:
     """Scale ``s`` of every partial-sum column, shape ``(out, row_tiles)``.
 
     ``s`` is the max|w| of the weights sharing one scale (the layer, a tile, or one
-    column of one tile); a group of all-zero weights gets scale 1.
+    column of one tile); a group of all-zero weights gets scale 1.  ``tiles`` is
+    ``layout.tile_of_partial(w.device)`` where the caller keeps it (computed if ``None``).
     """
     out, k, rows, rt = layout.out, layout.k, layout.row_span, layout.row_tiles
     aw = w.detach().abs()
@@ -44,7 +47,8 @@ def weight_scales(w: Tensor, layout: TileLayout, scaling: WeightScaling) -> Tens
         if scaling == WeightScaling.per_column:
             s = col_max
         else:
-            tiles = layout.tile_of_partial(w.device)
+            if tiles is None:
+                tiles = layout.tile_of_partial(w.device)
             tmax = torch.zeros(layout.n_tiles, dtype=w.dtype, device=w.device)
             tmax = tmax.scatter_reduce(0, tiles.reshape(-1), col_max.reshape(-1), "amax")
             s = tmax[tiles]
@@ -63,8 +67,8 @@ def to_conductances(w_norm: Tensor, profile: DeviceProfile) -> Tensor:
     if d.levels is not None:
         mag = torch.round(mag * (d.levels - 1)) / (d.levels - 1)
     window = d.g_max_uS - d.g_min_uS
-    pos = torch.where(w_norm > 0, mag, torch.zeros_like(mag))
-    neg = torch.where(w_norm < 0, mag, torch.zeros_like(mag))
+    pos = torch.where(w_norm > 0, mag, 0.0)
+    neg = torch.where(w_norm < 0, mag, 0.0)
     return d.g_min_uS + torch.stack([pos, neg]) * window
 
 

@@ -121,9 +121,12 @@ class PolynomialProgramming(ProgrammingLaw):
     def sigma(self, g_target: Tensor) -> Tensor:
         """The polynomial, clipped at 0, scaled by ``g_max / coeffs_g_max_ref_uS``."""
         ghat = g_target / self.g_max
-        sig = torch.zeros_like(g_target)
-        for power, coeff in enumerate(self.section.coeffs_uS):
-            sig = sig + coeff * ghat**power
+        coeffs = list(self.section.coeffs_uS)
+        # the terms of powers 0 and 1 without pow: ghat**0 is exactly 1 and ghat**1 exactly
+        # ghat, so the sum has the values of sum(coeff * ghat**power) started at zeros
+        sig = torch.full_like(g_target, 0.0 + coeffs[0]) if coeffs else torch.zeros_like(g_target)
+        for power, coeff in enumerate(coeffs[1:], start=1):
+            sig = sig + coeff * (ghat if power == 1 else ghat**power)
         # A polynomial fit can go negative outside its range; a std cannot.
         return sig.clamp(min=0.0) * (self.g_max / self._ref())
 
@@ -227,20 +230,24 @@ class PCMJoshi2020Drift(DriftLaw):
 
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor:
         """State-dependent nu (aihwkit ``generate_drift_coefficients``)."""
-        ghat = (g_target / self.g_max).abs().clamp(min=1e-7)
-        mu = (-0.0155 * torch.log(ghat) + 0.0244).clamp(0.049, 0.1)
-        sig = (-0.0125 * torch.log(ghat) - 0.0059).clamp(0.008, 0.045)
-        return (mu + sig * _randn(ghat, gen)).abs()
+        # in place on fresh tensors, in the order of the formulas: the same values as
+        # mu + sig * N, |.|, without a new tensor per operation (programming runs per step)
+        log_g = (g_target / self.g_max).abs_().clamp_(min=1e-7).log_()
+        mu = log_g.mul(-0.0155).add_(0.0244).clamp_(0.049, 0.1)
+        sig = log_g.mul_(-0.0125).sub_(0.0059).clamp_(0.008, 0.045)
+        return _randn(sig, gen).mul_(sig).add_(mu).abs_()
 
     def drift(self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator) -> Tensor:
         """Drifted conductance plus the 1/f noise accumulated up to ``t_s``."""
         d = self.section
         t = t_s + d.t0_s
         g = g_prog * (t / d.t0_s) ** (-nu) if (nu is not None and t > d.t0_s) else g_prog
-        q_s = (0.0088 / (g_prog.abs() / self.g_max).pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
+        ghat = g_prog.abs().div_(self.g_max).pow_(0.65).clamp_(min=1e-3)
+        q_s = (0.0088 / ghat).clamp_(max=0.2)
         # no 1/f noise has accumulated before one read pulse (t < t_read: log < 0)
-        sig = q_s * math.sqrt(max(0.0, math.log((t + d.t_read_s) / (2 * d.t_read_s))))
-        return (g + g.abs() * sig * _randn(g, gen)).clamp(min=0.0)
+        sig = q_s.mul_(math.sqrt(max(0.0, math.log((t + d.t_read_s) / (2 * d.t_read_s)))))
+        # (|g| sig) N + g, clipped at 0: the values of the formula, computed in place
+        return g.abs().mul_(sig).mul_(_randn(g, gen)).add_(g).clamp_(min=0.0)
 
     def aihwkit(self) -> AihwkitForm:
         """The aihwkit ``PCMLikeNoiseModel`` (the same formulas)."""

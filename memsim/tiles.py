@@ -52,16 +52,18 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
 
 # -- pure operations -----------------------------------------------------------------------
 def target_conductances(
-    target: Tensor, layout: TileLayout, profile: DeviceProfile
+    target: Tensor, layout: TileLayout, profile: DeviceProfile, tiles: Tensor | None = None
 ) -> tuple[Tensor, Tensor]:
     """Target conductances ``(2, out, K)`` (µS) of ``target`` weights and their scales.
+
+    ``tiles``: ``layout.tile_of_partial`` where the caller keeps it (computed if ``None``).
 
     Returns:
         ``(g_target, scale)`` with ``scale`` per (output, row tile).
 
     """
     w = mapping.digital_quantize(target, profile)
-    scale = mapping.weight_scales(w, layout, profile.mapping.weight_scaling)
+    scale = mapping.weight_scales(w, layout, profile.mapping.weight_scaling, tiles)
     w_norm = w / mapping.expand_partial(scale, layout)
     return mapping.to_conductances(w_norm, profile), scale
 
@@ -85,8 +87,11 @@ def apply_defects(
     """``g`` with the per-device gains (if ``with_gain``) and the stuck devices applied."""
     if with_gain:
         g = g_min + (g - g_min) * gain
-    g = torch.where(fault == 1, torch.full_like(g, g_min), g)
-    return torch.where(fault == 2, torch.full_like(g, g_max), g)
+    if not bool(fault.any()):
+        return g  # no stuck device (a profile without faults): nothing to write
+    # the values of torch.where(fault == code, full_like(g, level), g), without the full
+    g = g.masked_fill(fault == 1, g_min)
+    return g.masked_fill(fault == 2, g_max)
 
 
 def normalized_weights(g: Tensor, layout: TileLayout, profile: DeviceProfile) -> Tensor:
@@ -97,14 +102,23 @@ def normalized_weights(g: Tensor, layout: TileLayout, profile: DeviceProfile) ->
     return mapping.to_normalized(g, profile)
 
 
-def tile_mean_abs(w_norm: Tensor, layout: TileLayout) -> Tensor:
-    """Mean ``|w|`` of each tile's weights (the drift-compensation reference read)."""
-    tile, _, _ = layout.positions(w_norm.device)
-    n = layout.n_tiles
-    total = torch.zeros(n, dtype=w_norm.dtype, device=w_norm.device)
-    total.index_add_(0, tile.reshape(-1), w_norm.abs().reshape(-1))
-    count = torch.bincount(tile.reshape(-1), minlength=n).to(total.dtype)
-    return total / count.clamp(min=1)
+def tile_index(layout: TileLayout, device: torch.device | str) -> tuple[Tensor, Tensor]:
+    """The tile of every weight, flat ``(out * K,)``, and the weights per tile ``(n_tiles,)``."""
+    tile = layout.positions(device)[0].reshape(-1)
+    return tile, torch.bincount(tile, minlength=layout.n_tiles)
+
+
+def tile_mean_abs(
+    w_norm: Tensor, layout: TileLayout, index: tuple[Tensor, Tensor] | None = None
+) -> Tensor:
+    """Mean ``|w|`` of each tile's weights (the drift-compensation reference read).
+
+    ``index``: :func:`tile_index` of ``layout`` where the caller keeps it.
+    """
+    tile, count = index if index is not None else tile_index(layout, w_norm.device)
+    total = torch.zeros(layout.n_tiles, dtype=w_norm.dtype, device=w_norm.device)
+    total.index_add_(0, tile, w_norm.abs().reshape(-1))
+    return total / count.to(total.dtype).clamp(min=1)
 
 
 # -- the state ---------------------------------------------------------------------------
@@ -202,7 +216,9 @@ class TileArray(nn.Module):
     def program(self, seed: int) -> None:
         """Program the current targets with fresh programming noise from ``seed``."""
         self.seed = int(seed)
-        g_target, scale = target_conductances(self.target, self.layout, self.profile)
+        g_target, scale = target_conductances(
+            self.target, self.layout, self.profile, self.tile_of_partial
+        )
         self.scale.copy_(scale)
         # Noise is drawn on the CPU so that a seed gives the same chip on any device.
         g_target = g_target.cpu()
@@ -291,13 +307,22 @@ class TileArray(nn.Module):
             g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
         return g
 
+    def _tile_index(self) -> tuple[Tensor, Tensor]:
+        """:func:`tile_index` of this layer on its device, computed once per device."""
+        device = self.w_norm.device
+        cache = self.__dict__.setdefault("_tile_index_cache", {})
+        if device not in cache:
+            cache.clear()
+            cache[device] = tile_index(self.layout, device)
+        return cache[device]
+
     def _drift(self, t_s: float, reference: bool) -> None:
         self.t_s = t_s
         g = self._conductances_at(t_s)
         self.g_now.copy_(g)
         p = self.profile
         self.w_norm.copy_(normalized_weights(g, self.layout, p))
-        tiles_abs = tile_mean_abs(self.w_norm, self.layout)
+        tiles_abs = tile_mean_abs(self.w_norm, self.layout, self._tile_index())
         if reference:
             self.comp_ref.copy_(tiles_abs)
         if p.drift.compensation == DriftCompensation.globally:

@@ -34,7 +34,7 @@ The trainer never touches the optimizer's choices: any ``torch.optim`` optimizer
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
@@ -42,9 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .api import program
+from .api import calibrate, program
 from .layers import AnalogLayer, analog_layers
-from .readback import estimate_defects
+from .readback import DefectEstimate, estimate_defects
 from .seeds import device_seed
 
 _STREAM_TRAIN_PROG, _STREAM_TRAIN_CHIP = 11, 12
@@ -80,7 +80,13 @@ def _share_parameters(twin: nn.Module, chip: nn.Module) -> None:
                 module._buffers[key] = source._buffers[key]
 
 
-def read_back_twin(chip: nn.Module, *, reads: int = 4, seed: int = 0) -> nn.Module:
+def read_back_twin(
+    chip: nn.Module,
+    *,
+    reads: int = 4,
+    seed: int = 0,
+    estimates: Mapping[str, DefectEstimate] | None = None,
+) -> nn.Module:
     """A twin of ``chip`` whose defects are the ones read back from it.
 
     The twin shares every parameter with ``chip`` (an optimizer over
@@ -92,9 +98,12 @@ def read_back_twin(chip: nn.Module, *, reads: int = 4, seed: int = 0) -> nn.Modu
         chip: A model from :func:`memsim.convert`.
         reads: Reads per device of the read-back.
         seed: Seed of the read-back.
+        estimates: A read-back already made (:func:`memsim.estimate_defects` of ``chip``,
+            keyed ``"<module>.weight"``); ``reads`` and ``seed`` are then not used.
 
     """
-    estimates = estimate_defects(chip, reads=reads, seed=seed)
+    if estimates is None:
+        estimates = estimate_defects(chip, reads=reads, seed=seed)
     twin = copy.deepcopy(chip)
     _share_parameters(twin, chip)
     with torch.no_grad():
@@ -124,6 +133,13 @@ class HardwareAwareTrainer:
         defects: Chip in the loop: ``"chip"`` (the chip's own defects) or
             ``"read_back"`` (train on :func:`read_back_twin`; program the chip itself
             with :meth:`deploy`).
+        estimates: With ``defects="read_back"``: a read-back already made (see
+            :func:`read_back_twin`); ``None`` reads the chip back with ``seed``.
+        calibration: Images to :func:`memsim.calibrate` the converters with after every
+            programming the trainer makes (``None``: a calibrated converter sets its
+            range from the first batch after programming, as without the trainer).
+        digital_eval: Run the digital modules (batch norm, dropout) in eval mode during
+            the steps, as the chip deploys them; the analog layers still train.
 
     """
 
@@ -138,6 +154,9 @@ class HardwareAwareTrainer:
         fresh_chip: bool = False,
         program_every: int = 1,
         defects: Defects | str = Defects.chip,
+        estimates: Mapping[str, DefectEstimate] | None = None,
+        calibration: Tensor | None = None,
+        digital_eval: bool = False,
     ) -> None:
         """Bind the chip, optimizer and regime; nothing is programmed yet."""
         self.regime = Regime(regime)
@@ -156,8 +175,14 @@ class HardwareAwareTrainer:
         self.loss_fn = loss_fn
         self.fresh_chip = fresh_chip
         self.program_every = int(program_every)
+        self.calibration = calibration
+        self.digital_eval = digital_eval
         self.steps = 0
-        self.model = chip if self.defects == Defects.chip else read_back_twin(chip, seed=seed)
+        self.model = (
+            chip
+            if self.defects == Defects.chip
+            else read_back_twin(chip, seed=seed, estimates=estimates)
+        )
         """The module the forward pass runs on (the chip, or its read-back twin)."""
         # fresh chips are drawn into the chip's own layers: keep its defects to put back
         self._own_defects = (
@@ -179,17 +204,37 @@ class HardwareAwareTrainer:
                 chip_seed = self._draw_seed(_STREAM_TRAIN_CHIP)
                 for _, layer in analog_layers(self.model):
                     layer.make_chip(chip_seed)
-            program(self.model, seed=self._draw_seed(_STREAM_TRAIN_PROG))
+            self._program()
         elif self.steps > 0:
             # chip in the loop: step 0 reads the chip as it was handed in
-            program(self.model, seed=self._draw_seed(_STREAM_TRAIN_PROG))
+            self._program()
+
+    def _program(self) -> None:
+        program(self.model, seed=self._draw_seed(_STREAM_TRAIN_PROG))
+        if self.calibration is not None:
+            calibrate(self.model, self.calibration)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        if self.digital_eval:
+            for module in self.model.modules():
+                if not isinstance(module, AnalogLayer):
+                    module.training = False  # this module only: its analog children train
 
     def step(self, x: Tensor, y: Tensor) -> Tensor:
         """One optimizer step on the batch ``(x, y)`` through the chip; the loss (detached)."""
+        return self.step_fn(lambda model: self.loss_fn(model(x), y))
+
+    def step_fn(self, loss_of: Callable[[nn.Module], Tensor]) -> Tensor:
+        """One optimizer step on the loss ``loss_of(model)``; the loss (detached).
+
+        For a loss that is not ``loss_fn(model(x), y)`` (an episode of a ProtoNet, for
+        example): ``loss_of`` gets the module the forward pass runs on (:attr:`model`).
+        """
         self._prepare()
-        self.model.train()
+        self._train_mode()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.model(x), y)
+        loss = loss_of(self.model)
         loss.backward()
         self.optimizer.step()
         self.steps += 1

@@ -188,6 +188,21 @@ class ExperimentConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _finetune_kinds(self) -> ExperimentConfig:
+        from lab.methods import get_method, split_entry
+
+        for entry in self.recovery.methods:
+            name, kind = split_entry(entry)
+            kind = kind or self.fitness.finetune.value
+            kinds = get_method(name).finetune_kinds
+            if kind not in kinds:
+                raise ValueError(
+                    f"recovery.methods: {name!r} has no {kind!r} fine-tune (fitness.finetune); "
+                    f"it has {sorted(kinds)}"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _ga_knobs_members(self) -> ExperimentConfig:
         # DE/rand/1 mixes three members other than the one it replaces; with fewer than
         # four, ga_knobs would fail only after the baseline and the other methods had run

@@ -22,6 +22,7 @@ GA and its control (``methods = ["qat", "ga"]``, the default) as for any recover
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -31,9 +32,9 @@ import torch
 from torch import Tensor
 
 from lab.experiment.context import STREAM_METHOD
-from lab.fitness.config import EvaluationMode, FinetuneMode
+from lab.fitness.config import EvaluationMode, FinetuneKind, FinetuneMode, FitnessConfig
 from lab.fitness.scoring import NO_DRIFT, Score, drift_key, paired_delta, scoring_seed
-from lab.methods import get_method
+from lab.methods import get_method, split_entry
 from lab.methods.base import Budget, Counters, RecoveryData, Solution, describe_needs
 from lab.methods.chip import Chip, CountingFitness
 from lab.methods.training import BudgetError
@@ -84,14 +85,16 @@ def check_budget(method: Any, counters: Counters, budget: Budget) -> None:
         )
 
 
-def _fitness(exp: Experiment, inputs: Inputs, counters: Counters) -> CountingFitness:
+def _fitness(
+    exp: Experiment, inputs: Inputs, counters: Counters, fitness: FitnessConfig | None = None
+) -> CountingFitness:
     cfg = exp.config
     return CountingFitness(
         inputs.baseline,
         inputs.genome,
         inputs.profile,
         # the methods' fine-tunes run member by member: their step counters see every one
-        cfg.fitness.model_copy(update={"evaluation": EvaluationMode.SERIAL}),
+        (fitness or cfg.fitness).model_copy(update={"evaluation": EvaluationMode.SERIAL}),
         weight_bits=cfg.ga.weight_bits,
         task=inputs.task,
         train=inputs.train,
@@ -154,9 +157,13 @@ def _run_method(
     path = exp.run_dir / RECOVERY_DIR / f"{name}.pt"
     if path.exists():
         return torch.load(path, weights_only=False)
-    method = get_method(name)(exp.config.recovery)
+    base, kind = split_entry(name)
+    method = get_method(base)(exp.config.recovery)
+    if kind is not None:  # "qat:chip": this method with its own fitness.finetune kind
+        tuned = data.fitness.model_copy(update={"finetune": FinetuneKind(kind)})
+        data = dataclasses.replace(data, fitness=tuned, work_dir=data.work_dir / kind)
     counters = Counters()
-    fitness = _fitness(exp, inputs, counters)
+    fitness = _fitness(exp, inputs, counters, data.fitness)
     chip = Chip(fitness, method.needs)
     exp.echo(f"{name} (needs {describe_needs(method.needs)})")
     t0 = time.perf_counter()

@@ -52,7 +52,8 @@ def format_recovery(results: dict[str, Any]) -> str:
         f"  protocol: {results['protocol']}; accuracy mean ± std, gain over {ref} paired "
         "mean ± se over the draws of this one replicate",
     ]
-    head = f"  {'method':<22}"
+    w = _width(results)
+    head = f"  {'method':<{w}}"
     for c in chips:
         head += f" {'chip ' + c + ' (%)':>15}"
     for c in chips:
@@ -62,7 +63,7 @@ def format_recovery(results: dict[str, Any]) -> str:
     head += f" {'wall (s)':>9}" + (PRICE_HEAD if priced else "") + "  needs"
     lines.append(head)
     for row in results["methods"]:
-        line = f"  {row['method']:<22}"
+        line = f"  {row['method']:<{w}}"
         for c in chips:
             e = row["chips"][c]
             line += f" {_pm(e['mean_pct'], e['std_pct']):>15}"
@@ -79,6 +80,11 @@ def format_recovery(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _width(results: dict[str, Any]) -> int:
+    """Width of the method column (22, wider for longer names such as ``X:chip``)."""
+    return max(22, *(len(r["method"]) + 1 for r in results["methods"]))
+
+
 def _ci(v: dict[str, Any]) -> str:
     if v["ci95_low_pp"] is None:
         return f"{v['mean_pp']:+6.2f} (n=1)"
@@ -92,8 +98,10 @@ def format_study(results: dict[str, Any]) -> str:
     ref = results["reference"]
     n = results["replicates"]
     b = results["budget"]
-    chips_note = "new chip instances per replicate (seeds + 1000 r)" if results["vary_chips"] else (
-        "the same chips in every replicate"
+    chips_note = (
+        "new chip instances per replicate (seeds + 1000 r)"
+        if results["vary_chips"]
+        else ("the same chips in every replicate")
     )
     lines = [
         f"{results['name']}: {n} replicates of {results['task']} ({results['scale']} baseline) "
@@ -107,14 +115,15 @@ def format_study(results: dict[str, Any]) -> str:
         f"  accuracy: mean over replicates; gain over {ref}: mean of the replicates' paired "
         "gains [95 % t-interval over replicates], * = significant (interval excludes 0)",
     ]
-    head = f"  {'method':<22}"
+    w = _width(results)
+    head = f"  {'method':<{w}}"
     for c in columns:
         head += f" {'chip ' + c + ' (%)':>12} {'vs ' + ref + ' ' + c + ' (pp)':>27}"
     priced = any(r.get("price") for r in results["methods"])  # none in older results files
     head += (PRICE_HEAD if priced else "") + "  needs"
     lines.append(head)
     for row in results["methods"]:
-        line = f"  {row['method']:<22}"
+        line = f"  {row['method']:<{w}}"
         for c in columns:
             e = row["chips"][c]
             v = e.get("vs_reference")
@@ -131,5 +140,23 @@ def format_study(results: dict[str, Any]) -> str:
         f"  significantly below {ref} on chip {columns[0]}: "
         + (", ".join(verdict["below"]) or "none")
     )
+    lines += kind_lines(results, columns)
     lines += [PRICE_NOTE] if priced else []
     return "\n".join(lines)
+
+
+def kind_lines(results: dict[str, Any], columns: list[str]) -> list[str]:
+    """The chip-minus-software fine-tune gains of a study (none when no method ran both)."""
+    pairs = results.get("chip_vs_software")
+    if not pairs:
+        return []
+    lines = [
+        "  fine-tune through the chip minus the software fine-tune, same method: mean of the "
+        "replicates' paired differences (pp) [95 % t-interval], * = significant"
+    ]
+    labels = [f"{p['method']}:chip - {p['software']}" for p in pairs]
+    w = max(len(label) for label in labels)
+    for label, p in zip(labels, pairs, strict=True):
+        cells = "".join(f"  chip {c}: {_ci(p['chips'][c]):>27}" for c in columns)
+        lines.append(f"  {label:<{w}}{cells}".rstrip())
+    return lines

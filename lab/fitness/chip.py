@@ -34,7 +34,13 @@ Evaluation modes (``FitnessConfig.evaluation``):
   probe, so a run and its resume always use the same path.
 
 With ``finetune_steps == 0`` there is nothing to batch and every mode runs serially; a
-chip-aware fine-tune (``FitnessConfig.chip_aware``) also runs serially (``batched`` raises).
+chip-aware fine-tune (``FitnessConfig.chip_aware``) and a fine-tune through the chip
+(``FitnessConfig.finetune = "chip"``) also run serially (``batched`` raises).
+
+With ``finetune = "chip"`` the member's fine-tune is :func:`lab.fitness.chip_finetune.chip_tune`
+on a copy of a converted fine-tune chip: a blind one (another instance of the profile;
+noise in the loop with a fresh chip every step) or, with ``chip_aware``, a copy of the
+fitness chip itself (chip in the loop through its true defects).
 
 BatchNorm during the fine-tune (both modes): train mode, i.e. every member's layers
 normalize with that member's batch statistics.  Running statistics are never used: the
@@ -56,12 +62,16 @@ from torch import Tensor, nn
 import memsim
 from ga.genome import Genome
 from lab.fitness.batched import BatchedFinetuner, UnsupportedModelError, auto_evaluation
-from lab.fitness.config import EvaluationMode, FinetuneMode, FitnessConfig
+from lab.fitness.chip_finetune import chip_tune
+from lab.fitness.config import EvaluationMode, FinetuneKind, FinetuneMode, FitnessConfig
 from lab.fitness.finetune import qat_tune
 from models.data import ImageDataset, calibration_images
 from models.evaluate import classifier_accuracy, evaluate_deployed
 from models.quant import LossFn, WeightMap
 from models.train import cross_entropy_loss
+
+BLIND_SALT = 0x0B11_D0C5
+"""Mixed into the fitness chip's seed for the blind fine-tune's (replaced every step) chip."""
 
 
 class ChipFitness:
@@ -131,7 +141,18 @@ class ChipFitness:
         if memsim.needs_calibration(self.chip):
             self.calibration = calibration_images(train, seed=chip_seed)
         self.weight_map: WeightMap | None = None
-        if config.chip_aware:
+        self._tune_chip: nn.Module | None = None
+        if config.finetune is FinetuneKind.CHIP:
+            # the blind fine-tune trains on the profile's chips, never on this one (its
+            # trainer draws a fresh instance every step); chip_aware trains on this one
+            self._tune_chip = (
+                copy.deepcopy(self.chip)
+                if config.chip_aware
+                else memsim.convert(
+                    model, profile, seed=chip_seed, chip_seed=chip_seed ^ BLIND_SALT
+                )
+            )
+        elif config.chip_aware:
             self.weight_map = memsim.defect_weight_map(self.chip)
         self.finetune_s = 0.0
         self.chip_s = 0.0
@@ -157,10 +178,13 @@ class ChipFitness:
         requested = self.config.evaluation
         if requested is EvaluationMode.BATCHED and self.weight_map is not None:
             raise UnsupportedModelError("fitness.chip_aware = true runs the fine-tune serially")
+        if requested is EvaluationMode.BATCHED and self._tune_chip is not None:
+            raise UnsupportedModelError("fitness.finetune = 'chip' runs the fine-tune serially")
         if (
             requested is EvaluationMode.SERIAL
             or self.config.finetune_steps == 0
             or self.weight_map is not None
+            or self._tune_chip is not None
         ):
             return EvaluationMode.SERIAL
         if requested is EvaluationMode.AUTO and auto_evaluation(self.work) is EvaluationMode.SERIAL:
@@ -190,6 +214,21 @@ class ChipFitness:
 
     def _finetune(self, genes: Tensor, seed: int) -> Tensor:
         cfg = self.config
+        if self._tune_chip is not None:
+            return chip_tune(
+                copy.deepcopy(self._tune_chip),
+                self.genome,
+                genes,
+                self.loss_fn,
+                self._draw_batch,
+                steps=cfg.finetune_steps,
+                lr=cfg.finetune_lr,
+                seed=seed,
+                regime="chip_in_the_loop" if cfg.chip_aware else "noise_in_the_loop",
+                fresh_chip=not cfg.chip_aware,
+                calibration=self.calibration,
+                train_mode=cfg.finetune_mode is FinetuneMode.TRAIN,
+            )
         return qat_tune(
             self.work,
             self.genome,

@@ -30,6 +30,15 @@ class FinetuneMode(str, Enum):
     EVAL = "eval"
 
 
+class FinetuneKind(str, Enum):
+    """What the fine-tunes train through: a software model of the chip, or the simulated chip."""
+
+    SOFTWARE = "software"
+    """k-bit fake-quantized weights times Gaussian noise (:func:`models.quant.qat_finetune`)."""
+    CHIP = "chip"
+    """The simulated chip's forward pass (:class:`memsim.HardwareAwareTrainer`)."""
+
+
 MOVED_FROM_GA = {
     "finetune_steps": "finetune_steps",
     "finetune_lr": "finetune_lr",
@@ -59,6 +68,17 @@ class FitnessConfig(BaseModel):
         "statistics and dropout is on, while the chip keeps the baseline's running statistics. "
         "'eval': the fine-tune runs the network as deployed, with the baseline's running "
         "BatchNorm statistics and no dropout.",
+    )
+    finetune: FinetuneKind = Field(
+        FinetuneKind.SOFTWARE,
+        description="What the fine-tunes train through. 'software' (default): the weights "
+        "fake-quantized to weight_bits times 1 + qat_sigma Gaussian noise (plus the defect map "
+        "with chip_aware). 'chip': the simulated chip's forward pass with straight-through "
+        "gradients (memsim.HardwareAwareTrainer): qat and a blind GA fitness train noise in "
+        "the loop on fresh chips of the profile; defect_aware_oracle and a chip_aware GA "
+        "fitness train chip in the loop on the chip instance; defect_aware_readback on its "
+        "read-back twin; progressive trains the later layers through the profile on the "
+        "programmed layers' measured outputs. Same step budget, counted the same way.",
     )
     chip_aware: bool = Field(
         False,

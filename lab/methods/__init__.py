@@ -41,6 +41,20 @@ def _registry() -> dict[str, type]:
     return found
 
 
+KINDS = ("software", "chip")
+"""The fine-tune kinds a ``recovery.methods`` entry may name after a colon (``"qat:chip"``)."""
+
+
+def split_entry(entry: str) -> tuple[str, str | None]:
+    """``"qat:chip"`` -> ``("qat", "chip")``; ``"qat"`` -> ``("qat", None)`` (no kind named).
+
+    An entry ``name:kind`` runs method ``name`` with ``fitness.finetune = kind``, so one
+    run can hold a method's software and chip fine-tunes side by side.
+    """
+    name, sep, kind = entry.partition(":")
+    return name, (kind if sep else None)
+
+
 def method_names() -> list[str]:
     """Names of every recovery method (one per module of :mod:`lab.methods.builtin`)."""
     return sorted(_registry())

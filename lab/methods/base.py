@@ -124,6 +124,8 @@ class RecoveryMethod:
     """Extra note printed with the score (e.g. "upper reference")."""
     uses_chip_evaluations: bool = False
     """Whether it spends the chip-evaluation budget (the search methods)."""
+    finetune_kinds: frozenset[str] = frozenset({"software"})
+    """The ``fitness.finetune`` kinds its fine-tune has (``"software"``, ``"chip"``)."""
 
     def __init__(self, settings: RecoverySection) -> None:
         """Keep the stage's settings."""

@@ -10,7 +10,12 @@ the experiment's profile) and offers the accesses a test bench has, each behind 
 * :meth:`Chip.program_layers` and :meth:`Chip.hybrid`: program one layer and run
   training batches through the programmed layers (``layer_outputs``);
 * :meth:`Chip.estimate_defects`: read-back of every device (``readback``);
-* :meth:`Chip.true_defect_map`: the simulator's truth (``true_defects``).
+* :meth:`Chip.true_defect_map` and :meth:`Chip.true_instance`: the simulator's truth
+  (``true_defects``).
+
+:meth:`Chip.profile_instance` (a converted copy of a network on another chip of the same
+profile) and :attr:`Chip.calibration` need no access: a datasheet gives the profile, and
+the calibration images are training images.
 
 A method that calls an access it did not declare gets :class:`AccessError`, so the
 ``needs`` printed next to its score is what it used.
@@ -76,6 +81,28 @@ class _Measured(nn.Module):
         return self.layer(x)
 
 
+class _Front(nn.Module):
+    """A programmed chip layer in front of a model trained through the chip (a measurement).
+
+    The layer is held outside the module tree (not a submodule), so a trainer of the
+    model neither programs, draws chips into, nor trains it; it runs in eval mode
+    without autograd, as a measurement of the chip does.
+    """
+
+    def __init__(self, layer: nn.Module, counters: Counters | None) -> None:
+        super().__init__()
+        self.__dict__["_layer"] = layer
+        self.counters = counters
+
+    def forward(self, x: Tensor) -> Tensor:
+        layer = self.__dict__["_layer"]
+        if self.counters is not None:
+            self.counters.chip_batches += 1
+        layer.eval()
+        with torch.no_grad():
+            return layer(x)
+
+
 class Chip:
     """One chip instance, with the accesses of ``needs`` only (see the module docstring)."""
 
@@ -90,6 +117,20 @@ class Chip:
             raise AccessError(
                 f"this method uses '{access.value}' of the chip but does not declare it in needs"
             )
+
+    @property
+    def calibration(self) -> Tensor | None:
+        """Training images the chip's converters are calibrated with (``None``: not needed)."""
+        return self._fitness.calibration
+
+    def profile_instance(self, net: nn.Module, seed: int) -> nn.Module:
+        """``net`` converted on this chip's profile, on another chip instance (``seed``).
+
+        Knows nothing of this chip: a model of the profile for training through the chip
+        blind (:func:`lab.fitness.chip_finetune.chip_tune`).
+        """
+        profile = self._fitness.chip.memsim_profile
+        return memsim.convert(net, profile, seed=int(seed), chip_seed=int(seed))
 
     # ---------------------------------------------------------------- accuracy
     def ga_fitness(self) -> CountingFitness:
@@ -146,6 +187,21 @@ class Chip:
             net.set_submodule(mod, _Measured(layer, self.counters) if i == 0 else layer)
         return net
 
+    def put_in_front(self, net: nn.Module, programmed: Sequence[str]) -> nn.Module:
+        """Replace the ``programmed`` layers of ``net`` (in place) by this chip's layers.
+
+        Like :meth:`hybrid`, but for a converted ``net`` trained through the chip
+        (:func:`lab.methods.chip_training.progressive_chip_tune`): the chip's layers are
+        measurements in front of it, which no trainer of ``net`` programs or trains.
+        """
+        self._require(Access.layer_outputs)
+        chip = self._fitness.chip
+        for i, name in enumerate(programmed):
+            mod = name.removesuffix(".weight")
+            layer = chip.get_submodule(mod)
+            net.set_submodule(mod, _Front(layer, self.counters if i == 0 else None))
+        return net
+
     # ---------------------------------------------------------------- read-back
     def estimate_defects(
         self, *, reads: int, seed: int, threshold: float
@@ -181,6 +237,14 @@ class Chip:
         """The simulator's true defect map (``true_defects``: an upper reference only)."""
         self._require(Access.true_defects)
         return memsim.defect_weight_map(self._fitness.chip)
+
+    def true_instance(self) -> nn.Module:
+        """A copy of this chip instance, its true defects included (``true_defects``).
+
+        For training chip in the loop through the chip's own defects (an upper reference).
+        """
+        self._require(Access.true_defects)
+        return copy.deepcopy(self._fitness.chip)
 
     # ---------------------------------------------------------------- corrected outputs
     def layer_io(

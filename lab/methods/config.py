@@ -25,7 +25,9 @@ class RecoverySection(BaseModel):
         default_factory=lambda: ["qat", "ga"],
         min_length=1,
         description="Methods to run, in order (lab.methods.method_names()), every one on "
-        "the same budget; the default is the paper's GA and its equal-budget QAT control.",
+        "the same budget; the default is the paper's GA and its equal-budget QAT control. "
+        "'name:software' or 'name:chip' runs a method with that fitness.finetune kind, so "
+        "both kinds of one method can run side by side.",
     )
     reference: str | None = Field(
         None,
@@ -135,12 +137,17 @@ class RecoverySection(BaseModel):
     @field_validator("methods")
     @classmethod
     def _known(cls, value: list[str]) -> list[str]:
-        from lab.methods import method_names
+        from lab.methods import KINDS, method_names, split_entry
 
         known = method_names()
-        bad = [m for m in value if m not in known]
+        bad = [m for m in value if split_entry(m)[0] not in known]
         if bad:
             raise ValueError(f"unknown recovery method(s) {bad}; known: {known}")
+        bad = [m for m in value if split_entry(m)[1] not in (None, *KINDS)]
+        if bad:
+            raise ValueError(
+                f"recovery.methods {bad}: the fine-tune kind after ':' must be one of {list(KINDS)}"
+            )
         if len(set(value)) != len(value):
             raise ValueError(f"recovery.methods lists a method twice: {value}")
         return value

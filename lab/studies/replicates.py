@@ -116,6 +116,7 @@ def aggregate(runs: list[dict[str, Any]], study: dict[str, Any]) -> dict[str, An
             }
         )
     fit = columns[0]
+    kinds = kind_pairs(rows, columns)
     verdict = {
         "above": [r["method"] for r in rows if _sig(r, fit, +1)],
         "below": [r["method"] for r in rows if _sig(r, fit, -1)],
@@ -138,7 +139,34 @@ def aggregate(runs: list[dict[str, Any]], study: dict[str, Any]) -> dict[str, An
         "significant_on_fitness_chip": verdict,
         "replicate_dirs": study["replicate_dirs"],
         "confusion": [line for r in runs for line in confusion_lines(r["methods"])],
+        **({"chip_vs_software": kinds} if kinds else {}),
     }
+
+
+def kind_pairs(rows: list[dict[str, Any]], columns: list[str]) -> list[dict[str, Any]]:
+    """Per method run with both fine-tune kinds: chip minus software, paired over replicates.
+
+    A method ``X`` that ran as ``X:chip`` and as ``X:software`` (or plain ``X``, the
+    software kind) gets, per chip, the replicates' differences of mean accuracy (the
+    draws are paired within a replicate, so that is the mean paired difference) and
+    their 95 % t-interval.  The plain ``X`` is taken as software only when ``X:software``
+    did not run: a run whose ``fitness.finetune`` is "chip" names its software rows.
+    """
+    by_name = {r["method"]: r for r in rows}
+    out = []
+    for name, row in by_name.items():
+        base, _, kind = name.partition(":")
+        soft = by_name.get(f"{base}:software") or by_name.get(base)
+        if kind != "chip" or soft is None:
+            continue
+        chips = {}
+        for col in columns:
+            a = row["chips"][col]["replicate_means_pct"]
+            b = soft["chips"][col]["replicate_means_pct"]
+            diffs = [x - y for x, y in zip(a, b, strict=True)]
+            chips[col] = {**t_interval(diffs), "replicate_pp": diffs}
+        out.append({"method": base, "software": soft["method"], "chips": chips})
+    return out
 
 
 def _sig(row: dict[str, Any], chip: str, sign: int) -> bool:

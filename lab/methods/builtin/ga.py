@@ -16,6 +16,7 @@ class GA(RecoveryMethod):
     needs = frozenset({Access.accuracy})
     label = "paper's method"
     uses_chip_evaluations = True
+    finetune_kinds = frozenset({"software", "chip"})
 
     def run(self, baseline: nn.Module, chip: Chip, data: RecoveryData, budget: Budget) -> Solution:
         """Run (or resume) the GA in ``<work_dir>/ga``."""
