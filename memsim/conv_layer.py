@@ -120,8 +120,6 @@ class AnalogConv2d(AnalogLayer):
             self.cost_probe(self, codes)
         lay = self.layout
         b = x.shape[0]
-        shape = (b, lay.groups * lay.row_tiles, lay.out_per_group, h_out * w_out)
-        noise = self._start_noise(shape, codes, noise_scale)
         if lay.aligned:
             g, rt, c_t, pad = self._geometry()
             if pad:
@@ -136,8 +134,7 @@ class AnalogConv2d(AnalogLayer):
                 sx2 = self._sum_sq(codes, g * rt, c_t, integer)
         else:
             pc, sx2 = self._unaligned_partials(codes)
-        y = self._epilogue(pc, sx2, u, bound, noise_scale, noise)
-        y = y.view(b, lay.out, h_out, w_out)
+        y = self._epilogue(pc, sx2, u, bound, noise_scale).view(b, lay.out, h_out, w_out)
         self._end_forward()
         if self.bias is not None:
             y.add_(self.bias.view(1, -1, 1, 1))

@@ -36,7 +36,6 @@ straight-through estimators (see :mod:`memsim.train` for the training regimes).
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Callable
@@ -47,7 +46,7 @@ from torch import Tensor, nn
 
 from .periphery import ADC, DAC, Calibration, DacOut
 from .profiles import DeviceProfile
-from .sampling import NoiseSampler, draw_later, overlap_enabled, standard_normal
+from .sampling import NoiseSampler, standard_normal
 from .seeds import device_seed
 from .through_chip import ThroughChip
 from .tiles import STREAM_READ, TileArray, generator
@@ -230,43 +229,8 @@ class AnalogLayer(TileArray):
         """Between :meth:`calibrate_begin` and :meth:`calibrate_end`."""
         return self.cal.calibrating
 
-    def _read_noise_scales(self, noise_scale: float) -> tuple[float, float]:
-        """``(k_read, s_out)``: variance factor of the read noise and bit-line noise sigma."""
-        read = self.physics.read
-        # sx2 already holds the read variances of a state-dependent law; otherwise it is
-        # sum x**2 and the variance of a pair is 2 sigma**2
-        k_read = 1.0 if read.state_dependent else 2.0 * read.sigma() ** 2
-        # bit-line noise is relative to the DAC full scale (input units in a pass-through)
-        return k_read, self.profile.output_noise.sigma * noise_scale
-
-    def _start_noise(
-        self, shape: tuple[int, ...], like: Tensor, noise_scale: float
-    ) -> Callable[[], Tensor] | None:
-        """Begin drawing the read noise of this call's partial sums ``shape``, if any.
-
-        Called after the input checks and before the partial-sum op, which it may overlap
-        (:func:`memsim.sampling.draw_later`); ``None`` when the pass has no noise.
-        """
-        if self._v_part is None and not self._needs_sx2():
-            return None
-        k_read, s_out = self._read_noise_scales(noise_scale)
-        if not (k_read > 0 or s_out > 0):
-            return None
-        dev, sampler = like.device, self.noise_sampler
-        out = self._buf("noise", shape, like)
-        draw = functools.partial(
-            standard_normal, shape, self._read_gen(dev), sampler, dev, like.dtype, out
-        )
-        return draw_later(draw, overlap_enabled(dev, sampler))
-
     def _epilogue(
-        self,
-        pc: Tensor,
-        sx2: Tensor | None,
-        u: float,
-        bound: Tensor | float,
-        noise_scale: float,
-        noise: Callable[[], Tensor] | None,
+        self, pc: Tensor, sx2: Tensor | None, u: float, bound: Tensor | float, noise_scale: float
     ) -> Tensor:
         """Noise, ADC and digital accumulation on partial sums, in place.
 
@@ -276,18 +240,28 @@ class AnalogLayer(TileArray):
             u: Code-to-normalized-input factor.
             bound: DAC range (float or tensor broadcastable to ``(B, 1, 1, 1)``).
             noise_scale: Bit-line noise scale of a calibrating pass-through DAC (else 1).
-            noise: What :meth:`_start_noise` returned for ``pc.shape``.
 
         Returns:
             Outputs ``(B, G*O, L)`` in weight units, without bias.
 
         """
-        if noise is not None:
-            if sx2 is None:
-                raise RuntimeError(f"memsim layer {self._label()}: read noise without sx2")
-            k_read, s_out = self._read_noise_scales(noise_scale)
+        read, s_out = self.physics.read, self.profile.output_noise.sigma
+        # sx2 already holds the read variances of a state-dependent law; otherwise it is
+        # sum x**2 and the variance of a pair is 2 sigma**2
+        k_read = 1.0 if read.state_dependent else 2.0 * read.sigma() ** 2
+        # bit-line noise is relative to the DAC full scale (input units in a pass-through)
+        s_out *= noise_scale
+        if sx2 is not None and (k_read > 0 or s_out > 0):
             std = sx2.mul_(k_read).add_(s_out**2 / u**2).sqrt_()
-            pc.addcmul_(noise(), std)
+            noise = standard_normal(
+                pc.shape,
+                self._read_gen(pc.device),
+                self.noise_sampler,
+                pc.device,
+                pc.dtype,
+                self._buf("noise", pc.shape, pc),
+            )
+            pc.addcmul_(noise, std)
         factor = self.adc.digitize(
             pc, u, self._p_scale, self._p_tile, self.cal, self.adc_range, self._label()
         )

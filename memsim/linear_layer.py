@@ -56,7 +56,6 @@ class AnalogLinear(AnalogLayer):
             self.cost_probe(self, codes)
         lay = self.layout
         b, rt = x.shape[0], lay.row_tiles
-        noise = self._start_noise((b, rt, lay.out, 1), codes, noise_scale)
         if rt == 1:
             pc = (codes @ self._w_part[0]).view(b, 1, lay.out, 1)
             sx2 = None
@@ -80,7 +79,7 @@ class AnalogLinear(AnalogLayer):
             elif self._needs_sx2():
                 sq = torch.mul(xs, xs, out=self._buf("sq", xs.shape, xs))
                 sx2 = sq.sum(2).view(b, rt, 1, 1)
-        y = self._epilogue(pc, sx2, u, bound, noise_scale, noise).view(b, lay.out)
+        y = self._epilogue(pc, sx2, u, bound, noise_scale).view(b, lay.out)
         self._end_forward()
         if self.bias is not None:
             y.add_(self.bias)

@@ -12,19 +12,10 @@ numbers may reappear *at other positions* (other samples/columns).  Means and
 variances over many draws are unbiased, but draws are not independent across calls
 in the strict sense.  Use it for throughput (GA fitness, sweeps), and ``exact`` for
 noise statistics.
-
-On a CPU with more than one intra-op thread, :func:`draw_later` draws the ``exact``
-numbers on a background thread while the layer computes its partial sums: the draw is
-single-threaded, so otherwise one core idles through it.  The numbers are the same
-ones, from the same generator, in the same order (``MEMSIM_OVERLAP_NOISE=0`` turns it
-off).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from enum import Enum
 
 import torch
@@ -77,40 +68,3 @@ def standard_normal(
     if out is not None:
         return torch.randn(shape, generator=gen, dtype=dtype, device=device, out=out)
     return torch.randn(shape, generator=gen, dtype=dtype, device=device)
-
-
-_pool: ThreadPoolExecutor | None = None
-
-
-def _forget_pool() -> None:
-    # a forked child inherits the executor but not its thread: it would queue forever
-    global _pool
-    _pool = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def overlap_enabled(device: torch.device, sampler: NoiseSampler) -> bool:
-    """Whether :func:`draw_later` draws on the background thread."""
-    return (
-        sampler == NoiseSampler.exact
-        and device.type == "cpu"
-        and torch.get_num_threads() > 1
-        and os.environ.get("MEMSIM_OVERLAP_NOISE", "1") != "0"
-    )
-
-
-def draw_later(draw: Callable[[], Tensor], overlap: bool) -> Callable[[], Tensor]:
-    """Start ``draw`` (a :func:`standard_normal` call); return what waits for its numbers.
-
-    With ``overlap`` (see :func:`overlap_enabled`) it runs on the background thread now,
-    and nothing else may use its generator or ``out`` tensor until the returned function
-    has been called; without, it runs when the returned function is called.
-    """
-    if not overlap:
-        return draw
-    global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(1, thread_name_prefix="memsim-noise")
-    return _pool.submit(draw).result
