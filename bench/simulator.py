@@ -2,8 +2,8 @@
 
 Run: ``.venv/bin/python bench/simulator.py [--repeats N] [--threads T] [--device cpu|cuda]``
 
-Prints, per model, the median over interleaved repeats of the digital and simulated time and
-their ratio, with the ``rram_1t1r_yao2020`` profile (8-bit DAC/ADC, read noise,
+Prints, per model, the median over repeats (in alternating blocks) of the digital and simulated
+time and their ratio, with the ``rram_1t1r_yao2020`` profile (8-bit DAC/ADC, read noise,
 faults, drift compensation), and the peak resident memory of the process.  The floor is
 the digital time plus drawing one standard normal per partial sum (the read noise an
 exact simulation cannot avoid); ``/floor`` is the simulated time over it.
@@ -56,29 +56,35 @@ def _time(fn, repeats: int) -> float:
     return _time_interleaved([fn], repeats)[0]
 
 
-def _time_interleaved(fns, repeats: int, min_seconds: float = 1.0) -> list[float]:
-    """Median time of each of ``fns``, timed in turn within every repeat.
+def _time_interleaved(fns, repeats: int, min_seconds: float = 1.0, block: int = 4) -> list[float]:
+    """Median time of each of ``fns``, timed in alternating blocks.
 
-    Interleaving gives every function the same machine load; a fast case is repeated
-    until the round of all functions has run ``min_seconds`` (at most 200 rounds), since
-    seven samples of a 3 ms call leave its median at the mercy of one busy moment.
+    Each round runs every function ``block + 1`` times in a row and keeps the last
+    ``block`` times (the first refills the caches the other functions evicted, as in a
+    loop of that function alone); alternating rounds give every function the same
+    machine load.  A fast case runs rounds until they have taken ``min_seconds`` (at
+    most 50 rounds), since seven samples of a 3 ms call leave its median at the mercy of
+    one busy moment.
     """
     samples: list[list[float]] = [[] for _ in fns]
 
     def one_round() -> float:
         total = 0.0
         for fn, out in zip(fns, samples):
-            t0 = time.perf_counter()
-            fn()
-            _sync()
-            out.append(time.perf_counter() - t0)
-            total += out[-1]
+            for i in range(block + 1):
+                t0 = time.perf_counter()
+                fn()
+                _sync()
+                if i:
+                    out.append(time.perf_counter() - t0)
+                    total += out[-1]
         return total
 
     for fn in fns:  # warm-up (and ADC calibration on the first batch)
         fn()
         _sync()
-    rounds = max(repeats, min(200, int(min_seconds / max(one_round(), 1e-9)) + 1))
+    first = one_round()
+    rounds = max(-(-repeats // block), min(50, int(min_seconds / max(first, 1e-9)) + 1))
     for out in samples:
         out.clear()
     for _ in range(rounds):
@@ -259,7 +265,7 @@ def _report(args: argparse.Namespace) -> None:
         f"profile {profile.name}: tiles {profile.tile.rows}x{profile.tile.cols}, "
         f"DAC {profile.dac.bits} bit, ADC {profile.adc.bits} bit; "
         f"threads {args.threads}; device {dev}; median of at least {args.repeats} "
-        "interleaved repeats (more for fast cases: 1 s of rounds)"
+        "repeats in alternating blocks (more for fast cases: 1 s of rounds)"
         + (f"; before = {args.before}" if args.before else "")
     )
     head = f"{'model':<22} {'batch':>5} {'noise':>6} {'digital ms':>11} {'floor ms':>9}"
