@@ -58,11 +58,15 @@ def main() -> None:
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
     bench("MLP 784-256-10", mlp, torch.randn(256, 1, 28, 28), "rram_1t1r_yao2020", 100)
     bench("MLP 784-256-10", mlp, torch.randn(256, 1, 28, 28), "rram_wan2022", 100)
-    bench("ProtoNet Conv-4 (64 ch), 28x28", ProtoNet(1, 64, 4).eval(),
-          torch.randn(64, 1, 28, 28), "rram_1t1r_yao2020", 15)
+    bench(
+        "ProtoNet Conv-4 (64 ch), 28x28",
+        ProtoNet(1, 64, 4).eval(),
+        torch.randn(64, 1, 28, 28),
+        "rram_1t1r_yao2020",
+        15,
+    )
     dw = nn.Sequential(nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.Conv2d(32, 64, 1))
-    bench("depthwise 3x3 + pointwise, 16x16", dw, torch.randn(64, 32, 16, 16),
-          "rram_wan2022", 60)
+    bench("depthwise 3x3 + pointwise, 16x16", dw, torch.randn(64, 32, 16, 16), "rram_wan2022", 60)
 
 
 if __name__ == "__main__":

@@ -65,16 +65,16 @@ def main() -> None:
     ap.add_argument(
         "--out",
         default=str(ROOT / "runs" / "bench" / "cost_tradeoff"),
-        help="folder for the two PNG files (default: %(default)s; docs/ holds the published "
-        "ones)",
+        help="folder for the two PNG files (default: %(default)s; docs/ holds the published ones)",
     )
     args = ap.parse_args()
     train, test = load_dataset("mnist", root=resolve_data_root(args.data_root))
     Path(args.out).mkdir(parents=True, exist_ok=True)
     model = train_mlp(train)
     x_test, y_test = test.images[: args.test_size], test.labels[: args.test_size]
-    print(f"digital MLP test accuracy ({len(y_test)} images): "
-          f"{accuracy(model, x_test, y_test):.2f} %")
+    print(
+        f"digital MLP test accuracy ({len(y_test)} images): {accuracy(model, x_test, y_test):.2f} %"
+    )
     cal = calibration_images(train)
     base = memsim.load_profile("rram_1t1r_yao2020")
     energies, accs, stds, labels = [], [], [], []
@@ -96,10 +96,15 @@ def main() -> None:
         accs.append(mean)
         stds.append(std)
         labels.append(f"{bits} b")
-        print(f"{bits:>8} {mean:>8.2f} ± {std:4.2f} {report.energy_J * 1e9:>8.3f} "
-              f"{report.term('adc_J') * 1e9:>8.3f} {report.tops_per_w:>7.3f}")
+        print(
+            f"{bits:>8} {mean:>8.2f} ± {std:4.2f} {report.energy_J * 1e9:>8.3f} "
+            f"{report.term('adc_J') * 1e9:>8.3f} {report.tops_per_w:>7.3f}"
+        )
     path = plot_accuracy_vs_energy(
-        energies, accs, labels, Path(args.out) / "cost_tradeoff.png",
+        energies,
+        accs,
+        labels,
+        Path(args.out) / "cost_tradeoff.png",
         f"MNIST MLP 784-256-10 on rram_1t1r_yao2020\nADC 4-8 bits, {args.draws} chips each",
         accuracy_std=stds,
     )

@@ -70,8 +70,10 @@ def scipy_transfer(g_uS: np.ndarray, r_wire: float) -> np.ndarray:
     jj.append(ends)
     vv.append(np.full(ends.size, gw))
     a = sp.csc_matrix(
-        (np.concatenate([np.ravel(v) for v in vv]),
-         (np.concatenate([np.ravel(v) for v in ii]), np.concatenate([np.ravel(v) for v in jj]))),
+        (
+            np.concatenate([np.ravel(v) for v in vv]),
+            (np.concatenate([np.ravel(v) for v in ii]), np.concatenate([np.ravel(v) for v in jj])),
+        ),
         shape=(2 * r * n, 2 * r * n),
     )
     rhs = np.zeros((2 * r * n, r))
@@ -101,9 +103,7 @@ def table_a(device: str, repeats: int, scipy_sizes: set[int]) -> None:
     gen = torch.Generator().manual_seed(0)
     for c in (64, 128, 256):
         tiles = 4 if c < 256 else 2
-        g = (1.0 + 6.0 * torch.rand(tiles, c, 2 * c, generator=gen, dtype=torch.float64)).to(
-            device
-        )
+        g = (1.0 + 6.0 * torch.rand(tiles, c, 2 * c, generator=gen, dtype=torch.float64)).to(device)
 
         def build(model: str, g: Tensor = g) -> None:
             transfer_matrices(g, 1.0, model)
@@ -122,8 +122,11 @@ def table_a(device: str, repeats: int, scipy_sizes: set[int]) -> None:
         lin = nn.Sequential(nn.Linear(c, c))
         x = torch.rand(1024, c, generator=gen).to(device)
         fwd = {}
-        for label, r_wire, model in (("off", None, "exact"), ("exact", 1.0, "exact"),
-                                     ("fast", 1.0, "fast")):
+        for label, r_wire, model in (
+            ("off", None, "exact"),
+            ("exact", 1.0, "exact"),
+            ("fast", 1.0, "fast"),
+        ):
             chip = memsim.convert(lin, wan_like(c, r_wire, model), seed=0).to(device)
             memsim.calibrate(chip, x[:256])
 

@@ -33,14 +33,22 @@ def main() -> None:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--size", choices=("mnist", "cifar"), default="mnist",
-                        help="input size: 1x28x28 (7x7 patches) or 3x32x32 (4x4 patches)")
+    parser.add_argument(
+        "--size",
+        choices=("mnist", "cifar"),
+        default="mnist",
+        help="input size: 1x28x28 (7x7 patches) or 3x32x32 (4x4 patches)",
+    )
     parser.add_argument("--batch", type=int, default=64, help="images per forward")
     parser.add_argument("--repeats", type=int, default=20, help="timed forwards of each")
     parser.add_argument("--profile", default="rram_wan2022", help="device profile")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--sampler", choices=("exact", "bank"), default="exact",
-                        help="read-noise sampler of the chip")
+    parser.add_argument(
+        "--sampler",
+        choices=("exact", "bank"),
+        default="exact",
+        help="read-noise sampler of the chip",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

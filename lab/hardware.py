@@ -14,7 +14,6 @@ import memsim
 log = logging.getLogger("memsim")
 
 
-
 class HardwareCliError(ValueError):
     """A user error of a hardware command (bad file, field or option); one line."""
 
@@ -73,9 +72,7 @@ def add_chip_arguments(parser: Any) -> None:
     parser.add_argument("checkpoint", help="model checkpoint (models.checkpoint format)")
     parser.add_argument("--profile", required=True, help="shipped profile name or JSON path")
     parser.add_argument("--seed", type=int, default=0, help="programming seed (default 0)")
-    parser.add_argument(
-        "--chip-seed", type=int, default=None, help="chip seed (default: --seed)"
-    )
+    parser.add_argument("--chip-seed", type=int, default=None, help="chip seed (default: --seed)")
     add_conductances_argument(parser)
 
 
@@ -103,4 +100,3 @@ def apply_measured_conductances(chip: nn.Module, path: str | os.PathLike[str]) -
         raise HardwareCliError(str(exc)) from exc
     log.info("memsim: loaded measured conductances from %s", path)
     return chip
-

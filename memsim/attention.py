@@ -29,9 +29,7 @@ from torch import Tensor, nn
 def _linear(weight: Tensor, bias: Tensor | None) -> nn.Linear:
     """A plain ``nn.Linear`` holding copies of ``weight`` (out, in) and ``bias``."""
     out_f, in_f = weight.shape
-    layer = nn.Linear(
-        in_f, out_f, bias=bias is not None, device=weight.device, dtype=weight.dtype
-    )
+    layer = nn.Linear(in_f, out_f, bias=bias is not None, device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
         layer.weight.copy_(weight)
         if bias is not None:
@@ -68,8 +66,9 @@ class AnalogMultiheadAttention(nn.Module):
         if mha._qkv_same_embed_dim:
             wq, wk, wv = mha.in_proj_weight.detach().chunk(3)
         else:
-            wq, wk, wv = (w.detach() for w in (mha.q_proj_weight, mha.k_proj_weight,
-                                                mha.v_proj_weight))
+            wq, wk, wv = (
+                w.detach() for w in (mha.q_proj_weight, mha.k_proj_weight, mha.v_proj_weight)
+            )
         if mha.in_proj_bias is None:
             bq = bk = bv = None
         else:

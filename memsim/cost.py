@@ -435,16 +435,19 @@ class _AttentionMeter:
 
 
 def _attention_cost(
-    name: str, module: AnalogMultiheadAttention, meter: _AttentionMeter,
-    fallback: DeviceProfile, n: int,
+    name: str,
+    module: AnalogMultiheadAttention,
+    meter: _AttentionMeter,
+    fallback: DeviceProfile,
+    n: int,
 ) -> LayerCost:
     own = analog_layers(module)
     prof = own[0][1].profile if own else fallback
     macs = meter.macs / n
-    return LayerCost(
-        name=name, kind="attn", tiles=0, mvms=0.0, macs=macs, array_J=0.0, dac_J=0.0,
-        adc_J=0.0, digital_J=macs * digital_mac_energy_J(prof), latency_s=0.0, area_mm2=0.0,
-    )
+    # digital work only: no tiles, converters or array energy
+    zero = dict.fromkeys(("mvms", "array_J", "dac_J", "adc_J", "latency_s", "area_mm2"), 0.0)
+    digital_J = macs * digital_mac_energy_J(prof)
+    return LayerCost(name=name, kind="attn", tiles=0, macs=macs, digital_J=digital_J, **zero)
 
 
 @torch.no_grad()

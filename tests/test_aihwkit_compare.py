@@ -23,6 +23,7 @@ def main(argv: list[str]) -> int:
     # `python -m memsim.compare` became `memsim compare`
     return memsim_main(["compare", *argv])
 
+
 from conftest import DATA  # noqa: E402
 
 MNIST = DATA / "mnist.npz"

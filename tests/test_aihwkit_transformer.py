@@ -13,8 +13,14 @@ from memsim.backends.aihwkit import convert as aihwkit_convert  # noqa: E402
 from memsim.backends.compare import compare  # noqa: E402
 from models.vit import vit_mnist  # noqa: E402
 
-_BLOCK = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
-          "linear1", "linear2")
+_BLOCK = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.out_proj",
+    "linear1",
+    "linear2",
+)
 
 
 def _vit() -> torch.nn.Module:

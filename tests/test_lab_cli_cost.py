@@ -29,8 +29,18 @@ def checkpoint(tmp_path_factory):
 
 def test_cost_command_prints_and_writes_csv_json_and_plot(checkpoint, tmp_path, capsys):
     out = tmp_path / "cost"
-    args = _parse(["cost", str(checkpoint), "--profile", "rram_1t1r_yao2020", "--images", "16",
-                   "--out", str(out)])
+    args = _parse(
+        [
+            "cost",
+            str(checkpoint),
+            "--profile",
+            "rram_1t1r_yao2020",
+            "--images",
+            "16",
+            "--out",
+            str(out),
+        ]
+    )
     assert args.func(args) == 0
     printed = capsys.readouterr().out
     assert "TOPS/W" in printed and "encoder.0.0" in printed

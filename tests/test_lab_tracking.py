@@ -120,9 +120,7 @@ def test_a_series_that_starts_again_opens_a_new_run(tmp_path: Path) -> None:
     assert again.run_dirs == [tmp_path / "run-02"]
 
 
-def test_off_by_default_nothing_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_off_by_default_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch.utils.tensorboard
 
     def forbidden(*args: object, **kwargs: object) -> None:

@@ -115,8 +115,13 @@ def test_one_drift_syntax_everywhere():
 def test_mlp_checkpoints_evaluate_through_the_one_registry(capsys, tmp_path):
     torch.manual_seed(0)
     net = mlp(64, (32,), 10)
-    ckpt = save_model(tmp_path / "mlp.pt", "mlp", net, {"dataset": "digits"},
-                      {"in_features": 64, "hidden": [32], "classes": 10})
+    ckpt = save_model(
+        tmp_path / "mlp.pt",
+        "mlp",
+        net,
+        {"dataset": "digits"},
+        {"in_features": 64, "hidden": [32], "classes": 10},
+    )
     rc, out, err = cli(
         capsys, "evaluate", ckpt, "--profile", "ideal", "--draws", "1", "--out", tmp_path / "e"
     )
@@ -131,8 +136,9 @@ def test_a_users_own_network_is_registered_through_the_api(tmp_path):
         def __init__(self, width: int = 5) -> None:
             super().__init__()
             self.width = width
-            self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, width), nn.ReLU(),
-                                     nn.Linear(width, 10))
+            self.net = nn.Sequential(
+                nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, 10)
+            )
 
         def forward(self, x):
             return self.net(x)
@@ -186,14 +192,34 @@ def test_compare_scores_a_protonet_like_evaluate(capsys, tmp_path):
     net = ProtoNet(in_channels=1, hidden=8, blocks=2)
     ckpt = save_checkpoint(tmp_path / "proto.pt", net, {"dataset": "digits"})
     rc, _, err = cli(
-        capsys, "evaluate", ckpt, "--profile", "pcm_joshi2020", "--draws", "1",
-        "--support-draws", "2", "--out", tmp_path / "ev",
+        capsys,
+        "evaluate",
+        ckpt,
+        "--profile",
+        "pcm_joshi2020",
+        "--draws",
+        "1",
+        "--support-draws",
+        "2",
+        "--out",
+        tmp_path / "ev",
     )
     assert rc == 0, err
     evaluated = json.loads((tmp_path / "ev" / "evaluate.json").read_text())
     rc, out, err = cli(
-        capsys, "compare", ckpt, "--profile", "pcm_joshi2020", "--draws", "1", "--drift", "1h",
-        "--support-draws", "2", "--out", tmp_path / "cmp",
+        capsys,
+        "compare",
+        ckpt,
+        "--profile",
+        "pcm_joshi2020",
+        "--draws",
+        "1",
+        "--drift",
+        "1h",
+        "--support-draws",
+        "2",
+        "--out",
+        tmp_path / "cmp",
     )
     assert rc == 0, err
     compared = json.loads((tmp_path / "cmp" / "compare.json").read_text())
@@ -219,11 +245,23 @@ def test_evaluate_reports_energy_per_inference_from_the_cost_model(capsys, tmp_p
 
     torch.manual_seed(0)
     net = mlp(64, (32,), 10)
-    ckpt = save_model(tmp_path / "mlp.pt", "mlp", net, {"dataset": "digits"},
-                      {"in_features": 64, "hidden": [32], "classes": 10})
+    ckpt = save_model(
+        tmp_path / "mlp.pt",
+        "mlp",
+        net,
+        {"dataset": "digits"},
+        {"in_features": 64, "hidden": [32], "classes": 10},
+    )
     rc, out, err = cli(
-        capsys, "evaluate", ckpt, "--profile", "rram_1t1r_yao2020", "--draws", "1",
-        "--out", tmp_path / "e",
+        capsys,
+        "evaluate",
+        ckpt,
+        "--profile",
+        "rram_1t1r_yao2020",
+        "--draws",
+        "1",
+        "--out",
+        tmp_path / "e",
     )
     assert rc == 0, err
     cost = json.loads((tmp_path / "e" / "evaluate.json").read_text())["cost"]

@@ -149,8 +149,9 @@ def test_doubling_adc_bits_changes_only_the_adc_term(law, factor):
     x = torch.randn(4, 2, 8, 8)
     reports = []
     for bits in (4, 8):
-        prof = base.model_copy(update={"adc": base.adc.model_copy(update={"bits": bits}),
-                                       "periphery": per})
+        prof = base.model_copy(
+            update={"adc": base.adc.model_copy(update={"bits": bits}), "periphery": per}
+        )
         chip = memsim.convert(model, prof, seed=3)
         memsim.calibrate(chip, x)
         reports.append(memsim.cost_report(chip, x))

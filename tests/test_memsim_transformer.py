@@ -145,14 +145,18 @@ def test_encoder_layer_matches_digital(batch_first, norm_first, activation):
     x = _seq(N, L, E, batch_first)
     causal = nn.Transformer.generate_square_subsequent_mask(L)
     with torch.no_grad():  # eval and no_grad: torch's fused fast path for the reference
-        for masks in ({}, {"src_mask": causal, "is_causal": True},
-                      {"src_key_padding_mask": _padding(N, L)},
-                      {"src_mask": causal, "src_key_padding_mask": _padding(N, L)}):
+        for masks in (
+            {},
+            {"src_mask": causal, "is_causal": True},
+            {"src_key_padding_mask": _padding(N, L)},
+            {"src_mask": causal, "src_key_padding_mask": _padding(N, L)},
+        ):
             assert _rel(chip(x, **masks), enc(x, **masks)) <= 1e-5, list(masks)
 
 
 @pytest.mark.parametrize(
-    "kw", [{"bias": False}, {"activation": nn.GELU()}, {"layer_norm_eps": 1e-3}],
+    "kw",
+    [{"bias": False}, {"activation": nn.GELU()}, {"layer_norm_eps": 1e-3}],
     ids=["no_bias", "gelu_module", "eps"],
 )
 def test_encoder_layer_options_and_dropout_in_training_mode(kw):
@@ -182,16 +186,29 @@ def test_decoder_layer_matches_digital(batch_first, norm_first):
     tgt, mem = _seq(N, L, E, batch_first), _seq(N, S, E, batch_first)
     causal = nn.Transformer.generate_square_subsequent_mask(L)
     with torch.no_grad():
-        for masks in ({}, {"tgt_mask": causal, "tgt_is_causal": True},
-                      {"tgt_mask": causal, "tgt_key_padding_mask": _padding(N, L),
-                       "memory_key_padding_mask": _padding(N, S)},
-                      {"memory_mask": torch.rand(L, S) < 0.3}):
+        for masks in (
+            {},
+            {"tgt_mask": causal, "tgt_is_causal": True},
+            {
+                "tgt_mask": causal,
+                "tgt_key_padding_mask": _padding(N, L),
+                "memory_key_padding_mask": _padding(N, S),
+            },
+            {"memory_mask": torch.rand(L, S) < 0.3},
+        ):
             assert _rel(chip(tgt, mem, **masks), dec(tgt, mem, **masks)) <= 1e-5, list(masks)
     names = [r.name for r in memsim.tile_report(chip).layers]
     assert names == [
-        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
-        "multihead_attn.q_proj", "multihead_attn.k_proj", "multihead_attn.v_proj",
-        "multihead_attn.out_proj", "linear1", "linear2",
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.out_proj",
+        "multihead_attn.q_proj",
+        "multihead_attn.k_proj",
+        "multihead_attn.v_proj",
+        "multihead_attn.out_proj",
+        "linear1",
+        "linear2",
     ]
 
 
@@ -297,7 +314,9 @@ def test_tile_report_lists_every_projection_and_the_digital_extras():
         ("linear2", "linear", (E, 32)),
     ]
     assert [(d.name, d.parameters) for d in report.digital] == [
-        ("self_attn", 2 * E), ("norm1", 2 * E), ("norm2", 2 * E)
+        ("self_attn", 2 * E),
+        ("norm1", 2 * E),
+        ("norm2", 2 * E),
     ]
 
 
@@ -313,10 +332,16 @@ def test_the_tiles_compute_the_layer_not_a_fused_path():
         other.linear1.weight.mul_(2.0)
     chip = memsim.convert(enc, "ideal", seed=0)
     wq, wk, wv = other.self_attn.in_proj_weight.detach().chunk(3)
-    memsim.program(chip, {
-        "self_attn.q_proj.weight": wq, "self_attn.k_proj.weight": wk,
-        "self_attn.v_proj.weight": wv, "linear1.weight": other.linear1.weight.detach(),
-    }, seed=1)
+    memsim.program(
+        chip,
+        {
+            "self_attn.q_proj.weight": wq,
+            "self_attn.k_proj.weight": wk,
+            "self_attn.v_proj.weight": wv,
+            "linear1.weight": other.linear1.weight.detach(),
+        },
+        seed=1,
+    )
     x = torch.randn(N, L, E)
     with torch.no_grad():
         assert _rel(chip(x), other(x)) <= 1e-5
@@ -362,13 +387,18 @@ def test_export_import_round_trip_of_a_transformer_chip(tmp_path):
 
 def test_models_without_attention_are_not_copied_or_changed():
     model = nn.Sequential(
-        nn.Conv2d(4, 4, 3, groups=4), nn.Conv2d(4, 8, 3, groups=2), nn.Flatten(),
+        nn.Conv2d(4, 4, 3, groups=4),
+        nn.Conv2d(4, 8, 3, groups=2),
+        nn.Flatten(),
         nn.Linear(8, 2),
     )
     assert restructure(model) is model
     chip = memsim.convert(model, "ideal", seed=0)
     assert [type(m).__name__ for m in chip] == [
-        "AnalogConv2d", "AnalogConv2d", "Flatten", "AnalogLinear"
+        "AnalogConv2d",
+        "AnalogConv2d",
+        "Flatten",
+        "AnalogLinear",
     ]
     x = torch.randn(2, 4, 5, 5)
     with torch.no_grad():
@@ -383,10 +413,19 @@ def test_vit_converts_matches_digital_and_round_trips_its_checkpoint(tmp_path):
     model = vit_mnist(depth=2).eval()
     chip = memsim.convert(model, "ideal", seed=0)
     names = [r.name for r in memsim.tile_report(chip).layers]
-    block = ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
-             "linear1", "linear2"]
-    assert names == ["patch_embed", *(f"encoder.layers.{i}.{p}" for i in range(2)
-                                      for p in block), "head"]
+    block = [
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.out_proj",
+        "linear1",
+        "linear2",
+    ]
+    assert names == [
+        "patch_embed",
+        *(f"encoder.layers.{i}.{p}" for i in range(2) for p in block),
+        "head",
+    ]
     x = torch.randn(4, 1, 28, 28)
     with torch.no_grad():
         assert _rel(chip(x), model(x)) <= 1e-5
@@ -414,8 +453,11 @@ def test_transformer_chips_run_on_cuda():
     chip = memsim.convert(dec, "ideal", seed=0)
     tgt, mem = torch.randn(N, L, E, device=dev), torch.randn(N, S, E, device=dev)
     causal = nn.Transformer.generate_square_subsequent_mask(L, device=dev)
-    masks = {"tgt_mask": causal, "tgt_is_causal": True,
-             "memory_key_padding_mask": _padding(N, S).to(dev)}
+    masks = {
+        "tgt_mask": causal,
+        "tgt_is_causal": True,
+        "memory_key_padding_mask": _padding(N, S).to(dev),
+    }
     with torch.no_grad():
         # TF32 may be on for CUDA matmuls and convolutions: a looser bound than on CPU
         assert _rel(chip(tgt, mem, **masks), dec(tgt, mem, **masks)) <= 1e-3

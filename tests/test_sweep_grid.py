@@ -132,8 +132,19 @@ def test_grid_over_adc_bits_reports_energy_and_plots_accuracy_against_it(tmp_pat
     config = tmp_path / "tiny.toml"
     config.write_text(GRID_TOML.replace("[ga]", '[chip]\nprofile = "rram_1t1r_yao2020"\n\n[ga]'))
     rc, out, err = cli(
-        capsys, "sweep", "grid", config, "--grid", "adc.bits=4,8", "--seeds", "1",
-        "--run-root", tmp_path / "runs", "--out", tmp_path / "out", "--no-progress",
+        capsys,
+        "sweep",
+        "grid",
+        config,
+        "--grid",
+        "adc.bits=4,8",
+        "--seeds",
+        "1",
+        "--run-root",
+        tmp_path / "runs",
+        "--out",
+        tmp_path / "out",
+        "--no-progress",
     )
     assert rc == 0, err
     (folder,) = (tmp_path / "out").iterdir()
@@ -145,8 +156,9 @@ def test_grid_over_adc_bits_reports_energy_and_plots_accuracy_against_it(tmp_pat
             assert float(r[f"{m}_energy_nJ"]) == pytest.approx(1e9 * cost[m]["energy_J"])
             assert float(r[f"{m}_tops_per_w"]) == pytest.approx(cost[m]["tops_per_w"])
     # only the ADC term changes with its bits, and it grows as 2**bits (memsim.cost)
-    low, high = (read(Path(r["run_dir"]) / "results.json")["cost"]["models"]["baseline"]
-                 for r in rows)
+    low, high = (
+        read(Path(r["run_dir"]) / "results.json")["cost"]["models"]["baseline"] for r in rows
+    )
     assert high["adc_J"] == pytest.approx(low["adc_J"] * 2 ** (8 - 4), rel=1e-9)
     assert float(rows[1]["baseline_energy_nJ"]) > float(rows[0]["baseline_energy_nJ"])
     assert (folder / "grid-accuracy-vs-energy.png").stat().st_size > 1000

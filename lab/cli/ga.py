@@ -189,9 +189,7 @@ def _run(
     start = time.perf_counter()
     with user_errors(), tracked(args):
         ctx = run_context(args, executor=args.executor_spec, run_root=run_root)
-        results, run_dir = run_study(
-            config, ctx, resume_dir=resume_dir, source_text=source_text
-        )
+        results, run_dir = run_study(config, ctx, resume_dir=resume_dir, source_text=source_text)
     wall = time.perf_counter() - start
     print(format_results(results))
     if "replicates" in results:

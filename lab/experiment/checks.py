@@ -25,10 +25,9 @@ COMPLETE = "complete"
 GA_PARENT = "ga"
 
 
-
-
 class ExperimentError(RuntimeError):
     """An experiment cannot run (e.g. a resume that does not match its folder)."""
+
 
 def preflight(cfg: ExperimentConfig, data_root: str | None) -> None:
     """Refuse a start whose profile or dataset is unusable, before any folder exists.

@@ -67,7 +67,11 @@ def plot_history(
     ga = style.color_for("ga")
     ax.plot(gens, [100 * r["best"] for r in history], "o-", color=ga, label="best (generation)")
     ax.plot(
-        gens, [100 * r["mean"] for r in history], "s-", color=ga, alpha=0.5,
+        gens,
+        [100 * r["mean"] for r in history],
+        "s-",
+        color=ga,
+        alpha=0.5,
         label="mean (generation)",
     )
     ax.plot(gens, [100 * r["best_ever"] for r in history], "k--", label="best-ever")
@@ -146,7 +150,12 @@ def plot_drift(
             for m, s in t0:
                 # models side by side at t0, so that their error bars do not overlap
                 a0.errorbar(
-                    [(i - (n - 1) / 2) * 0.15], [m], yerr=[s], fmt="D", capsize=3, color=color,
+                    [(i - (n - 1) / 2) * 0.15],
+                    [m],
+                    yerr=[s],
+                    fmt="D",
+                    capsize=3,
+                    color=color,
                     label=label if not timed else None,
                 )
     axes = [ax] if a0 is None or a0 is ax else [a0, ax]
@@ -315,13 +324,9 @@ def plot_gains(results: Mapping[str, Any], path: str | Path) -> Path:
             lows.append(v["mean_pp"] - lo)
             highs.append(hi - v["mean_pp"])
             filled.append(bool(v["significant"]))
-            ax.scatter(
-                [x] * len(v["replicate_pp"]), v["replicate_pp"], s=8, color="0.6", zorder=2
-            )
+            ax.scatter([x] * len(v["replicate_pp"]), v["replicate_pp"], s=8, color="0.6", zorder=2)
         color = f"C{k}"
-        ax.errorbar(
-            xs, means, yerr=[lows, highs], fmt="none", ecolor=color, capsize=3, zorder=3
-        )
+        ax.errorbar(xs, means, yerr=[lows, highs], fmt="none", ecolor=color, capsize=3, zorder=3)
         ax.scatter(
             xs,
             means,

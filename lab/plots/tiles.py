@@ -65,9 +65,7 @@ def plot_tiles(
                 label="tiles" if i == 0 else None,
             )
     ax.set_xticks(list(xs))
-    ax.set_xticklabels(
-        [r.name for r in layers], rotation=60, ha="right", fontsize=style.TICK_SIZE
-    )
+    ax.set_xticklabels([r.name for r in layers], rotation=60, ha="right", fontsize=style.TICK_SIZE)
     ax.set_ylim(0, 112)
     style.finish(
         ax,
