@@ -451,19 +451,23 @@ def _attention_cost(
 
 
 @torch.no_grad()
-def cost_report(chip: nn.Module, x: Tensor) -> CostReport:
+def cost_report(chip: nn.Module, x: Tensor, batch_dim: int = 0) -> CostReport:
     """Energy, latency and area of ``chip(x)``, per inference, layer by layer.
 
-    Runs one forward pass of ``x`` (its first dimension is the batch of inferences)
+    Runs one forward pass of ``x`` (dimension ``batch_dim`` is the batch of inferences:
+    1 for a sequence-first input, ``(S, B, E)`` of a ``batch_first=False`` transformer)
     and measures the DAC codes each analog layer applies and the digital MACs of each
     converted attention (a row of kind ``attn``).  Calibrate the chip first
     if its converters are ``calibrated`` (see :func:`memsim.calibrate`).
 
     Raises:
         CostModelError: A layer's profile has an ideal DAC or ADC (``bits`` null).
-        ValueError: ``chip`` has no analog layer.
+        ValueError: ``chip`` has no analog layer, or ``batch_dim`` is not a dimension of
+            ``x``.
 
     """
+    if not -x.dim() <= batch_dim < x.dim():
+        raise ValueError(f"batch_dim={batch_dim} is not a dimension of x of shape {tuple(x.shape)}")
     layers = analog_layers(chip)
     if not layers:
         raise ValueError("the model has no analog layer; convert it with memsim.convert first")
@@ -486,7 +490,7 @@ def cost_report(chip: nn.Module, x: Tensor) -> CostReport:
             del layer.cost_probe  # back to the class default (None)
         for _, attention in attentions:
             del attention.cost_probe
-    n = int(x.shape[0])
+    n = int(x.shape[batch_dim])
     costs = {name: _layer_cost(name, layer, m, n) for (name, layer), m in zip(layers, meters)}
     fallback = layers[0][1].profile
     for (name, attention), a_meter in zip(attentions, attention_meters):

@@ -368,6 +368,24 @@ def test_cost_report_counts_the_attention_products_as_digital_work():
     assert "enc.self_attn" in report.to_csv()
 
 
+def test_cost_report_of_a_sequence_first_transformer_counts_its_batch_dimension():
+    # (L, N, E) input of a batch_first=False layer: the batch is dimension 1, so the
+    # per-inference counts are those of one sequence (hand computation below)
+    torch.manual_seed(12)
+    enc = nn.Sequential(nn.TransformerEncoderLayer(E, HEADS, 32, batch_first=False)).eval()
+    chip = memsim.convert(enc, "rram_wan2022", seed=0)
+    x = torch.randn(L, N, E)
+    memsim.calibrate(chip, x)
+    rows = {r.name: r for r in memsim.cost_report(chip, x, batch_dim=1).layers}
+    assert rows["0.self_attn"].macs == 2 * L * L * E  # Q K^T and softmax(.) V
+    assert rows["0.self_attn.q_proj"].macs == L * E * E  # one MVM per token
+    assert rows["0.linear1"].macs == L * E * 32
+    wrong = {r.name: r for r in memsim.cost_report(chip, x).layers}  # batch taken as L
+    assert wrong["0.self_attn.q_proj"].macs == N * E * E
+    with pytest.raises(ValueError, match="batch_dim=3 is not a dimension"):
+        memsim.cost_report(chip, x, batch_dim=3)
+
+
 def test_export_import_round_trip_of_a_transformer_chip(tmp_path):
     torch.manual_seed(10)
     model = _Classifier().eval()
