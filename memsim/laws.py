@@ -150,6 +150,12 @@ class DriftLaw(DeviceLaw):
     """Conductance drift from per-device exponents drawn at programming time."""
 
     kind = "drift"
+    deferrable: ClassVar[bool] = False
+    """Whether the tiles may draw the exponents later than the programming noise: set by a
+    law whose :meth:`exponents` always returns a tensor and whose :meth:`drift` at
+    ``t_s = 0`` ignores ``nu``.  Programming then skips the draw until a drifted state,
+    the state dict or ``tiles.nu`` needs it (the values are the same: the generator's
+    state is kept), which saves a third of a training step's programming."""
 
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor | None:
         """Per-device drift exponents (``None``: the devices do not drift)."""

@@ -188,7 +188,8 @@ class AnalogLayer(TileArray):
 
     def _refresh_partial_cache(self) -> None:
         self._p_scale = self._to_partial_order(self.scale * self.comp_gain)
-        self._p_tile = self._to_partial_order(self.tile_of_partial)
+        if self._p_tile is None or self._p_tile.device != self.tile_of_partial.device:
+            self._p_tile = self._to_partial_order(self.tile_of_partial)  # fixed by the layout
         self._w_part = self._partial_weights(self.w_norm)
         self._v_part = None
         read = self.physics.read

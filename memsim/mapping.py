@@ -63,15 +63,19 @@ def expand_partial(v: Tensor, layout: TileLayout) -> Tensor:
 def to_conductances(w_norm: Tensor, profile: DeviceProfile) -> Tensor:
     """Target conductances ``(2, out, K)`` (G+, G-) for normalized weights in [-1, 1]."""
     d = profile.device
-    mag = w_norm.abs().clamp(max=1.0)
+    # G+ from min(w, 1) on w > 0 and G- from min(-w, 1) on w < 0: clamp(+-w, 0, 1), the
+    # values of where(w > 0, min(|w|, 1), 0) without the masks (programming runs per step)
+    out = torch.empty((2, *w_norm.shape), dtype=w_norm.dtype, device=w_norm.device)
+    torch.clamp(w_norm, 0.0, 1.0, out=out[0])
+    torch.clamp(w_norm.neg(), 0.0, 1.0, out=out[1])
     if d.levels is not None:
-        mag = torch.round(mag * (d.levels - 1)) / (d.levels - 1)
-    window = d.g_max_uS - d.g_min_uS
-    pos = torch.where(w_norm > 0, mag, 0.0)
-    neg = torch.where(w_norm < 0, mag, 0.0)
-    return d.g_min_uS + torch.stack([pos, neg]) * window
+        out = out.mul_(d.levels - 1).round_().div_(d.levels - 1)
+    return out.mul_(d.g_max_uS - d.g_min_uS).add_(d.g_min_uS)
 
 
-def to_normalized(g: Tensor, profile: DeviceProfile) -> Tensor:
-    """Normalized weights ``(G+ - G-) / (g_max - g_min)`` from conductances ``(2, ...)``."""
-    return (g[0] - g[1]) / profile.g_range_uS
+def to_normalized(g: Tensor, profile: DeviceProfile, out: Tensor | None = None) -> Tensor:
+    """Normalized weights ``(G+ - G-) / (g_max - g_min)`` from conductances ``(2, ...)``.
+
+    ``out``: a tensor of the result's shape to write into (the tiles' buffer).
+    """
+    return torch.sub(g[0], g[1], out=out).div_(profile.g_range_uS)

@@ -124,11 +124,16 @@ class PolynomialProgramming(ProgrammingLaw):
         coeffs = list(self.section.coeffs_uS)
         # the terms of powers 0 and 1 without pow: ghat**0 is exactly 1 and ghat**1 exactly
         # ghat, so the sum has the values of sum(coeff * ghat**power) started at zeros
-        sig = torch.full_like(g_target, 0.0 + coeffs[0]) if coeffs else torch.zeros_like(g_target)
-        for power, coeff in enumerate(coeffs[1:], start=1):
-            sig = sig + coeff * (ghat if power == 1 else ghat**power)
+        # (in place on fresh tensors, term 0 added to term 1 rather than the terms to a
+        # tensor full of term 0: the same sums, as addition commutes)
+        if len(coeffs) < 2:
+            sig = torch.full_like(g_target, 0.0 + coeffs[0] if coeffs else 0.0)
+        else:
+            sig = ghat.mul(coeffs[1]).add_(coeffs[0])
+        for power, coeff in enumerate(coeffs[2:], start=2):
+            sig = sig.add_(ghat.pow(power).mul_(coeff))
         # A polynomial fit can go negative outside its range; a std cannot.
-        return sig.clamp(min=0.0) * (self.g_max / self._ref())
+        return sig.clamp_(min=0.0).mul_(self.g_max / self._ref())
 
     def aihwkit(self) -> AihwkitForm:
         """Aihwkit's ``prog_coeff`` with its reference g_max."""
@@ -173,6 +178,7 @@ class PowerLawDrift(DriftLaw):
     name = "power_law"
     uses = ("t0_s", "nu_mean", "nu_std")
     aihwkit_missing = None
+    deferrable = True  # drift() returns g_prog for t_s <= t0 without reading nu
 
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor:
         """``max(0, N(nu_mean, nu_std))`` per device."""
@@ -227,6 +233,7 @@ class PCMJoshi2020Drift(DriftLaw):
     name = "pcm_joshi2020"
     uses = ("t0_s", "t_read_s")
     aihwkit_missing = None
+    deferrable = True  # at t_s = 0 drift() adds the 1/f noise only: nu is not read
 
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor:
         """State-dependent nu (aihwkit ``generate_drift_coefficients``)."""
@@ -242,12 +249,15 @@ class PCMJoshi2020Drift(DriftLaw):
         d = self.section
         t = t_s + d.t0_s
         g = g_prog * (t / d.t0_s) ** (-nu) if (nu is not None and t > d.t0_s) else g_prog
-        ghat = g_prog.abs().div_(self.g_max).pow_(0.65).clamp_(min=1e-3)
-        q_s = (0.0088 / ghat).clamp_(max=0.2)
+        abs_prog = g_prog.abs()
+        ghat = abs_prog.div(self.g_max).pow_(0.65).clamp_(min=1e-3)
+        q_s = ghat.reciprocal_().mul_(0.0088).clamp_(max=0.2)  # the ops of 0.0088 / ghat
         # no 1/f noise has accumulated before one read pulse (t < t_read: log < 0)
         sig = q_s.mul_(math.sqrt(max(0.0, math.log((t + d.t_read_s) / (2 * d.t_read_s)))))
         # (|g| sig) N + g, clipped at 0: the values of the formula, computed in place
-        return g.abs().mul_(sig).mul_(_randn(g, gen)).add_(g).clamp_(min=0.0)
+        # (sig |g| is |g| sig: products commute; before drift |g| is the |g_prog| above)
+        sig = sig.mul_(abs_prog if g is g_prog else g.abs())
+        return sig.mul_(_randn(g, gen)).add_(g).clamp_(min=0.0)
 
     def aihwkit(self) -> AihwkitForm:
         """The aihwkit ``PCMLikeNoiseModel`` (the same formulas)."""
@@ -351,6 +361,11 @@ class DeviceModel:
     def drift(self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator) -> Tensor:
         """Conductance ``t_s`` seconds after programming."""
         return self.drift_law.drift(g_prog, nu, t_s, gen)
+
+    @property
+    def defers_exponents(self) -> bool:
+        """Whether the drift exponents may be drawn after programming (see ``DriftLaw``)."""
+        return bool(self.drift_law.deferrable)
 
     def read_sigma(self) -> float:
         """Std of one device read, as a fraction of the window (state-independent laws)."""

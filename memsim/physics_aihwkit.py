@@ -319,6 +319,11 @@ class AihwkitDeviceModel(DeviceModel, DeviceLaw):
         self._argument_error = ArgumentError
         self._coeffs_none = False
 
+    @property
+    def defers_exponents(self) -> bool:
+        """Never: the aihwkit hooks draw from torch's global generator in their own order."""
+        return False
+
     def _to_model(self, g: Tensor) -> Tensor:
         # Always a fresh tensor: some aihwkit hooks modify their input in place.
         return g * self._a + self._b if self._a != 1.0 or self._b != 0.0 else g.clone()

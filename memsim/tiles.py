@@ -4,11 +4,12 @@
 conductances at programming and now, the chip's defects (stuck-at faults, per-device
 gains), the drift exponents, the weight scales, the normalized weights (IR-drop transfer
 included) and the drift-compensation gains.  It programs, drifts and loads measured
-conductances; the pure functions below do the arithmetic.  The state lives in buffers
-(they are the layer's state dict) and is changed only here.
+conductances; the pure functions of :mod:`memsim.tile_ops` do the arithmetic.  The state
+lives in buffers (they are the layer's state dict) and is changed only here.
 
 Everything outside reads it through :class:`TileView` (``layer.tiles``): export,
-read-back, cost, trim, defect maps and the lab.  No getter has a side effect.
+read-back, cost, trim, defect maps and the lab.  No getter has a side effect on the
+state's values (``nu`` may draw exponents a programming deferred: the same values).
 
 The conductances are ``(2, out, K)`` in µS (``[G+, G-]``, logical layout); see
 :meth:`memsim.tiling.TileLayout.positions` for the physical tile, row and column.
@@ -23,11 +24,20 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import irdrop, mapping
+from . import mapping
 from .physics import DeviceModel, device_model
 from .placement import device_index, identity_placement, is_identity
 from .profiles import DeviceProfile, DriftCompensation
 from .seeds import device_seed
+from .tile_ops import (
+    apply_defects,
+    draw_defects,
+    generator,
+    normalized_weights,
+    target_conductances,
+    tile_index,
+    tile_mean_abs,
+)
 from .tiling import TileLayout, make_layout
 
 STREAM_CHIP, STREAM_PROG, STREAM_READ, STREAM_DRIFT = 1, 2, 3, 4
@@ -41,84 +51,6 @@ _DIGEST_NEW_FIELDS = (
     ("drift", "params"),
     ("adc", "offset"),
 )
-
-
-def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
-    """A torch generator on ``device`` seeded with ``seed``."""
-    gen = torch.Generator(device=device)
-    gen.manual_seed(seed)
-    return gen
-
-
-# -- pure operations -----------------------------------------------------------------------
-def target_conductances(
-    target: Tensor, layout: TileLayout, profile: DeviceProfile, tiles: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
-    """Target conductances ``(2, out, K)`` (µS) of ``target`` weights and their scales.
-
-    ``tiles``: ``layout.tile_of_partial`` where the caller keeps it (computed if ``None``).
-
-    Returns:
-        ``(g_target, scale)`` with ``scale`` per (output, row tile).
-
-    """
-    w = mapping.digital_quantize(target, profile)
-    scale = mapping.weight_scales(w, layout, profile.mapping.weight_scaling, tiles)
-    w_norm = w / mapping.expand_partial(scale, layout)
-    return mapping.to_conductances(w_norm, profile), scale
-
-
-def draw_defects(
-    shape: tuple[int, ...], profile: DeviceProfile, gen: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """Stuck-at faults (0 ok, 1 at g_min, 2 at g_max) and per-device gains of a chip."""
-    f = profile.faults
-    u = torch.rand(shape, generator=gen)
-    fault = torch.zeros(shape, dtype=torch.int8)
-    fault[u < f.stuck_at_gmin_rate] = 1
-    fault[(u >= f.stuck_at_gmin_rate) & (u < f.stuck_at_gmin_rate + f.stuck_at_gmax_rate)] = 2
-    gain = 1.0 + f.d2d_sigma * torch.randn(shape, generator=gen)
-    return fault, gain.clamp(min=0.0)
-
-
-def apply_defects(
-    g: Tensor, fault: Tensor, gain: Tensor, g_min: float, g_max: float, with_gain: bool
-) -> Tensor:
-    """``g`` with the per-device gains (if ``with_gain``) and the stuck devices applied."""
-    if with_gain:
-        g = g_min + (g - g_min) * gain
-    if not bool(fault.any()):
-        return g  # no stuck device (a profile without faults): nothing to write
-    # the values of torch.where(fault == code, full_like(g, level), g), without the full
-    g = g.masked_fill(fault == 1, g_min)
-    return g.masked_fill(fault == 2, g_max)
-
-
-def normalized_weights(g: Tensor, layout: TileLayout, profile: DeviceProfile) -> Tensor:
-    """Normalized weights ``(out, K)`` the tiles compute with at conductances ``g``."""
-    if profile.ir_drop.enabled:
-        # one transfer matrix per tile, solved for all tiles of the layer at once
-        return irdrop.normalized_weights(g, layout, profile)
-    return mapping.to_normalized(g, profile)
-
-
-def tile_index(layout: TileLayout, device: torch.device | str) -> tuple[Tensor, Tensor]:
-    """The tile of every weight, flat ``(out * K,)``, and the weights per tile ``(n_tiles,)``."""
-    tile = layout.positions(device)[0].reshape(-1)
-    return tile, torch.bincount(tile, minlength=layout.n_tiles)
-
-
-def tile_mean_abs(
-    w_norm: Tensor, layout: TileLayout, index: tuple[Tensor, Tensor] | None = None
-) -> Tensor:
-    """Mean ``|w|`` of each tile's weights (the drift-compensation reference read).
-
-    ``index``: :func:`tile_index` of ``layout`` where the caller keeps it.
-    """
-    tile, count = index if index is not None else tile_index(layout, w_norm.device)
-    total = torch.zeros(layout.n_tiles, dtype=w_norm.dtype, device=w_norm.device)
-    total.index_add_(0, tile, w_norm.abs().reshape(-1))
-    return total / count.to(total.dtype).clamp(min=1)
 
 
 # -- the state ---------------------------------------------------------------------------
@@ -174,6 +106,12 @@ class TileArray(nn.Module):
         self.measured = False
         self.t_s = 0.0
         self.seed = 0
+        # the drift exponents a programming deferred: (g_target, generator state)
+        self._nu_pending: tuple[Tensor, Tensor] | None = None
+        # (any stuck device, every gain exactly 1) and whether the placement is the
+        # identity: None after a change, computed when next needed
+        self._defect_flags: tuple[bool, bool] | None = (False, True)
+        self._identity: bool | None = True
 
     @property
     def tiles(self) -> TileView:
@@ -197,6 +135,7 @@ class TileArray(nn.Module):
         fault, gain = draw_defects(tuple(self.g_prog.shape), self.profile, gen)
         self.fault.copy_(fault.to(self.fault.device))
         self.gain.copy_(gain.to(self.gain.device))
+        self._defect_flags = None
 
     @torch.no_grad()
     def set_defects(self, fault: Tensor, gain: Tensor) -> None:
@@ -206,6 +145,7 @@ class TileArray(nn.Module):
         """
         self.fault.copy_(fault.to(self.fault))
         self.gain.copy_(gain.to(self.gain))
+        self._defect_flags = None
 
     @torch.no_grad()
     def set_targets(self, weight: Tensor) -> None:
@@ -224,11 +164,18 @@ class TileArray(nn.Module):
         g_target = g_target.cpu()
         gen = self._generator(device_seed(seed, STREAM_PROG, self.layer_index))
         g = self.physics.program(g_target, gen)
-        nu = self.physics.drift_exponents(g_target, gen)
-        self._has_drift = nu is not None
+        if self.physics.defers_exponents:
+            # drawn from this generator state when first needed (the same values): a
+            # training step programs and reads at t = 0, where the exponents play no part
+            self._has_drift = True
+            self._nu_pending = (g_target, gen.get_state())
+        else:
+            nu = self.physics.drift_exponents(g_target, gen)
+            self._has_drift = nu is not None
+            self._nu_pending = None
+            self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
         self.measured = False
         self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
-        self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
         self._programmed()
         self._drift(0.0, reference=True)
 
@@ -246,6 +193,7 @@ class TileArray(nn.Module):
             self.fault.copy_(fault.to(self.fault))
         if gain is not None:
             self.gain.copy_(gain.to(self.gain))
+        self._defect_flags = None
         self.g_prog.copy_(g.to(self.g_prog))
         self.measured = True
         self._programmed()
@@ -257,13 +205,21 @@ class TileArray(nn.Module):
         return target_conductances(self.target, self.layout, self.profile)[0]
 
     def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
+        if self._defect_flags is None:
+            self._defect_flags = (bool(self.fault.any()), bool((self.gain == 1.0).all()))
+        any_fault, unit_gain = self._defect_flags
+        if not any_fault and (not with_gain or (unit_gain and self.physics.g_min == 0.0)):
+            # nothing stuck and g_min + (g - g_min) * 1 is exactly g for g_min = 0
+            return g
         fault, gain = self.placed(self.fault), self.placed(self.gain)
         return apply_defects(g, fault, gain, self.physics.g_min, self.physics.g_max, with_gain)
 
     def placed(self, per_device: Tensor) -> Tensor:
         """A ``(2, out, K)`` per-device tensor as seen by each weight under the placement."""
         placement = (self.row_perm, self.col_perm)
-        if is_identity(placement):
+        if self._identity is None:
+            self._identity = is_identity(placement)
+        if self._identity:
             return per_device
         idx = device_index(self.layout, placement)
         return per_device.reshape(2, -1)[:, idx].reshape(per_device.shape)
@@ -281,6 +237,7 @@ class TileArray(nn.Module):
         changed = not (torch.equal(rows, self.row_perm) and torch.equal(cols, self.col_perm))
         self.row_perm.copy_(rows)
         self.col_perm.copy_(cols)
+        self._identity = None
         return changed
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
@@ -288,7 +245,28 @@ class TileArray(nn.Module):
         rows, cols = identity_placement(self.layout, self.row_perm.device)
         state_dict.setdefault(prefix + "row_perm", rows)
         state_dict.setdefault(prefix + "col_perm", cols)
+        # the loaded buffers replace every derived flag and a deferred exponent draw
+        self._nu_pending, self._defect_flags, self._identity = None, None, None
         super()._load_from_state_dict(state_dict, prefix, *args)
+
+    def _save_to_state_dict(
+        self, destination: dict[str, Any], prefix: str, keep_vars: bool
+    ) -> None:
+        self._draw_deferred_exponents()  # the saved state holds the exponents
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    @torch.no_grad()
+    def _draw_deferred_exponents(self) -> None:
+        """Draw the drift exponents a programming deferred (the values it would have drawn)."""
+        if self._nu_pending is None:
+            return
+        g_target, state = self._nu_pending
+        self._nu_pending = None
+        gen = torch.Generator()
+        gen.set_state(state)
+        nu = self.physics.drift_exponents(g_target, gen)
+        assert nu is not None  # a deferrable drift law always draws exponents
+        self.nu.copy_(nu.to(self.nu.device))
 
     @torch.no_grad()
     def drift_to(self, t_s: float) -> None:
@@ -299,6 +277,8 @@ class TileArray(nn.Module):
 
     def _conductances_at(self, t_s: float) -> Tensor:
         g = self.g_prog
+        if t_s > 0.0:
+            self._draw_deferred_exponents()  # at t = 0 a deferrable law does not read them
         if self._has_drift and not (self.measured and t_s == 0.0):
             gen = self._generator(
                 device_seed(self.seed, STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
@@ -321,15 +301,17 @@ class TileArray(nn.Module):
         g = self._conductances_at(t_s)
         self.g_now.copy_(g)
         p = self.profile
-        self.w_norm.copy_(normalized_weights(g, self.layout, p))
+        normalized_weights(g, self.layout, p, out=self.w_norm)
         tiles_abs = tile_mean_abs(self.w_norm, self.layout, self._tile_index())
         if reference:
             self.comp_ref.copy_(tiles_abs)
         if p.drift.compensation == DriftCompensation.globally:
             gain = self.comp_ref / tiles_abs.clamp(min=1e-12)
             self.comp_gain.copy_(gain[self.tile_of_partial])
-        self.w_eff.copy_(
-            self.w_norm * mapping.expand_partial(self.scale * self.comp_gain, self.layout)
+        torch.mul(
+            self.w_norm,
+            mapping.expand_partial(self.scale * self.comp_gain, self.layout),
+            out=self.w_eff,
         )
         self._state_changed()
 
@@ -418,7 +400,12 @@ class TileView:
 
     @property
     def nu(self) -> Tensor:
-        """Drift exponents ``(2, out, K)`` (zeros without drift)."""
+        """Drift exponents ``(2, out, K)`` (zeros without drift).
+
+        A programming may defer their draw (``DriftLaw.deferrable``); reading them here
+        draws them then, with the values the programming would have drawn.
+        """
+        self._t._draw_deferred_exponents()
         return self._t.nu
 
     @property

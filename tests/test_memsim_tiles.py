@@ -1,5 +1,6 @@
 """The tile state: pure operations, a read-only view, no getter with a side effect."""
 
+import copy
 import re
 from pathlib import Path
 
@@ -8,6 +9,7 @@ from torch import nn
 
 import memsim
 from memsim import tiles
+from memsim.seeds import device_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,3 +62,45 @@ def test_no_file_outside_the_tile_state_touches_its_buffers():
                 if _PRIVATE.search(line) or _LAYER_BUFFERS.search(line):
                     hits.append(f"{rel}:{no}: {line.strip()}")
     assert not hits, "use layer.tiles (read-only) or the layer's methods:\n" + "\n".join(hits)
+
+
+def _pcm_layer(seed=5):
+    torch.manual_seed(0)
+    chip = memsim.convert(nn.Linear(20, 6), "pcm_joshi2020", seed=seed)
+    return chip, memsim.analog_layers(chip)[0][1]
+
+
+def test_deferred_drift_exponents_are_the_ones_drawn_after_the_programming_noise():
+    # the draw order a programming seed stands for: programming noise, then the exponents,
+    # from one generator (a hand-made reference, independent of the deferral)
+    chip, layer = _pcm_layer(seed=5)
+    g_target = layer.tiles.target_conductances()
+    gen = tiles.generator(device_seed(5, tiles.STREAM_PROG, layer.layer_index))
+    g = layer.physics.program(g_target, gen)
+    nu = layer.physics.drift_exponents(g_target, gen)
+    assert torch.equal(layer.tiles.g_prog, g)
+    saved = chip.state_dict()["nu"]  # saved without reading tiles.nu first
+    assert torch.equal(saved, nu) and torch.equal(layer.tiles.nu, nu)
+    assert float(nu.min()) > 0.0  # the law draws |N(mu, sig)| with mu >= 0.049
+
+
+def test_drift_and_copies_see_the_deferred_exponents():
+    _, eager = _pcm_layer()
+    eager.tiles.nu  # noqa: B018  (drawn now)
+    _, lazy = _pcm_layer()
+    twin = copy.deepcopy(lazy)  # a copy made before the draw
+    for layer in (eager, lazy, twin):
+        memsim.drift(layer, 3600.0)
+    assert torch.equal(lazy.tiles.g_now, eager.tiles.g_now)
+    assert torch.equal(twin.tiles.g_now, eager.tiles.g_now)
+    assert not torch.equal(eager.tiles.g_now, eager.tiles.g_prog)  # it drifted
+
+
+def test_a_loaded_state_replaces_a_deferred_draw():
+    chip_a, layer_a = _pcm_layer(seed=5)
+    chip_b, layer_b = _pcm_layer(seed=6)
+    chip_a.load_state_dict(chip_b.state_dict())
+    assert torch.equal(layer_a.tiles.nu, layer_b.tiles.nu)
+    memsim.drift(chip_a, 86400.0)
+    memsim.drift(chip_b, 86400.0)
+    assert torch.equal(layer_a.tiles.g_now, layer_b.tiles.g_now)
