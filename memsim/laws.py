@@ -98,6 +98,11 @@ class DeviceLaw:
     Params: ClassVar[type[BaseModel] | None] = None
     uses: ClassVar[tuple[str, ...]] = ()
     aihwkit_missing: ClassVar[str | None] = "the law does not say how aihwkit expresses it"
+    elementwise: ClassVar[bool] = False
+    """Whether the law treats each device on its own and draws its normals one per device
+    in order, with torch's elementwise operations: then consecutive pieces of the devices
+    (a multiple of 64 each) drawn from one generator get the values of one whole pass, and
+    the tiles program in cache-sized pieces (:func:`memsim.tile_ops.program_in_pieces`)."""
 
     def __init__(self, profile: DeviceProfile) -> None:
         """Bind the law to ``profile`` (its window and its section)."""

@@ -50,6 +50,7 @@ class NoProgrammingNoise(ProgrammingLaw):
 
     name = "none"
     aihwkit_missing = None
+    elementwise = True
 
     def sigma(self, g_target: Tensor) -> float:
         """Zero."""
@@ -68,6 +69,7 @@ class GaussianProgramming(ProgrammingLaw):
     name = "gaussian"
     uses = ("sigma",)
     aihwkit_missing = None
+    elementwise = True
 
     def sigma(self, g_target: Tensor) -> float:
         """``sigma (g_max - g_min)``."""
@@ -91,6 +93,7 @@ class ProportionalProgramming(ProgrammingLaw):
     name = "proportional"
     uses = ("sigma",)
     aihwkit_missing = None
+    elementwise = True
 
     def sigma(self, g_target: Tensor) -> Tensor:
         """``sigma G_target``."""
@@ -114,6 +117,7 @@ class PolynomialProgramming(ProgrammingLaw):
     name = "polynomial"
     uses = ("coeffs_uS", "coeffs_g_max_ref_uS")
     aihwkit_missing = None
+    elementwise = True
 
     def _ref(self) -> float:
         return self.section.coeffs_g_max_ref_uS or self.g_max
@@ -155,6 +159,7 @@ class NoDrift(DriftLaw):
 
     name = "none"
     aihwkit_missing = None
+    elementwise = True
 
     def aihwkit(self) -> AihwkitForm:
         """A PCM-like model with drift and read noise off."""
@@ -178,6 +183,7 @@ class PowerLawDrift(DriftLaw):
     name = "power_law"
     uses = ("t0_s", "nu_mean", "nu_std")
     aihwkit_missing = None
+    elementwise = True
     deferrable = True  # drift() returns g_prog for t_s <= t0 without reading nu
 
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor:
@@ -233,6 +239,7 @@ class PCMJoshi2020Drift(DriftLaw):
     name = "pcm_joshi2020"
     uses = ("t0_s", "t_read_s")
     aihwkit_missing = None
+    elementwise = True
     deferrable = True  # at t_s = 0 drift() adds the 1/f noise only: nu is not read
 
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor:
@@ -361,6 +368,11 @@ class DeviceModel:
     def drift(self, g_prog: Tensor, nu: Tensor | None, t_s: float, gen: torch.Generator) -> Tensor:
         """Conductance ``t_s`` seconds after programming."""
         return self.drift_law.drift(g_prog, nu, t_s, gen)
+
+    @property
+    def programs_in_pieces(self) -> bool:
+        """Whether programming may run piece by piece (both laws ``elementwise``)."""
+        return bool(self.programming.elementwise and self.drift_law.elementwise)
 
     @property
     def defers_exponents(self) -> bool:

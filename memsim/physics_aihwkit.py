@@ -320,6 +320,11 @@ class AihwkitDeviceModel(DeviceModel, DeviceLaw):
         self._coeffs_none = False
 
     @property
+    def programs_in_pieces(self) -> bool:
+        """Never: the aihwkit hooks take the whole layer."""
+        return False
+
+    @property
     def defers_exponents(self) -> bool:
         """Never: the aihwkit hooks draw from torch's global generator in their own order."""
         return False

@@ -34,6 +34,7 @@ from .tile_ops import (
     draw_defects,
     generator,
     normalized_weights,
+    program_in_pieces,
     target_conductances,
     tile_index,
     tile_mean_abs,
@@ -163,21 +164,38 @@ class TileArray(nn.Module):
         # Noise is drawn on the CPU so that a seed gives the same chip on any device.
         g_target = g_target.cpu()
         gen = self._generator(device_seed(seed, STREAM_PROG, self.layer_index))
-        g = self.physics.program(g_target, gen)
-        if self.physics.defers_exponents:
+        phys, read_now = self.physics, False
+        self.measured = False
+        if phys.programs_in_pieces and self.g_prog.device.type == "cpu":
+            # the same values as below, in cache-sized pieces (and the read at t = 0 with
+            # them where the exponents wait): the layer's temporaries never leave the cache
+            read_now = phys.defers_exponents
+            defects = self._defects_to_apply()
+            program_in_pieces(
+                g_target,
+                phys,
+                gen,
+                self._drift_generator(0.0) if read_now else None,
+                None if defects is None else (defects[0].reshape(-1), defects[1].reshape(-1)),
+                self.g_prog,
+                self.g_now if read_now else None,
+            )
+        else:
+            g = phys.program(g_target, gen)
+        if phys.defers_exponents:
             # drawn from this generator state when first needed (the same values): a
             # training step programs and reads at t = 0, where the exponents play no part
             self._has_drift = True
             self._nu_pending = (g_target, gen.get_state())
         else:
-            nu = self.physics.drift_exponents(g_target, gen)
+            nu = phys.drift_exponents(g_target, gen)
             self._has_drift = nu is not None
             self._nu_pending = None
             self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
-        self.measured = False
-        self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
+        if not phys.programs_in_pieces or self.g_prog.device.type != "cpu":
+            self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
         self._programmed()
-        self._drift(0.0, reference=True)
+        self._drift(0.0, reference=True, now_ready=read_now)
 
     @torch.no_grad()
     def load_measured(
@@ -204,15 +222,21 @@ class TileArray(nn.Module):
         """Target conductances ``(2, out, K)`` (µS) of the current targets (no side effect)."""
         return target_conductances(self.target, self.layout, self.profile)[0]
 
-    def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
+    def _defects_to_apply(self, with_gain: bool = True) -> tuple[Tensor, Tensor] | None:
+        """The placed ``(fault, gain)``, or ``None`` where applying them changes nothing."""
         if self._defect_flags is None:
             self._defect_flags = (bool(self.fault.any()), bool((self.gain == 1.0).all()))
         any_fault, unit_gain = self._defect_flags
         if not any_fault and (not with_gain or (unit_gain and self.physics.g_min == 0.0)):
             # nothing stuck and g_min + (g - g_min) * 1 is exactly g for g_min = 0
+            return None
+        return self.placed(self.fault), self.placed(self.gain)
+
+    def _apply_chip(self, g: Tensor, with_gain: bool) -> Tensor:
+        defects = self._defects_to_apply(with_gain)
+        if defects is None:
             return g
-        fault, gain = self.placed(self.fault), self.placed(self.gain)
-        return apply_defects(g, fault, gain, self.physics.g_min, self.physics.g_max, with_gain)
+        return apply_defects(g, *defects, self.physics.g_min, self.physics.g_max, with_gain)
 
     def placed(self, per_device: Tensor) -> Tensor:
         """A ``(2, out, K)`` per-device tensor as seen by each weight under the placement."""
@@ -280,12 +304,15 @@ class TileArray(nn.Module):
         if t_s > 0.0:
             self._draw_deferred_exponents()  # at t = 0 a deferrable law does not read them
         if self._has_drift and not (self.measured and t_s == 0.0):
-            gen = self._generator(
-                device_seed(self.seed, STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
-            )
+            gen = self._drift_generator(t_s)
             g = self.physics.drift(g.cpu(), self.nu.cpu(), t_s, gen).to(g.device)
             g = self._apply_chip(g, with_gain=False)  # stuck devices do not drift
         return g
+
+    def _drift_generator(self, t_s: float) -> torch.Generator:
+        return self._generator(
+            device_seed(self.seed, STREAM_DRIFT, self.layer_index, round(t_s * 1e3))
+        )
 
     def _tile_index(self) -> tuple[Tensor, Tensor]:
         """:func:`tile_index` of this layer on its device, computed once per device."""
@@ -296,10 +323,14 @@ class TileArray(nn.Module):
             cache[device] = tile_index(self.layout, device)
         return cache[device]
 
-    def _drift(self, t_s: float, reference: bool) -> None:
+    def _drift(self, t_s: float, reference: bool, now_ready: bool = False) -> None:
+        """Set the state at ``t_s`` (``now_ready``: ``g_now`` already holds it)."""
         self.t_s = t_s
-        g = self._conductances_at(t_s)
-        self.g_now.copy_(g)
+        if now_ready:
+            g = self.g_now
+        else:
+            g = self._conductances_at(t_s)
+            self.g_now.copy_(g)
         p = self.profile
         normalized_weights(g, self.layout, p, out=self.w_norm)
         tiles_abs = tile_mean_abs(self.w_norm, self.layout, self._tile_index())

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import memsim
-from memsim import tiles
+from memsim import tile_ops, tiles
 from memsim.seeds import device_seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,3 +104,40 @@ def test_a_loaded_state_replaces_a_deferred_draw():
     memsim.drift(chip_a, 86400.0)
     memsim.drift(chip_b, 86400.0)
     assert torch.equal(layer_a.tiles.g_now, layer_b.tiles.g_now)
+
+
+def test_piece_bounds_keep_the_last_piece_at_least_16_long():
+    assert tile_ops.piece_bounds(200, 64) == [(0, 64), (64, 128), (128, 200)]  # 8 merged
+    assert tile_ops.piece_bounds(210, 64) == [(0, 64), (64, 128), (128, 192), (192, 210)]
+    assert tile_ops.piece_bounds(10, 64) == [(0, 10)]
+
+
+def test_programming_in_pieces_gives_the_values_of_the_whole_layer():
+    # the whole-layer steps by hand: programming noise, defects, the 1/f read at t = 0
+    profile = memsim.load_profile(
+        {"extends": "pcm_joshi2020", "faults": {"stuck_at_gmin_rate": 0.05, "d2d_sigma": 0.1}}
+    )
+    torch.manual_seed(0)
+    layer = memsim.analog_layers(memsim.convert(nn.Linear(23, 7), profile, seed=1))[0][1]
+    phys, g_target = layer.physics, layer.tiles.target_conductances()
+    fault, gain = tiles.draw_defects(tuple(g_target.shape), profile, torch.Generator())
+    g_min, g_max = phys.g_min, phys.g_max
+    gen, read = torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)
+    g_prog = tiles.apply_defects(phys.program(g_target, gen), fault, gain, g_min, g_max, True)
+    g_now = tiles.apply_defects(
+        phys.drift(g_prog, None, 0.0, read), fault, gain, g_min, g_max, False
+    )
+    for piece in (64, 128, 4096):  # 322 devices: a last piece of 66 (64 + 2), 66, all
+        out_prog, out_now = torch.empty_like(g_target), torch.empty_like(g_target)
+        tile_ops.program_in_pieces(
+            g_target,
+            phys,
+            torch.Generator().manual_seed(3),
+            torch.Generator().manual_seed(4),
+            (fault.reshape(-1), gain.reshape(-1)),
+            out_prog,
+            out_now,
+            piece,
+        )
+        assert torch.equal(out_prog, g_prog) and torch.equal(out_now, g_now), piece
+    assert not torch.equal(g_now, g_prog)  # the read at t = 0 added 1/f noise
