@@ -4,6 +4,7 @@ Run::
 
     .venv/bin/python bench/hwa_vs_aihwkit.py [--archs mlp lenet5] [--seeds 3]
         [--train-images 60000] [--epochs 1] [--test-images 10000] [--draws 3]
+        [--program-every 1 2] [--record NAME]
 
 For every architecture and seed, one float model is trained plainly (Adam, 1 epoch, as
 ``memsim compare`` trains its reference networks; cached under ``--out``) and then
@@ -14,7 +15,9 @@ fine-tuned for ``--epochs`` epochs on the same batches with the same optimizer s
 * ``memsim``: :class:`memsim.HardwareAwareTrainer` in the noise-in-the-loop regime on
   profile ``pcm_joshi2020`` aligned to aihwkit (:func:`memsim.backends.aihwkit.aligned_profile`,
   the profile ``memsim compare`` runs): every step programs the targets afresh with the
-  PCM programming noise and trains through the chip's forward pass;
+  PCM programming noise (and the 1/f read noise of the first read) and trains through
+  the chip's forward pass; ``memsim/N`` (``--program-every N``) programs afresh every N
+  steps instead, N - 1 of them reading the last programming;
 * ``aihwkit``: ``convert_to_analog`` with the ``InferenceRPUConfig`` the same profile
   translates to (:func:`memsim.backends.aihwkit.translate`: ``PCMLikeNoiseModel``, 8-bit
   DAC/ADC, global drift compensation) plus aihwkit's own hardware-aware training noise,
@@ -32,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shlex
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -73,11 +78,19 @@ def _train_digital(model: nn.Module, data: tuple[Tensor, Tensor], batches, lr: f
 
 
 def _train_memsim(
-    model: nn.Module, profile: Any, data: tuple[Tensor, Tensor], batches, lr: float, seed: int
+    model: nn.Module,
+    profile: Any,
+    data: tuple[Tensor, Tensor],
+    batches,
+    lr: float,
+    seed: int,
+    program_every: int = 1,
 ) -> tuple[nn.Module, float]:
     chip = memsim.convert(model, profile, seed=seed)
     opt = torch.optim.SGD(chip.parameters(), lr=lr, momentum=0.9)
-    trainer = memsim.HardwareAwareTrainer(chip, opt, "noise_in_the_loop", seed=seed)
+    trainer = memsim.HardwareAwareTrainer(
+        chip, opt, "noise_in_the_loop", seed=seed, program_every=program_every
+    )
     t0 = time.perf_counter()
     for idx in batches:
         trainer.step(data[0][idx], data[1][idx])
@@ -146,8 +159,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draws", type=int, default=3, help="programmings per evaluation")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist.npz"))
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "hwa_vs_aihwkit"))
+    parser.add_argument(
+        "--program-every",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="memsim routes: program the targets afresh every N steps (one route per N; "
+        "1 is the route 'memsim', N > 1 'memsim/N')",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="NAME",
+        default=None,
+        help="also write the printed tables, the command, commit, machine and wall time to "
+        "results/NAME.json",
+    )
     args = parser.parse_args(argv)
+    if args.record is None:
+        _report(args)
+        return
+    from lab.studies.published import record_printed
 
+    command = "python bench/hwa_vs_aihwkit.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    print(f"recorded: {record_printed(args.record, lambda: _report(args), command)}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    """Train, deploy and print the tables (what ``main`` runs, recorded or not)."""
     torch.set_num_threads(1)
     train, test = load_npz(args.data)
     n = min(args.train_images, len(train.labels))
@@ -159,9 +197,11 @@ def main(argv: list[str] | None = None) -> None:
         f"epoch(s), batch {args.batch}, SGD lr {args.lr} momentum 0.9; {args.seeds} seeds, "
         f"{args.draws} programmings each; profile {profile.name} (aligned); 1 torch thread"
     )
+    memsim_routes = {("memsim" if n == 1 else f"memsim/{n}"): n for n in args.program_every}
+    routes = ["none", "digital", *memsim_routes, "aihwkit"]
     for arch in args.archs:
         acc: dict[tuple[str, str, str], list[float]] = {}
-        step_s: dict[str, list[float]] = {"digital": [], "memsim": [], "aihwkit": []}
+        step_s: dict[str, list[float]] = {r: [] for r in routes if r != "none"}
         for seed in range(args.seeds):
             base, _ = reference_model(
                 arch, data, cache_dir=args.out, epochs=1, seed=seed, tag="mnist"
@@ -171,8 +211,11 @@ def main(argv: list[str] | None = None) -> None:
             digital = copy.deepcopy(base)
             step_s["digital"].append(_train_digital(digital, data, batches, args.lr))
             trained["digital"] = digital.eval()
-            trained["memsim"], s = _train_memsim(base, profile, data, batches, args.lr, seed)
-            step_s["memsim"].append(s)
+            for route, every in memsim_routes.items():
+                trained[route], s = _train_memsim(
+                    base, profile, data, batches, args.lr, seed, every
+                )
+                step_s[route].append(s)
             trained["aihwkit"], s = _train_aihwkit(base, profile, data, batches, args.lr)
             step_s["aihwkit"].append(s)
             for route, model in trained.items():
@@ -197,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         labels = list(dict.fromkeys(k[2] for k in acc))
         head = f"{'trained by':<12} {'evaluated in':<13}" + "".join(f"{lb:>16}" for lb in labels)
         print(head)
-        for route in ("none", "digital", "memsim", "aihwkit"):
+        for route in routes:
             for sim in ("memsim", "aihwkit"):
                 cells = []
                 for lb in labels:

@@ -23,7 +23,6 @@ The aihwkit rows need the ``aihwkit`` extra and are skipped without it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.util
 import io
 import json
@@ -37,7 +36,6 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -218,33 +216,11 @@ def main() -> None:
     if args.record is None or args.json:
         _report(args)
         return
-    from lab.run_folder import environment
-    from lab.studies.published import record
+    from lab.studies.published import record_printed
 
-    started, t0, printed = environment(), time.perf_counter(), io.StringIO()
-    with contextlib.redirect_stdout(_Tee(sys.stdout, printed)):
-        _report(args)
     command = "python bench/simulator.py " + shlex.join(sys.argv[1:])
-    results = {"kind": "bench", "text": printed.getvalue().rstrip("\n")}
-    wall = time.perf_counter() - t0
-    path = record(args.record, results, command=command, wall_time_s=wall, started=started)
+    path = record_printed(args.record, lambda: _report(args), command)
     print(f"recorded: {path}")
-
-
-class _Tee(io.TextIOBase):
-    """Writes to the terminal and keeps a copy (what ``--record`` stores)."""
-
-    def __init__(self, *streams: Any) -> None:
-        self.streams = streams
-
-    def write(self, text: str) -> int:
-        for stream in self.streams:
-            stream.write(text)
-        return len(text)
-
-    def flush(self) -> None:
-        for stream in self.streams:
-            stream.flush()
 
 
 def _report(args: argparse.Namespace) -> None:

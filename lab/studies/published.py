@@ -19,11 +19,14 @@ a table cannot drift from the measurement behind it.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +101,40 @@ def record(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, data)
     return path
+
+
+class _Tee(io.TextIOBase):
+    """Writes to every stream it holds (the terminal and the copy :func:`record_printed` keeps)."""
+
+    def __init__(self, *streams: Any) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def record_printed(name: str, report: Callable[[], None], command: str) -> Path:
+    """Run ``report`` (a bench script's tables, printed) and record what it printed.
+
+    The results file holds ``{"kind": "bench", "text": <the printed text>}``; its block
+    renders that text (see :func:`render`).
+
+    Returns:
+        The file written.
+
+    """
+    started, t0, printed = environment(), time.perf_counter(), io.StringIO()
+    with contextlib.redirect_stdout(_Tee(sys.stdout, printed)):
+        report()
+    results = {"kind": "bench", "text": printed.getvalue().rstrip("\n")}
+    wall = time.perf_counter() - t0
+    return record(name, results, command=command, wall_time_s=wall, started=started)
 
 
 def load(name: str, folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
