@@ -233,7 +233,7 @@ def _report(args: argparse.Namespace) -> None:
                 for row in res["times"]:
                     for sim in ("memsim", "aihwkit"):
                         acc.setdefault((route, sim, row["label"]), []).append(row[sim]["acc_mean"])
-            print(f"{arch} seed {seed} done", flush=True)
+            print(f"{arch} seed {seed} done", file=sys.stderr, flush=True)
         print(
             f"\n{arch}: test accuracy % (mean over seeds of the mean over draws; +- std over seeds)"
         )
