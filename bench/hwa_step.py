@@ -3,6 +3,7 @@
 Run::
 
     .venv/bin/python bench/hwa_step.py [--threads 1 2] [--repeats 5] [--profile pcm_joshi2020]
+        [--record NAME]
 
 For an MLP (784-256-256-10), LeNet-5 and MobileNetV2 (CIFAR, width 1.0) it times, at each
 torch thread count, the median of ``--repeats`` SGD steps (forward, backward, optimizer
@@ -20,7 +21,9 @@ and prints the ratios to the digital step, all measured in this one run.
 from __future__ import annotations
 
 import argparse
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -77,7 +80,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mbv2-batch", type=int, default=8, help="batch of MobileNetV2")
     parser.add_argument("--profile", default="pcm_joshi2020")
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet5", "mobilenetv2"])
+    parser.add_argument(
+        "--record",
+        metavar="NAME",
+        default=None,
+        help="also write the printed table, the command, commit, machine and wall time to "
+        "results/NAME.json",
+    )
     args = parser.parse_args(argv)
+    if args.record is None:
+        _report(args)
+        return
+    from lab.studies.published import record_printed
+
+    command = "python bench/hwa_step.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    print(f"recorded: {record_printed(args.record, lambda: _report(args), command)}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    """Time the steps and print the table (what ``main`` runs, recorded or not)."""
 
     torch.manual_seed(0)
     cases = {
