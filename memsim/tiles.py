@@ -164,12 +164,13 @@ class TileArray(nn.Module):
         # Noise is drawn on the CPU so that a seed gives the same chip on any device.
         g_target = g_target.cpu()
         gen = self._generator(device_seed(seed, STREAM_PROG, self.layer_index))
-        phys, read_now = self.physics, False
+        phys = self.physics
         self.measured = False
-        if phys.programs_in_pieces and self.g_prog.device.type == "cpu":
-            # the same values as below, in cache-sized pieces (and the read at t = 0 with
-            # them where the exponents wait): the layer's temporaries never leave the cache
-            read_now = phys.defers_exponents
+        in_pieces = phys.programs_in_pieces and self.g_prog.device.type == "cpu"
+        read_now = in_pieces and phys.defers_exponents  # the read at t = 0 goes with them
+        if in_pieces:
+            # the values of the whole-layer steps below, in cache-sized pieces: the
+            # layer's temporaries never leave the cache
             defects = self._defects_to_apply()
             program_in_pieces(
                 g_target,
@@ -181,7 +182,8 @@ class TileArray(nn.Module):
                 self.g_now if read_now else None,
             )
         else:
-            g = phys.program(g_target, gen)
+            g = phys.program(g_target, gen).to(self.g_prog.device)
+            self.g_prog.copy_(self._apply_chip(g, with_gain=True))
         if phys.defers_exponents:
             # drawn from this generator state when first needed (the same values): a
             # training step programs and reads at t = 0, where the exponents play no part
@@ -192,8 +194,6 @@ class TileArray(nn.Module):
             self._has_drift = nu is not None
             self._nu_pending = None
             self.nu.copy_(nu.to(self.nu.device) if nu is not None else torch.zeros_like(self.nu))
-        if not phys.programs_in_pieces or self.g_prog.device.type != "cpu":
-            self.g_prog.copy_(self._apply_chip(g.to(self.g_prog.device), with_gain=True))
         self._programmed()
         self._drift(0.0, reference=True, now_ready=read_now)
 
