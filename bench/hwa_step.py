@@ -21,9 +21,7 @@ and prints the ratios to the digital step, all measured in this one run.
 from __future__ import annotations
 
 import argparse
-import shlex
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
@@ -32,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import memsim
+from lab.studies.published import add_record_option, report_or_record
 from models.mobilenet import mobilenet_v2_cifar
 from models.small import lenet5, mlp
 
@@ -80,21 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mbv2-batch", type=int, default=8, help="batch of MobileNetV2")
     parser.add_argument("--profile", default="pcm_joshi2020")
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet5", "mobilenetv2"])
-    parser.add_argument(
-        "--record",
-        metavar="NAME",
-        default=None,
-        help="also write the printed table, the command, commit, machine and wall time to "
-        "results/NAME.json",
-    )
+    add_record_option(parser)
     args = parser.parse_args(argv)
-    if args.record is None:
-        _report(args)
-        return
-    from lab.studies.published import record_printed
-
-    command = "python bench/hwa_step.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    print(f"recorded: {record_printed(args.record, lambda: _report(args), command)}")
+    report_or_record(args.record, lambda: _report(args), "bench/hwa_step.py", argv)
 
 
 def _report(args: argparse.Namespace) -> None:

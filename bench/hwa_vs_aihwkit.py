@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import shlex
 import statistics
 import sys
 import time
@@ -48,6 +47,7 @@ from torch import Tensor, nn
 
 import memsim
 from lab.compare import reference_model
+from lab.studies.published import add_record_option, report_or_record
 from memsim.backends import aihwkit as ab
 from memsim.backends.compare import compare
 from models.data import load_npz
@@ -167,21 +167,9 @@ def main(argv: list[str] | None = None) -> None:
         help="memsim routes: program the targets afresh every N steps (one route per N; "
         "1 is the route 'memsim', N > 1 'memsim/N')",
     )
-    parser.add_argument(
-        "--record",
-        metavar="NAME",
-        default=None,
-        help="also write the printed tables, the command, commit, machine and wall time to "
-        "results/NAME.json",
-    )
+    add_record_option(parser)
     args = parser.parse_args(argv)
-    if args.record is None:
-        _report(args)
-        return
-    from lab.studies.published import record_printed
-
-    command = "python bench/hwa_vs_aihwkit.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    print(f"recorded: {record_printed(args.record, lambda: _report(args), command)}")
+    report_or_record(args.record, lambda: _report(args), "bench/hwa_vs_aihwkit.py", argv)
 
 
 def _report(args: argparse.Namespace) -> None:

@@ -84,3 +84,16 @@ def test_a_bench_record_renders_its_printed_tables_with_the_stamp(tmp_path):
     text = render_text("<!-- results:speed -->\n<!-- /results:speed -->\n", tmp_path)
     assert f"```text\n{printed}\n```" in text
     assert "Measured with `python bench/x.py`" in text and load("speed", tmp_path)
+
+
+def test_a_bench_script_records_what_it_printed_only_when_asked(tmp_path, monkeypatch, capsys):
+    from lab.studies import published
+
+    monkeypatch.setattr(published, "RESULTS_DIR", tmp_path)
+    published.report_or_record(None, lambda: print("table 0"), "bench/x.py", ["--a", "b c"])
+    assert capsys.readouterr().out == "table 0\n" and not list(tmp_path.iterdir())
+    published.report_or_record("x", lambda: print("table 1"), "bench/x.py", ["--a", "b c"])
+    assert "table 1" in capsys.readouterr().out  # still printed
+    data = published.load("x", tmp_path)
+    assert data["results"] == {"kind": "bench", "text": "table 1"}
+    assert data["command"] == "python bench/x.py --a 'b c'"

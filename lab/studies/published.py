@@ -24,6 +24,7 @@ import io
 import os
 import platform
 import re
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -135,6 +136,36 @@ def record_printed(name: str, report: Callable[[], None], command: str) -> Path:
     results = {"kind": "bench", "text": printed.getvalue().rstrip("\n")}
     wall = time.perf_counter() - t0
     return record(name, results, command=command, wall_time_s=wall, started=started)
+
+
+def add_record_option(parser: argparse.ArgumentParser) -> None:
+    """Give a bench script the ``--record NAME`` option of :func:`report_or_record`."""
+    parser.add_argument(
+        "--record",
+        metavar="NAME",
+        default=None,
+        help="also write the printed tables, the command, commit, machine, threads and wall "
+        "time to results/NAME.json, from which docs/results.md is rendered",
+    )
+
+
+def report_or_record(
+    record_name: str | None, report: Callable[[], None], script: str, argv: list[str] | None
+) -> None:
+    """Run ``report``; with a ``--record`` name, record what it printed as well.
+
+    Args:
+        record_name: The ``--record`` value (``None``: only run ``report``).
+        report: Prints the bench script's tables.
+        script: The script's path from the repository root (the recorded command).
+        argv: The script's arguments (``None``: ``sys.argv[1:]``).
+
+    """
+    if record_name is None:
+        report()
+        return
+    command = f"python {script} " + shlex.join(sys.argv[1:] if argv is None else argv)
+    print(f"recorded: {record_printed(record_name, report, command)}")
 
 
 def load(name: str, folder: str | os.PathLike[str] | None = None) -> dict[str, Any]:
