@@ -60,14 +60,18 @@ def expand_partial(v: Tensor, layout: TileLayout) -> Tensor:
     return v.repeat_interleave(layout.row_span, dim=1)[:, : layout.k]
 
 
-def to_conductances(w_norm: Tensor, profile: DeviceProfile) -> Tensor:
-    """Target conductances ``(2, out, K)`` (G+, G-) for normalized weights in [-1, 1]."""
+def to_conductances(w_norm: Tensor, profile: DeviceProfile, out: Tensor | None = None) -> Tensor:
+    """Target conductances ``(2, out, K)`` (G+, G-) for normalized weights in [-1, 1].
+
+    ``out``: a contiguous tensor of that shape to write into (a programming's scratch).
+    """
     d = profile.device
     # G+ from min(w, 1) on w > 0 and G- from min(-w, 1) on w < 0: clamp(+-w, 0, 1), the
     # values of where(w > 0, min(|w|, 1), 0) without the masks (programming runs per step)
-    out = torch.empty((2, *w_norm.shape), dtype=w_norm.dtype, device=w_norm.device)
+    if out is None:
+        out = torch.empty((2, *w_norm.shape), dtype=w_norm.dtype, device=w_norm.device)
     torch.clamp(w_norm, 0.0, 1.0, out=out[0])
-    torch.clamp(w_norm.neg(), 0.0, 1.0, out=out[1])
+    torch.neg(w_norm, out=out[1]).clamp_(0.0, 1.0)
     if d.levels is not None:
         out = out.mul_(d.levels - 1).round_().div_(d.levels - 1)
     return out.mul_(d.g_max_uS - d.g_min_uS).add_(d.g_min_uS)

@@ -35,11 +35,16 @@ def generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
 
 # -- pure operations -----------------------------------------------------------------------
 def target_conductances(
-    target: Tensor, layout: TileLayout, profile: DeviceProfile, tiles: Tensor | None = None
+    target: Tensor,
+    layout: TileLayout,
+    profile: DeviceProfile,
+    tiles: Tensor | None = None,
+    out: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Target conductances ``(2, out, K)`` (µS) of ``target`` weights and their scales.
 
     ``tiles``: ``layout.tile_of_partial`` where the caller keeps it (computed if ``None``).
+    ``out``: a contiguous ``(2, out, K)`` tensor to write the conductances into.
 
     Returns:
         ``(g_target, scale)`` with ``scale`` per (output, row tile).
@@ -48,7 +53,7 @@ def target_conductances(
     w = mapping.digital_quantize(target, profile)
     scale = mapping.weight_scales(w, layout, profile.mapping.weight_scaling, tiles)
     w_norm = w / mapping.expand_partial(scale, layout)
-    return mapping.to_conductances(w_norm, profile), scale
+    return mapping.to_conductances(w_norm, profile, out), scale
 
 
 def draw_defects(

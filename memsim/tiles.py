@@ -109,8 +109,7 @@ class TileArray(nn.Module):
         self.seed = 0
         # the drift exponents a programming deferred: (g_target, generator state)
         self._nu_pending: tuple[Tensor, Tensor] | None = None
-        # (any stuck device, every gain exactly 1) and whether the placement is the
-        # identity: None after a change, computed when next needed
+        # (any stuck device, all gains 1), identity placement: None = recompute when needed
         self._defect_flags: tuple[bool, bool] | None = (False, True)
         self._identity: bool | None = True
 
@@ -157,8 +156,13 @@ class TileArray(nn.Module):
     def program(self, seed: int) -> None:
         """Program the current targets with fresh programming noise from ``seed``."""
         self.seed = int(seed)
+        # a CPU layer reuses one tensor for its target conductances (fresh memory is
+        # page-faulted in at every programming); a deferred exponent draw reads it
+        cpu, scratch = self.target.device.type == "cpu", self.__dict__.get("_g_scratch")
+        if cpu and (scratch is None or scratch.dtype != self.target.dtype):
+            scratch = self.__dict__["_g_scratch"] = torch.empty_like(self.g_prog, device="cpu")
         g_target, scale = target_conductances(
-            self.target, self.layout, self.profile, self.tile_of_partial
+            self.target, self.layout, self.profile, self.tile_of_partial, scratch if cpu else None
         )
         self.scale.copy_(scale)
         # Noise is drawn on the CPU so that a seed gives the same chip on any device.
@@ -168,9 +172,7 @@ class TileArray(nn.Module):
         self.measured = False
         in_pieces = phys.programs_in_pieces and self.g_prog.device.type == "cpu"
         read_now = in_pieces and phys.defers_exponents  # the read at t = 0 goes with them
-        if in_pieces:
-            # the values of the whole-layer steps below, in cache-sized pieces: the
-            # layer's temporaries never leave the cache
+        if in_pieces:  # the values of the whole-layer steps below, in cache-sized pieces
             defects = self._defects_to_apply()
             program_in_pieces(
                 g_target,
@@ -186,7 +188,7 @@ class TileArray(nn.Module):
             self.g_prog.copy_(self._apply_chip(g, with_gain=True))
         if phys.defers_exponents:
             # drawn from this generator state when first needed (the same values): a
-            # training step programs and reads at t = 0, where the exponents play no part
+            # training step programs and reads at t = 0, where they play no part
             self._has_drift = True
             self._nu_pending = (g_target, gen.get_state())
         else:
@@ -284,11 +286,8 @@ class TileArray(nn.Module):
         """Draw the drift exponents a programming deferred (the values it would have drawn)."""
         if self._nu_pending is None:
             return
-        g_target, state = self._nu_pending
-        self._nu_pending = None
-        gen = torch.Generator()
-        gen.set_state(state)
-        nu = self.physics.drift_exponents(g_target, gen)
+        (g_target, state), self._nu_pending = self._nu_pending, None
+        nu = self.physics.drift_exponents(g_target, torch.Generator().set_state(state))
         assert nu is not None  # a deferrable drift law always draws exponents
         self.nu.copy_(nu.to(self.nu.device))
 

@@ -82,6 +82,14 @@ def test_deferred_drift_exponents_are_the_ones_drawn_after_the_programming_noise
     saved = chip.state_dict()["nu"]  # saved without reading tiles.nu first
     assert torch.equal(saved, nu) and torch.equal(layer.tiles.nu, nu)
     assert float(nu.min()) > 0.0  # the law draws |N(mu, sig)| with mu >= 0.049
+    # a second programming reuses the tensor of the target conductances: its exponents
+    # are its own (the first programming's deferred draw is gone with it)
+    layer.set_targets(layer.tiles.target * -0.5)
+    memsim.program(layer, seed=7)
+    g_target = layer.tiles.target_conductances()
+    gen = tiles.generator(device_seed(7, tiles.STREAM_PROG, layer.layer_index))
+    layer.physics.program(g_target, gen)
+    assert torch.equal(layer.tiles.nu, layer.physics.drift_exponents(g_target, gen))
 
 
 def test_drift_and_copies_see_the_deferred_exponents():
