@@ -22,6 +22,10 @@ first time a name is not found.
 Each law carries its aihwkit translation (:meth:`DeviceLaw.aihwkit`) or says why it has
 none (:attr:`DeviceLaw.aihwkit_missing`); :mod:`memsim.backends.aihwkit` asks it.
 
+Two flags make programming faster without changing a value, and are off unless a law
+sets them: :attr:`DeviceLaw.elementwise` (the tiles program in cache-sized pieces) and
+:attr:`DriftLaw.deferrable` (the drift exponents are drawn when first needed).
+
 This module holds no physics and imports no profile: :mod:`memsim.profiles` uses it to
 check the names and parameters of a profile's laws.
 """
@@ -160,7 +164,7 @@ class DriftLaw(DeviceLaw):
     law whose :meth:`exponents` always returns a tensor and whose :meth:`drift` at
     ``t_s = 0`` ignores ``nu``.  Programming then skips the draw until a drifted state,
     the state dict or ``tiles.nu`` needs it (the values are the same: the generator's
-    state is kept), which saves a third of a training step's programming."""
+    state is kept): a training step, which programs and reads at t = 0, never draws them."""
 
     def exponents(self, g_target: Tensor, gen: torch.Generator) -> Tensor | None:
         """Per-device drift exponents (``None``: the devices do not drift)."""
