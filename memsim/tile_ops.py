@@ -1,9 +1,10 @@
 """The pure operations on a layer's tile state (:mod:`memsim.tiles` holds the state).
 
-Each function maps tensors to new tensors: the target conductances and scales of target
-weights, a chip's drawn defects and their effect on conductances, the normalized weights
-the tiles compute with (IR-drop transfer included), and the per-tile mean ``|w|`` that
-drift compensation reads.
+The functions map tensors to new tensors (or into the ``out`` tensors they are given):
+the target conductances and scales of target weights, a chip's drawn defects and their
+effect on conductances, the normalized weights the tiles compute with (IR-drop transfer
+included), the per-tile mean ``|w|`` that drift compensation reads, and programming in
+cache-sized pieces (:func:`program_in_pieces`).
 """
 
 from __future__ import annotations
@@ -155,7 +156,10 @@ def program_in_pieces(
         piece: Devices per piece, a multiple of 64: torch draws normals in blocks of 16
             and its vectorized kernels (``pow`` among them) treat 32 floats at a time and
             the rest one by one, with other roundings; pieces on those boundaries split
-            the work where the whole-tensor kernels do.
+            the work where the whole-tensor kernels do.  (With several torch threads a
+            kernel is also split between the threads at ``n / threads``; where that split
+            is off a 32-float boundary the values depend on the thread count, for the
+            whole layer as for a piece, so the two may differ by a rounding.)
 
     """
     if piece % 64:
